@@ -1,0 +1,56 @@
+//===- AtmoeDialect.td - atmoe dialect definition ----------*- tablegen -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_DIALECT_ATMOE_IR_ATMOEDIALECT_TD
+#define ATMOE_DIALECT_ATMOE_IR_ATMOEDIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+
+def Atmoe_Dialect : Dialect {
+  let name = "atmoe";
+  let cppNamespace = "::mlir::atmoe";
+  let summary = "Task-grouped mixtures of LoRA experts (AT-MoE) and their routing";
+  let description = [{
+    The `atmoe` dialect describes linear projections of a frozen base model that
+    carry several low-rank (LoRA) experts, mixed by a layer-wise router.
+
+    It separates *structure* from *compute*:
+
+    * **Structure** is a symbol per layer, `atmoe.layer`, whose body names the
+      layer's task groups (`atmoe.expert_group`), the routed LoRA experts inside
+      each group (`atmoe.lora_expert`) and an optional shared expert with its
+      mixing weight lambda (`atmoe.shared_expert`). The order of the experts in
+      the body is the order of the columns of the routing weights. Nothing in
+      the structure depends on the input, so it is declared once per layer and
+      referenced by symbol.
+    * **Compute** is pure ops on tensors. `atmoe.route` turns router inputs into
+      the N x E routing weights (grouped softmax, softmax, sigmoid or cosine,
+      with temperatures and top-k); `atmoe.lora_linear` computes one adapted
+      projection `y = x W^T + b + lambda * sum_e w_e s_e (x A_e^T) B_e^T +
+      (1 - lambda) s_S (x A_S^T) B_S^T`; `atmoe.linear` is the plain base
+      projection that a projection without experts canonicalises to. Expert
+      ranks and alphas live on the compute op (`#atmoe.lora`), because a
+      projection may override them.
+
+    Weights are tensor operands, never attributes: a compiled layer takes its
+    weights at run time, and the same IR serves every fine-tuned variant.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+  let useDefaultAttributePrinterParser = 1;
+  let hasConstantMaterializer = 1;
+}
+
+class Atmoe_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Atmoe_Dialect, mnemonic, traits>;
+
+class Atmoe_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<Atmoe_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+#endif // ATMOE_DIALECT_ATMOE_IR_ATMOEDIALECT_TD

@@ -1,0 +1,372 @@
+//===- AtmoeOps.td - atmoe operations ----------------------*- tablegen -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_DIALECT_ATMOE_IR_ATMOEOPS_TD
+#define ATMOE_DIALECT_ATMOE_IR_ATMOEOPS_TD
+
+include "atmoe/Dialect/Atmoe/IR/AtmoeDialect.td"
+include "atmoe/Dialect/Atmoe/IR/AtmoeAttrs.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/IR/OpAsmInterface.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Atmoe_F32Matrix : 2DTensorOf<[F32]>;
+def Atmoe_F32Vector : 1DTensorOf<[F32]>;
+def Atmoe_SegmentLengths : 1DTensorOf<[I64]>;
+
+def Atmoe_LoraArrayAttr
+    : TypedArrayAttrBase<Atmoe_LoraAttr, "array of #atmoe.lora adapters">;
+
+//===----------------------------------------------------------------------===//
+// Structure: layers, task groups and experts
+//===----------------------------------------------------------------------===//
+
+def Atmoe_LayerOp : Atmoe_Op<"layer", [
+    Symbol, SymbolTable, IsolatedFromAbove, NoTerminator, SingleBlock,
+    NoRegionArguments]> {
+  let summary = "the experts and task groups of one model layer";
+  let description = [{
+    Declares the structure that the router of one layer works on: its task
+    groups (`atmoe.expert_group`), in routing order, each holding its routed
+    LoRA experts (`atmoe.lora_expert`), and at most one shared (general) expert
+    (`atmoe.shared_expert`) that belongs to no group.
+
+    The routed experts, taken group by group in the order written, are the
+    columns of the layer's routing weights: `atmoe.route` and
+    `atmoe.lora_linear` refer to the layer by symbol and are verified against
+    it. Each expert is in exactly one group and no group is empty.
+
+    Example:
+
+    ```mlir
+    atmoe.layer @layer0 {
+      atmoe.expert_group @diagnosis {
+        atmoe.lora_expert @icd
+        atmoe.lora_expert @symptom
+      }
+      atmoe.expert_group @dialogue {
+        atmoe.lora_expert @qa
+      }
+      atmoe.shared_expert @general lambda = 8.000000e-01
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name,
+                       OptionalAttr<StrAttr>:$sym_visibility);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    ($sym_visibility^)? $sym_name attr-dict-with-keyword $body
+  }];
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The task groups, in routing order.
+    ::llvm::SmallVector<ExpertGroupOp, 4> getGroups();
+    /// The routed experts, group by group: column e of the routing weights is
+    /// getRoutedExperts()[e].
+    ::llvm::SmallVector<LoraExpertOp, 4> getRoutedExperts();
+    /// The number of routed experts in each group, in routing order.
+    ::llvm::SmallVector<int64_t> getGroupSizes();
+    /// The shared expert, or null.
+    SharedExpertOp getSharedExpert();
+    /// The column of the routed expert `name`, if it is one.
+    std::optional<int64_t> getRoutedExpertIndex(::llvm::StringRef name);
+  }];
+}
+
+def Atmoe_ExpertGroupOp : Atmoe_Op<"expert_group", [
+    Symbol, SymbolTable, HasParent<"LayerOp">, NoTerminator, SingleBlock,
+    NoRegionArguments]> {
+  let summary = "a task group of routed LoRA experts";
+  let description = [{
+    One task group of a layer. The grouped-softmax router first weighs the
+    groups against each other, then the experts inside each group. The body
+    holds one `atmoe.lora_expert` per expert, in routing order, and must not be
+    empty.
+
+    Example:
+
+    ```mlir
+    atmoe.layer @layer0 {
+      atmoe.expert_group @diagnosis {
+        atmoe.lora_expert @icd
+        atmoe.lora_expert @symptom
+      }
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = "$sym_name attr-dict-with-keyword $body";
+  let hasRegionVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The experts of this group, in routing order.
+    ::llvm::SmallVector<LoraExpertOp, 4> getExperts();
+  }];
+}
+
+def Atmoe_LoraExpertOp : Atmoe_Op<"lora_expert", [
+    Symbol, HasParent<"ExpertGroupOp">]> {
+  let summary = "a routed, task-specific LoRA expert";
+  let description = [{
+    Declares a routed expert of its group. Its rank and alpha are given per
+    projection by the `#atmoe.lora` adapters of `atmoe.lora_linear`, since
+    heterogeneous allocations give one expert different ranks in different
+    projections.
+
+    Example:
+
+    ```mlir
+    atmoe.layer @layer0 {
+      atmoe.expert_group @diagnosis {
+        atmoe.lora_expert @icd
+      }
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name);
+  let assemblyFormat = "$sym_name attr-dict";
+}
+
+def Atmoe_SharedExpertOp : Atmoe_Op<"shared_expert", [
+    Symbol, HasParent<"LayerOp">]> {
+  let summary = "the shared (general) LoRA expert of a layer and its lambda";
+  let description = [{
+    The expert trained on all tasks. Routed experts are scaled by `lambda` and
+    the shared one by `1 - lambda`, with `lambda` in [0, 1].
+
+    Example:
+
+    ```mlir
+    atmoe.layer @layer0 {
+      atmoe.expert_group @diagnosis {
+        atmoe.lora_expert @icd
+      }
+      atmoe.shared_expert @general lambda = 8.000000e-01
+    }
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, F64Attr:$lambda);
+  let assemblyFormat = "$sym_name `lambda` `=` $lambda attr-dict";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Compute: routing
+//===----------------------------------------------------------------------===//
+
+def Atmoe_RouteOp : Atmoe_Op<"route", [
+    Pure, AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "compute the routing weights of a layer's experts";
+  let description = [{
+    Maps router inputs `h` (N x d_h: one row per token, or per sequence for
+    sequence granularity) to routing weights `w` (N x E), one column per
+    routed expert of `layer`, in the layer's order.
+
+    Logits are affine: `u = h group_weight^T + group_bias` (G group logits) and
+    `v = h expert_weight^T + expert_bias` (E expert logits); biases are
+    optional. The kinds are:
+
+    * `grouped_softmax` (AT-MoE): `p = softmax(u / tau_g)` over groups, then a
+      softmax of `v / tau_e` inside each group, `w_e = p_g(e) * q_e`.
+      `group_sizes` partitions the experts; `top_k_groups` keeps the k best
+      groups and renormalises `p`.
+    * `softmax`: `w = softmax(v / tau)` over all experts.
+    * `sigmoid`: `w_e = sigmoid(v_e / tau)`.
+    * `cosine` (X-MoE): `v_e = cos(h proj_weight^T, expert_embedding_e) / tau`,
+      `w = softmax(v)`.
+
+    `top_k` (any kind but `grouped_softmax`) keeps the k largest scores (ties:
+    the lower expert index wins), zeroes the rest and renormalises the kept
+    weights to sum to 1. `temperature` defaults to 1; `group_temperature` and
+    `expert_temperature` default to `temperature`. Every softmax is computed
+    stably.
+
+    Example:
+
+    ```mlir
+    %w = atmoe.route grouped_softmax %h layer(@layer0) groups [2, 2]
+           group_weight(%wg : tensor<2x64xf32>)
+           expert_weight(%we : tensor<4x64xf32>)
+           expert_bias(%be : tensor<4xf32>)
+           : tensor<?x64xf32> -> tensor<?x4xf32>
+    ```
+  }];
+  let arguments = (ins
+    Atmoe_RouterKind:$kind,
+    FlatSymbolRefAttr:$layer,
+    OptionalAttr<DenseI64ArrayAttr>:$group_sizes,
+    DefaultValuedAttr<F64Attr, "1.0">:$temperature,
+    OptionalAttr<F64Attr>:$group_temperature,
+    OptionalAttr<F64Attr>:$expert_temperature,
+    OptionalAttr<I64Attr>:$top_k,
+    OptionalAttr<I64Attr>:$top_k_groups,
+    Atmoe_F32Matrix:$input,
+    Optional<Atmoe_F32Matrix>:$group_weight,
+    Optional<Atmoe_F32Vector>:$group_bias,
+    Optional<Atmoe_F32Matrix>:$expert_weight,
+    Optional<Atmoe_F32Vector>:$expert_bias,
+    Optional<Atmoe_F32Matrix>:$proj_weight,
+    Optional<Atmoe_F32Matrix>:$expert_embedding);
+  let results = (outs Atmoe_F32Matrix:$weights);
+  let assemblyFormat = [{
+    $kind $input `layer` `(` $layer `)` (`groups` $group_sizes^)?
+    (`group_weight` `(` $group_weight^ `:` type($group_weight) `)`)?
+    (`group_bias` `(` $group_bias^ `:` type($group_bias) `)`)?
+    (`expert_weight` `(` $expert_weight^ `:` type($expert_weight) `)`)?
+    (`expert_bias` `(` $expert_bias^ `:` type($expert_bias) `)`)?
+    (`proj_weight` `(` $proj_weight^ `:` type($proj_weight) `)`)?
+    (`expert_embedding` `(` $expert_embedding^ `:`
+        type($expert_embedding) `)`)?
+    attr-dict `:` type($input) `->` type($weights)
+  }];
+  let hasVerifier = 1;
+  let hasFolder = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    /// The number of routed experts (columns of the result), or
+    /// ShapedType::kDynamic.
+    int64_t getNumExperts() { return getType().getDimSize(1); }
+    /// The temperature of the group softmax (grouped_softmax only).
+    double getGroupTau() {
+      return getGroupTemperature().value_or(getTemperature()).convertToDouble();
+    }
+    /// The temperature applied to expert scores.
+    double getExpertTau() {
+      return getExpertTemperature().value_or(getTemperature()).convertToDouble();
+    }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Compute: adapted projections
+//===----------------------------------------------------------------------===//
+
+def Atmoe_LoraLinearOp : Atmoe_Op<"lora_linear", [
+    Pure, AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "a base linear projection plus its routed and shared LoRA experts";
+  let description = [{
+    One adapted projection ("MoE-LoRA linear") of `layer`:
+
+    ```
+    y = x W^T + b + lambda * sum_e w_e * s_e * (x A_e^T) B_e^T
+                  + (1 - lambda) * s_S * (x A_S^T) B_S^T
+    ```
+
+    `input` is x (T x d_in), `weight` is W (d_out x d_in), `bias` the optional
+    b (d_out). Adapter i is described by `adapters[i]` (`#atmoe.lora`: which
+    expert, its rank r_i and alpha) with `lora_a[i]` (r_i x d_in) and
+    `lora_b[i]` (d_out x r_i); its scale is `alpha / r_i`. An adapter naming a
+    routed expert of the layer is weighted by that expert's column of
+    `routing`; one naming the layer's shared expert by `1 - lambda`. A
+    projection may carry any subset of the layer's experts: the routing
+    weights of the others are simply unused, not renormalised.
+
+    With `granularity` token, `routing` is T x E. With `sequence`, it is
+    S x E, one row per sequence, and `segments` gives the S sequence lengths
+    (summing to T); without `segments` S = 1 and every token uses row 0.
+
+    Example:
+
+    ```mlir
+    %y = atmoe.lora_linear %x, %w bias(%b : tensor<64xf32>) layer(@layer0)
+           adapters [#atmoe.lora<@icd, rank = 8, alpha = 1.600000e+01>,
+                     #atmoe.lora<@general, rank = 4, alpha = 8.000000e+00>]
+           lora_a(%a0, %a1 : tensor<8x64xf32>, tensor<4x64xf32>)
+           lora_b(%b0, %b1 : tensor<64x8xf32>, tensor<64x4xf32>)
+           routing(%r : tensor<?x4xf32>)
+           : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins
+    Atmoe_F32Matrix:$input,
+    Atmoe_F32Matrix:$weight,
+    Optional<Atmoe_F32Vector>:$bias,
+    Variadic<Atmoe_F32Matrix>:$lora_a,
+    Variadic<Atmoe_F32Matrix>:$lora_b,
+    Optional<Atmoe_F32Matrix>:$routing,
+    Optional<Atmoe_SegmentLengths>:$segments,
+    FlatSymbolRefAttr:$layer,
+    Atmoe_LoraArrayAttr:$adapters,
+    DefaultValuedAttr<Atmoe_Granularity, "Granularity::token">:$granularity);
+  let results = (outs Atmoe_F32Matrix:$output);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` `(` $bias^ `:` type($bias) `)`)?
+    `layer` `(` $layer `)` (`granularity` `(` $granularity^ `)`)?
+    `adapters` $adapters
+    (`lora_a` `(` $lora_a^ `:` type($lora_a) `)`)?
+    (`lora_b` `(` $lora_b^ `:` type($lora_b) `)`)?
+    (`routing` `(` $routing^ `:` type($routing) `)`)?
+    (`segments` `(` $segments^ `:` type($segments) `)`)?
+    attr-dict `:` type($input) `,` type($weight) `->` type($output)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    ::llvm::ArrayRef<::mlir::Attribute> getAdapterList() {
+      return getAdapters().getValue();
+    }
+    LoraAttr getAdapter(unsigned i) {
+      return ::llvm::cast<LoraAttr>(getAdapters()[i]);
+    }
+  }];
+}
+
+def Atmoe_LinearOp : Atmoe_Op<"linear", [Pure]> {
+  let summary = "a plain linear projection `y = x W^T + b`";
+  let description = [{
+    The base projection alone: what an `atmoe.lora_linear` without adapters
+    canonicalises to, and the baseline every LoRA-MoE projection is measured
+    against. `input` is T x d_in, `weight` d_out x d_in, `bias` d_out.
+
+    Example:
+
+    ```mlir
+    %y = atmoe.linear %x, %w bias(%b : tensor<64xf32>)
+           : tensor<?x32xf32>, tensor<64x32xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Atmoe_F32Matrix:$input, Atmoe_F32Matrix:$weight,
+                       Optional<Atmoe_F32Vector>:$bias);
+  let results = (outs Atmoe_F32Matrix:$output);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` `(` $bias^ `:` type($bias) `)`)?
+    attr-dict `:` type($input) `,` type($weight) `->` type($output)
+  }];
+  let hasVerifier = 1;
+}
+
+def Atmoe_ExpandSegmentsOp : Atmoe_Op<"expand_segments", [Pure]> {
+  let summary = "repeat per-sequence routing weights for every token";
+  let description = [{
+    Turns sequence-granularity routing weights (S x E) into token-granularity
+    ones (T x E): row t of the result is row s of `routing`, where sequence s
+    holds token t according to the S lengths in `segments`. Without `segments`
+    every token takes row 0. `num_tokens` is T. Lengths that do not sum to T
+    are undefined behaviour; the runtime checks them before calling.
+
+    Example:
+
+    ```mlir
+    %wt = atmoe.expand_segments %w segments(%s : tensor<?xi64>) tokens %t
+            : tensor<?x4xf32> -> tensor<?x4xf32>
+    ```
+  }];
+  let arguments = (ins Atmoe_F32Matrix:$routing,
+                       Optional<Atmoe_SegmentLengths>:$segments,
+                       Index:$num_tokens);
+  let results = (outs Atmoe_F32Matrix:$expanded);
+  let assemblyFormat = [{
+    $routing (`segments` `(` $segments^ `:` type($segments) `)`)?
+    `tokens` $num_tokens attr-dict `:` type($routing) `->` type($expanded)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // ATMOE_DIALECT_ATMOE_IR_ATMOEOPS_TD

@@ -1,0 +1,80 @@
+//===- AtmoeDialect.cpp - atmoe dialect and attributes ----------*- C++ -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/Dialect/Atmoe/IR/AtmoeDialect.h"
+#include "atmoe/Dialect/Atmoe/IR/AtmoeAttrs.h"
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::atmoe;
+
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOpsDialect.cpp.inc"
+
+#include "atmoe/Dialect/Atmoe/IR/AtmoeEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "atmoe/Dialect/Atmoe/IR/AtmoeAttrs.cpp.inc"
+
+void AtmoeDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "atmoe/Dialect/Atmoe/IR/AtmoeAttrs.cpp.inc"
+      >();
+}
+
+Operation *AtmoeDialect::materializeConstant(OpBuilder &builder,
+                                             Attribute value, Type type,
+                                             Location loc) {
+  return arith::ConstantOp::materialize(builder, value, type, loc);
+}
+
+//===----------------------------------------------------------------------===//
+// LoraAttr
+//===----------------------------------------------------------------------===//
+
+// Custom syntax because ODS has no field parser for floating-point
+// parameters: `<@expert, rank = R, alpha = A>`.
+Attribute LoraAttr::parse(AsmParser &parser, Type) {
+  SMLoc loc = parser.getCurrentLocation();
+  FlatSymbolRefAttr expert;
+  int64_t rank = 0;
+  double alpha = 0.0;
+  if (parser.parseLess() || parser.parseAttribute(expert) ||
+      parser.parseComma() || parser.parseKeyword("rank") ||
+      parser.parseEqual() || parser.parseInteger(rank) ||
+      parser.parseComma() || parser.parseKeyword("alpha") ||
+      parser.parseEqual() || parser.parseFloat(alpha) || parser.parseGreater())
+    return {};
+  return LoraAttr::getChecked([&] { return parser.emitError(loc); },
+                              parser.getContext(), expert, rank,
+                              llvm::APFloat(alpha));
+}
+
+void LoraAttr::print(AsmPrinter &printer) const {
+  printer << "<" << getExpert() << ", rank = " << getRank() << ", alpha = ";
+  printer.printFloat(getAlpha());
+  printer << ">";
+}
+
+LogicalResult LoraAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               FlatSymbolRefAttr expert, int64_t rank,
+                               llvm::APFloat alpha) {
+  if (rank <= 0)
+    return emitError() << "expects the rank of adapter " << expert
+                       << " to be positive, got " << rank;
+  if (!alpha.isFinite())
+    return emitError() << "expects the alpha of adapter " << expert
+                       << " to be finite";
+  return success();
+}

@@ -1,0 +1,523 @@
+//===- AtmoeOps.cpp - atmoe op verifiers and helpers ------------*- C++ -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/STLExtras.h"
+
+using namespace mlir;
+using namespace mlir::atmoe;
+
+/// True when both extents are static and differ: dynamic extents are checked
+/// at run time by the runtime, not here.
+static bool staticMismatch(int64_t lhs, int64_t rhs) {
+  return !ShapedType::isDynamic(lhs) && !ShapedType::isDynamic(rhs) &&
+         lhs != rhs;
+}
+
+static int64_t dimOf(Value value, unsigned dim) {
+  return cast<RankedTensorType>(value.getType()).getDimSize(dim);
+}
+
+/// Prints a dynamic extent as `?`.
+static std::string extentStr(int64_t extent) {
+  return ShapedType::isDynamic(extent) ? "?" : std::to_string(extent);
+}
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+SmallVector<ExpertGroupOp, 4> LayerOp::getGroups() {
+  if (getBody().empty())
+    return {};
+  return llvm::to_vector(getBody().front().getOps<ExpertGroupOp>());
+}
+
+SmallVector<LoraExpertOp, 4> LayerOp::getRoutedExperts() {
+  SmallVector<LoraExpertOp, 4> experts;
+  for (ExpertGroupOp group : getGroups())
+    llvm::append_range(experts, group.getExperts());
+  return experts;
+}
+
+SmallVector<int64_t> LayerOp::getGroupSizes() {
+  return llvm::map_to_vector(getGroups(), [](ExpertGroupOp group) {
+    return static_cast<int64_t>(group.getExperts().size());
+  });
+}
+
+SharedExpertOp LayerOp::getSharedExpert() {
+  if (getBody().empty())
+    return {};
+  auto shared = getBody().front().getOps<SharedExpertOp>();
+  return shared.empty() ? SharedExpertOp() : *shared.begin();
+}
+
+std::optional<int64_t> LayerOp::getRoutedExpertIndex(StringRef name) {
+  for (auto [index, expert] : llvm::enumerate(getRoutedExperts()))
+    if (expert.getSymName() == name)
+      return static_cast<int64_t>(index);
+  return std::nullopt;
+}
+
+LogicalResult LayerOp::verifyRegions() {
+  if (getBody().empty() || getBody().front().empty())
+    return emitOpError("expects at least one expert group or shared expert");
+
+  // Each routed expert must be in exactly one group: remember where each name
+  // was first seen.
+  llvm::StringMap<ExpertGroupOp> groupOfExpert;
+  SharedExpertOp shared;
+  for (Operation &op : getBody().front()) {
+    if (auto other = dyn_cast<SharedExpertOp>(op)) {
+      if (shared) {
+        InFlightDiagnostic diag = emitOpError("has two shared experts: ")
+                                  << shared.getSymNameAttr() << " and "
+                                  << other.getSymNameAttr();
+        diag.attachNote(shared.getLoc()) << "first shared expert declared here";
+        return diag;
+      }
+      shared = other;
+      continue;
+    }
+    auto group = dyn_cast<ExpertGroupOp>(op);
+    if (!group)
+      return emitOpError("expects only atmoe.expert_group and "
+                         "atmoe.shared_expert ops in its body, found '")
+             << op.getName() << "'";
+    for (LoraExpertOp expert : group.getExperts()) {
+      auto [it, inserted] =
+          groupOfExpert.try_emplace(expert.getSymName(), group);
+      if (inserted)
+        continue;
+      InFlightDiagnostic diag = emitOpError("expects expert ")
+                                << expert.getSymNameAttr()
+                                << " to be in exactly one group, but it is in "
+                                << it->second.getSymNameAttr() << " and "
+                                << group.getSymNameAttr();
+      diag.attachNote(it->second.getLoc()) << "first group declared here";
+      return diag;
+    }
+  }
+  if (shared) {
+    auto it = groupOfExpert.find(shared.getSymName());
+    if (it != groupOfExpert.end()) {
+      InFlightDiagnostic diag =
+          emitOpError("expects shared expert ")
+          << shared.getSymNameAttr() << " to be in no group, but group "
+          << it->second.getSymNameAttr() << " routes it";
+      diag.attachNote(it->second.getLoc()) << "group declared here";
+      return diag;
+    }
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertGroupOp
+//===----------------------------------------------------------------------===//
+
+SmallVector<LoraExpertOp, 4> ExpertGroupOp::getExperts() {
+  if (getBody().empty())
+    return {};
+  return llvm::to_vector(getBody().front().getOps<LoraExpertOp>());
+}
+
+LogicalResult ExpertGroupOp::verifyRegions() {
+  if (getBody().empty() || getBody().front().empty())
+    return emitOpError("expects group ")
+           << getSymNameAttr() << " to hold at least one expert";
+  for (Operation &op : getBody().front())
+    if (!isa<LoraExpertOp>(op))
+      return emitOpError("expects only atmoe.lora_expert ops in group ")
+             << getSymNameAttr() << ", found '" << op.getName() << "'";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// SharedExpertOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult SharedExpertOp::verify() {
+  double lambda = getLambda().convertToDouble();
+  if (!(lambda >= 0.0 && lambda <= 1.0))
+    return emitOpError("expects lambda (")
+           << lambda << ") of shared expert " << getSymNameAttr()
+           << " to be in [0, 1]";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RouteOp
+//===----------------------------------------------------------------------===//
+
+/// Resolves `layer` from `op` through the symbol table collection, reporting
+/// a missing or wrongly typed symbol on `op`.
+static FailureOr<LayerOp> resolveLayer(Operation *op, FlatSymbolRefAttr layer,
+                                       SymbolTableCollection &symbolTable) {
+  Operation *symbol = symbolTable.lookupNearestSymbolFrom(op, layer);
+  auto layerOp = dyn_cast_or_null<LayerOp>(symbol);
+  if (!layerOp)
+    return op->emitOpError("expects ")
+           << layer << " to reference an atmoe.layer";
+  return layerOp;
+}
+
+LogicalResult RouteOp::verify() {
+  RouterKind kind = getKind();
+  StringRef kindName = stringifyRouterKind(kind);
+  bool grouped = kind == RouterKind::grouped_softmax;
+  bool cosine = kind == RouterKind::cosine;
+
+  // Which logit operands each kind takes.
+  auto expectOperand = [&](Value operand, bool wanted,
+                           StringRef name) -> LogicalResult {
+    if (wanted && !operand)
+      return emitOpError("with kind ") << kindName << " expects " << name;
+    if (!wanted && operand)
+      return emitOpError("with kind ") << kindName << " does not take " << name;
+    return success();
+  };
+  if (failed(expectOperand(getGroupWeight(), grouped, "group_weight")) ||
+      failed(expectOperand(getExpertWeight(), !cosine, "expert_weight")) ||
+      failed(expectOperand(getProjWeight(), cosine, "proj_weight")) ||
+      failed(expectOperand(getExpertEmbedding(), cosine, "expert_embedding")))
+    return failure();
+  if (getGroupBias() && !getGroupWeight())
+    return emitOpError("with kind ") << kindName << " does not take group_bias";
+  if (getExpertBias() && !getExpertWeight())
+    return emitOpError("with kind ")
+           << kindName << " does not take expert_bias";
+
+  // Shapes: h is N x d_h, w is N x E.
+  int64_t rows = dimOf(getInput(), 0);
+  int64_t features = dimOf(getInput(), 1);
+  int64_t experts = getNumExperts();
+  if (staticMismatch(rows, dimOf(getWeights(), 0)))
+    return emitOpError("expects result rows (")
+           << extentStr(dimOf(getWeights(), 0)) << ") to equal input rows ("
+           << rows << ")";
+  auto checkMatrix = [&](Value matrix, StringRef name, int64_t wantRows,
+                         StringRef rowsWhat, int64_t wantCols,
+                         StringRef colsWhat) -> LogicalResult {
+    if (!matrix)
+      return success();
+    if (staticMismatch(dimOf(matrix, 0), wantRows))
+      return emitOpError("expects ")
+             << name << " rows (" << dimOf(matrix, 0) << ") to equal "
+             << rowsWhat << " (" << wantRows << ")";
+    if (staticMismatch(dimOf(matrix, 1), wantCols))
+      return emitOpError("expects ")
+             << name << " columns (" << dimOf(matrix, 1) << ") to equal "
+             << colsWhat << " (" << wantCols << ")";
+    return success();
+  };
+  auto checkVector = [&](Value vector, StringRef name, int64_t wantSize,
+                         StringRef what) -> LogicalResult {
+    if (vector && staticMismatch(dimOf(vector, 0), wantSize))
+      return emitOpError("expects ")
+             << name << " size (" << dimOf(vector, 0) << ") to equal " << what
+             << " (" << wantSize << ")";
+    return success();
+  };
+
+  std::optional<ArrayRef<int64_t>> groupSizes = getGroupSizes();
+  int64_t numGroups = ShapedType::kDynamic;
+  if (grouped && !groupSizes)
+    return emitOpError("with kind grouped_softmax expects group sizes");
+  if (!grouped && groupSizes)
+    return emitOpError("with kind ") << kindName << " does not take group sizes";
+  if (groupSizes) {
+    numGroups = static_cast<int64_t>(groupSizes->size());
+    int64_t total = 0;
+    for (auto [index, size] : llvm::enumerate(*groupSizes)) {
+      if (size <= 0)
+        return emitOpError("expects group #")
+               << index << " to hold at least one expert, got " << size;
+      total += size;
+    }
+    if (staticMismatch(total, experts))
+      return emitOpError("expects group sizes to sum to the number of "
+                         "experts (")
+             << experts << "), got " << total;
+  }
+
+  if (failed(checkMatrix(getGroupWeight(), "group_weight", numGroups,
+                         "the number of groups", features,
+                         "router input features")) ||
+      failed(checkVector(getGroupBias(), "group_bias", numGroups,
+                         "the number of groups")) ||
+      failed(checkMatrix(getExpertWeight(), "expert_weight", experts,
+                         "the number of experts", features,
+                         "router input features")) ||
+      failed(checkVector(getExpertBias(), "expert_bias", experts,
+                         "the number of experts")) ||
+      failed(checkMatrix(getProjWeight(), "proj_weight", ShapedType::kDynamic,
+                         "", features, "router input features")))
+    return failure();
+  if (getExpertEmbedding() &&
+      failed(checkMatrix(getExpertEmbedding(), "expert_embedding", experts,
+                         "the number of experts", dimOf(getProjWeight(), 0),
+                         "proj_weight rows")))
+    return failure();
+
+  // Temperatures and top-k.
+  auto checkTau = [&](std::optional<llvm::APFloat> tau,
+                      StringRef name) -> LogicalResult {
+    if (!tau)
+      return success();
+    double value = tau->convertToDouble();
+    if (!(value > 0.0) || !std::isfinite(value))
+      return emitOpError("expects ") << name << " (" << value << ") to be > 0";
+    return success();
+  };
+  if (failed(checkTau(getTemperature(), "temperature")) ||
+      failed(checkTau(getGroupTemperature(), "group_temperature")) ||
+      failed(checkTau(getExpertTemperature(), "expert_temperature")))
+    return failure();
+  if (!grouped && (getGroupTemperature() || getExpertTemperature()))
+    return emitOpError("with kind ")
+           << kindName
+           << " does not take group_temperature or expert_temperature";
+
+  if (std::optional<uint64_t> topK = getTopK()) {
+    if (grouped)
+      return emitOpError("with kind grouped_softmax does not take top_k; use "
+                         "top_k_groups");
+    int64_t k = static_cast<int64_t>(*topK);
+    if (k < 1)
+      return emitOpError("expects top_k (") << k << ") to be >= 1";
+    if (!ShapedType::isDynamic(experts) && k > experts)
+      return emitOpError("expects top_k (")
+             << k << ") to be <= number of experts (" << experts << ")";
+  }
+  if (std::optional<uint64_t> topKGroups = getTopKGroups()) {
+    if (!grouped)
+      return emitOpError("with kind ")
+             << kindName << " does not take top_k_groups";
+    int64_t k = static_cast<int64_t>(*topKGroups);
+    if (k < 1)
+      return emitOpError("expects top_k_groups (") << k << ") to be >= 1";
+    if (k > numGroups)
+      return emitOpError("expects top_k_groups (")
+             << k << ") to be <= number of groups (" << numGroups << ")";
+  }
+  return success();
+}
+
+LogicalResult RouteOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  FailureOr<LayerOp> layer = resolveLayer(*this, getLayerAttr(), symbolTable);
+  if (failed(layer))
+    return failure();
+  int64_t layerExperts =
+      static_cast<int64_t>(layer->getRoutedExperts().size());
+  if (staticMismatch(getNumExperts(), layerExperts)) {
+    InFlightDiagnostic diag = emitOpError("expects ")
+                              << getNumExperts()
+                              << " routing columns to equal the routed "
+                                 "experts of "
+                              << getLayerAttr() << " (" << layerExperts << ")";
+    diag.attachNote(layer->getLoc()) << "layer declared here";
+    return diag;
+  }
+  if (std::optional<ArrayRef<int64_t>> sizes = getGroupSizes()) {
+    SmallVector<int64_t> layerSizes = layer->getGroupSizes();
+    if (ArrayRef<int64_t>(layerSizes) != *sizes) {
+      InFlightDiagnostic diag = emitOpError("expects group sizes [");
+      llvm::interleaveComma(*sizes, diag);
+      diag << "] to match the groups of " << getLayerAttr() << " [";
+      llvm::interleaveComma(layerSizes, diag);
+      diag << "]";
+      diag.attachNote(layer->getLoc()) << "layer declared here";
+      return diag;
+    }
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LoraLinearOp
+//===----------------------------------------------------------------------===//
+
+/// Checks `x` (T x d_in), `W` (d_out x d_in), `b` (d_out) and the result
+/// (T x d_out) of a linear projection.
+static LogicalResult verifyLinearShapes(Operation *op, Value input,
+                                        Value weight, Value bias,
+                                        Value output) {
+  int64_t tokens = dimOf(input, 0);
+  int64_t inFeatures = dimOf(input, 1);
+  int64_t outFeatures = dimOf(weight, 0);
+  if (staticMismatch(dimOf(weight, 1), inFeatures))
+    return op->emitOpError("expects weight columns (")
+           << dimOf(weight, 1) << ") to equal input features (" << inFeatures
+           << ")";
+  if (bias && staticMismatch(dimOf(bias, 0), outFeatures))
+    return op->emitOpError("expects bias size (")
+           << dimOf(bias, 0) << ") to equal weight rows (" << outFeatures
+           << ")";
+  if (staticMismatch(dimOf(output, 0), tokens))
+    return op->emitOpError("expects result rows (")
+           << dimOf(output, 0) << ") to equal input rows (" << tokens << ")";
+  if (staticMismatch(dimOf(output, 1), outFeatures))
+    return op->emitOpError("expects result columns (")
+           << dimOf(output, 1) << ") to equal weight rows (" << outFeatures
+           << ")";
+  return success();
+}
+
+LogicalResult LoraLinearOp::verify() {
+  if (failed(verifyLinearShapes(*this, getInput(), getWeight(), getBias(),
+                                getOutput())))
+    return failure();
+
+  size_t numAdapters = getAdapters().size();
+  if (getLoraA().size() != numAdapters || getLoraB().size() != numAdapters)
+    return emitOpError("expects one lora_a and one lora_b per adapter (")
+           << numAdapters << "), got " << getLoraA().size() << " and "
+           << getLoraB().size();
+
+  int64_t inFeatures = dimOf(getInput(), 1);
+  int64_t outFeatures = dimOf(getWeight(), 0);
+  llvm::SmallDenseMap<Attribute, unsigned> seen;
+  for (unsigned i = 0; i < numAdapters; ++i) {
+    LoraAttr adapter = getAdapter(i);
+    auto [it, inserted] = seen.try_emplace(adapter.getExpert(), i);
+    if (!inserted)
+      return emitOpError("expects expert ")
+             << adapter.getExpert() << " once, but adapters #" << it->second
+             << " and #" << i << " both name it";
+    Value loraA = getLoraA()[i], loraB = getLoraB()[i];
+    int64_t rank = adapter.getRank();
+    if (staticMismatch(dimOf(loraA, 0), rank))
+      return emitOpError("expects lora_a #")
+             << i << " rows (" << dimOf(loraA, 0) << ") to equal the rank ("
+             << rank << ") of adapter " << adapter.getExpert();
+    if (staticMismatch(dimOf(loraA, 1), inFeatures))
+      return emitOpError("expects lora_a #")
+             << i << " columns (" << dimOf(loraA, 1)
+             << ") to equal input features (" << inFeatures << ")";
+    if (staticMismatch(dimOf(loraB, 0), outFeatures))
+      return emitOpError("expects lora_b #")
+             << i << " rows (" << dimOf(loraB, 0)
+             << ") to equal output features (" << outFeatures << ")";
+    if (staticMismatch(dimOf(loraB, 1), rank))
+      return emitOpError("expects lora_b #")
+             << i << " columns (" << dimOf(loraB, 1) << ") to equal the rank ("
+             << rank << ") of adapter " << adapter.getExpert();
+  }
+
+  // Routing rows: one per token, or one per sequence.
+  int64_t tokens = dimOf(getInput(), 0);
+  bool perSequence = getGranularity() == Granularity::sequence;
+  if (!perSequence && getSegments())
+    return emitOpError("with token granularity does not take segments");
+  if (!getRouting()) {
+    if (getSegments())
+      return emitOpError("expects routing weights when segments are given");
+    return success();
+  }
+  int64_t routingRows = dimOf(getRouting(), 0);
+  if (!perSequence) {
+    if (staticMismatch(routingRows, tokens))
+      return emitOpError("expects routing rows (")
+             << routingRows << ") to equal input rows (" << tokens
+             << ") with token granularity";
+    return success();
+  }
+  int64_t sequences = getSegments() ? dimOf(getSegments(), 0) : 1;
+  if (staticMismatch(routingRows, sequences))
+    return emitOpError("expects routing rows (")
+           << routingRows << ") to equal the number of sequences ("
+           << sequences << ")";
+
+  // Segment lengths are usually run-time values; when they are constants,
+  // check them here rather than let the runtime fail later.
+  DenseIntElementsAttr lengths;
+  if (getSegments() && matchPattern(getSegments(), m_Constant(&lengths))) {
+    int64_t total = 0;
+    for (auto [index, length] : llvm::enumerate(lengths.getValues<int64_t>())) {
+      if (length < 0)
+        return emitOpError("expects segment #")
+               << index << " length (" << length << ") to be >= 0";
+      total += length;
+    }
+    if (staticMismatch(total, tokens))
+      return emitOpError("expects segment lengths to sum to the input rows (")
+             << tokens << "), got " << total;
+  }
+  return success();
+}
+
+LogicalResult
+LoraLinearOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  FailureOr<LayerOp> layer = resolveLayer(*this, getLayerAttr(), symbolTable);
+  if (failed(layer))
+    return failure();
+  SharedExpertOp shared = layer->getSharedExpert();
+  int64_t layerExperts =
+      static_cast<int64_t>(layer->getRoutedExperts().size());
+  for (unsigned i = 0, e = getAdapters().size(); i < e; ++i) {
+    FlatSymbolRefAttr expert = getAdapter(i).getExpert();
+    if (shared && shared.getSymName() == expert.getValue())
+      continue;
+    if (!layer->getRoutedExpertIndex(expert.getValue())) {
+      InFlightDiagnostic diag = emitOpError("expects adapter #")
+                                << i << " to name an expert of "
+                                << getLayerAttr() << ", but " << expert
+                                << " is not one";
+      diag.attachNote(layer->getLoc()) << "layer declared here";
+      return diag;
+    }
+    if (!getRouting())
+      return emitOpError("expects routing weights for the routed expert ")
+             << expert;
+  }
+  if (getRouting() && staticMismatch(dimOf(getRouting(), 1), layerExperts)) {
+    InFlightDiagnostic diag = emitOpError("expects routing columns (")
+                              << dimOf(getRouting(), 1)
+                              << ") to equal the routed experts of "
+                              << getLayerAttr() << " (" << layerExperts << ")";
+    diag.attachNote(layer->getLoc()) << "layer declared here";
+    return diag;
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LinearOp::verify() {
+  return verifyLinearShapes(*this, getInput(), getWeight(), getBias(),
+                            getOutput());
+}
+
+//===----------------------------------------------------------------------===//
+// ExpandSegmentsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpandSegmentsOp::verify() {
+  int64_t experts = dimOf(getRouting(), 1);
+  if (staticMismatch(dimOf(getExpanded(), 1), experts))
+    return emitOpError("expects result columns (")
+           << dimOf(getExpanded(), 1) << ") to equal routing columns ("
+           << experts << ")";
+  int64_t sequences = getSegments() ? dimOf(getSegments(), 0) : 1;
+  if (staticMismatch(dimOf(getRouting(), 0), sequences))
+    return emitOpError("expects routing rows (")
+           << dimOf(getRouting(), 0) << ") to equal the number of sequences ("
+           << sequences << ")";
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.cpp.inc"

@@ -1,0 +1,30 @@
+//===- InitAllDialects.cpp - register the dialects atmoe uses ---*- C++ -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// Kept in one translation unit: dialect headers are heavy to compile.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/InitAllDialects.h"
+#include "atmoe/Dialect/Atmoe/IR/AtmoeDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/DialectRegistry.h"
+
+void mlir::atmoe::registerAllDialects(DialectRegistry &registry) {
+  registry.insert<AtmoeDialect, arith::ArithDialect,
+                  bufferization::BufferizationDialect, func::FuncDialect,
+                  linalg::LinalgDialect, math::MathDialect,
+                  memref::MemRefDialect, scf::SCFDialect,
+                  tensor::TensorDialect>();
+}

@@ -1,0 +1,19 @@
+//===- atmoe-opt.cpp - the atmoe optimizer driver ---------------*- C++ -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/InitAllDialects.h"
+#include "atmoe/InitAllPasses.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  mlir::atmoe::registerAllDialects(registry);
+  mlir::atmoe::registerAllPasses();
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "atmoe optimizer driver\n", registry));
+}
