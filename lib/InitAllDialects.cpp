@@ -1,6 +1,7 @@
 //===- InitAllDialects.cpp - register the dialects atmoe uses ---*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, under the Apache License v2.0 with LLVM
+// Exceptions.
 //
 //===----------------------------------------------------------------------===//
 //
@@ -22,9 +23,8 @@
 #include "mlir/IR/DialectRegistry.h"
 
 void mlir::atmoe::registerAllDialects(DialectRegistry &registry) {
-  registry.insert<AtmoeDialect, arith::ArithDialect,
-                  bufferization::BufferizationDialect, func::FuncDialect,
-                  linalg::LinalgDialect, math::MathDialect,
-                  memref::MemRefDialect, scf::SCFDialect,
-                  tensor::TensorDialect>();
+  registry.insert<
+      AtmoeDialect, arith::ArithDialect, bufferization::BufferizationDialect,
+      func::FuncDialect, linalg::LinalgDialect, math::MathDialect,
+      memref::MemRefDialect, scf::SCFDialect, tensor::TensorDialect>();
 }

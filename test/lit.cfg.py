@@ -18,5 +18,7 @@ config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
+config.substitutions.append(("%atmoe_src_root", config.atmoe_src_root))
+
 tools = [ToolSubst("atmoe-opt", unresolved="fatal")]
 llvm_config.add_tool_substitutions(tools, [config.atmoe_tools_dir])

@@ -1,6 +1,7 @@
 //===- AtmoeDialect.cpp - atmoe dialect and attributes ----------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, under the Apache License v2.0 with LLVM
+// Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -52,9 +53,9 @@ Attribute LoraAttr::parse(AsmParser &parser, Type) {
   double alpha = 0.0;
   if (parser.parseLess() || parser.parseAttribute(expert) ||
       parser.parseComma() || parser.parseKeyword("rank") ||
-      parser.parseEqual() || parser.parseInteger(rank) ||
-      parser.parseComma() || parser.parseKeyword("alpha") ||
-      parser.parseEqual() || parser.parseFloat(alpha) || parser.parseGreater())
+      parser.parseEqual() || parser.parseInteger(rank) || parser.parseComma() ||
+      parser.parseKeyword("alpha") || parser.parseEqual() ||
+      parser.parseFloat(alpha) || parser.parseGreater())
     return {};
   return LoraAttr::getChecked([&] { return parser.emitError(loc); },
                               parser.getContext(), expert, rank,

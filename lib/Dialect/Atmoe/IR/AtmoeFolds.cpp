@@ -1,6 +1,7 @@
 //===- AtmoeFolds.cpp - atmoe folders and canonicalizations -----*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, under the Apache License v2.0 with LLVM
+// Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,9 +31,8 @@ namespace {
 
 /// Rebuilds `op` as a flat softmax over the given logits, keeping its input,
 /// layer and location.
-void replaceWithFlatSoftmax(PatternRewriter &rewriter, RouteOp op,
-                            Value weight, Value bias, double temperature,
-                            IntegerAttr topK) {
+void replaceWithFlatSoftmax(PatternRewriter &rewriter, RouteOp op, Value weight,
+                            Value bias, double temperature, IntegerAttr topK) {
   auto flat = RouteOp::create(
       rewriter, op.getLoc(), op.getType(),
       RouterKindAttr::get(op.getContext(), RouterKind::softmax),
@@ -72,9 +72,8 @@ struct SingletonGroupsAreFlatSoftmax : OpRewritePattern<RouteOp> {
         !llvm::all_of(*op.getGroupSizes(),
                       [](int64_t size) { return size == 1; }))
       return rewriter.notifyMatchFailure(op, "some group has several experts");
-    replaceWithFlatSoftmax(rewriter, op, op.getGroupWeight(),
-                           op.getGroupBias(), op.getGroupTau(),
-                           op.getTopKGroupsAttr());
+    replaceWithFlatSoftmax(rewriter, op, op.getGroupWeight(), op.getGroupBias(),
+                           op.getGroupTau(), op.getTopKGroupsAttr());
     return success();
   }
 };
@@ -100,8 +99,8 @@ struct DropInactiveAdapters : OpRewritePattern<LoraLinearOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LoraLinearOp op,
                                 PatternRewriter &rewriter) const override {
-    auto layer = SymbolTable::lookupNearestSymbolFrom<LayerOp>(
-        op, op.getLayerAttr());
+    auto layer =
+        SymbolTable::lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
     if (!layer)
       return rewriter.notifyMatchFailure(op, "layer not found");
     SharedExpertOp shared = layer.getSharedExpert();
@@ -116,8 +115,8 @@ struct DropInactiveAdapters : OpRewritePattern<LoraLinearOp> {
       LoraAttr adapter = op.getAdapter(i);
       bool isShared =
           shared && adapter.getExpert().getValue() == shared.getSymName();
-      if (lambda && ((isShared && *lambda == 1.0) ||
-                     (!isShared && *lambda == 0.0)))
+      if (lambda &&
+          ((isShared && *lambda == 1.0) || (!isShared && *lambda == 0.0)))
         continue;
       anyRouted |= !isShared;
       adapters.push_back(adapter);

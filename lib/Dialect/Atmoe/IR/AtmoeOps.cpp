@@ -1,6 +1,7 @@
 //===- AtmoeOps.cpp - atmoe op verifiers and helpers ------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, under the Apache License v2.0 with LLVM
+// Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +26,18 @@ static bool staticMismatch(int64_t lhs, int64_t rhs) {
 
 static int64_t dimOf(Value value, unsigned dim) {
   return cast<RankedTensorType>(value.getType()).getDimSize(dim);
+}
+
+/// A symbol name as users write it: `@name`.
+static FlatSymbolRefAttr symRef(StringAttr name) {
+  return FlatSymbolRefAttr::get(name);
+}
+
+/// A double in its shortest round-trip form (`1.5`, not `1.500000e+00`).
+static std::string numberStr(double value) {
+  SmallString<16> text;
+  llvm::APFloat(value).toString(text);
+  return std::string(text);
 }
 
 /// Prints a dynamic extent as `?`.
@@ -81,8 +94,8 @@ LogicalResult LayerOp::verifyRegions() {
     if (auto other = dyn_cast<SharedExpertOp>(op)) {
       if (shared) {
         InFlightDiagnostic diag = emitOpError("has two shared experts: ")
-                                  << shared.getSymNameAttr() << " and "
-                                  << other.getSymNameAttr();
+                                  << symRef(shared.getSymNameAttr()) << " and "
+                                  << symRef(other.getSymNameAttr());
         diag.attachNote(shared.getLoc()) << "first shared expert declared here";
         return diag;
       }
@@ -100,10 +113,10 @@ LogicalResult LayerOp::verifyRegions() {
       if (inserted)
         continue;
       InFlightDiagnostic diag = emitOpError("expects expert ")
-                                << expert.getSymNameAttr()
+                                << symRef(expert.getSymNameAttr())
                                 << " to be in exactly one group, but it is in "
-                                << it->second.getSymNameAttr() << " and "
-                                << group.getSymNameAttr();
+                                << symRef(it->second.getSymNameAttr())
+                                << " and " << symRef(group.getSymNameAttr());
       diag.attachNote(it->second.getLoc()) << "first group declared here";
       return diag;
     }
@@ -113,8 +126,8 @@ LogicalResult LayerOp::verifyRegions() {
     if (it != groupOfExpert.end()) {
       InFlightDiagnostic diag =
           emitOpError("expects shared expert ")
-          << shared.getSymNameAttr() << " to be in no group, but group "
-          << it->second.getSymNameAttr() << " routes it";
+          << symRef(shared.getSymNameAttr()) << " to be in no group, but group "
+          << symRef(it->second.getSymNameAttr()) << " routes it";
       diag.attachNote(it->second.getLoc()) << "group declared here";
       return diag;
     }
@@ -135,11 +148,11 @@ SmallVector<LoraExpertOp, 4> ExpertGroupOp::getExperts() {
 LogicalResult ExpertGroupOp::verifyRegions() {
   if (getBody().empty() || getBody().front().empty())
     return emitOpError("expects group ")
-           << getSymNameAttr() << " to hold at least one expert";
+           << symRef(getSymNameAttr()) << " to hold at least one expert";
   for (Operation &op : getBody().front())
     if (!isa<LoraExpertOp>(op))
       return emitOpError("expects only atmoe.lora_expert ops in group ")
-             << getSymNameAttr() << ", found '" << op.getName() << "'";
+             << symRef(getSymNameAttr()) << ", found '" << op.getName() << "'";
   return success();
 }
 
@@ -151,8 +164,8 @@ LogicalResult SharedExpertOp::verify() {
   double lambda = getLambda().convertToDouble();
   if (!(lambda >= 0.0 && lambda <= 1.0))
     return emitOpError("expects lambda (")
-           << lambda << ") of shared expert " << getSymNameAttr()
-           << " to be in [0, 1]";
+           << numberStr(lambda) << ") of shared expert "
+           << symRef(getSymNameAttr()) << " to be in [0, 1]";
   return success();
 }
 
@@ -235,7 +248,8 @@ LogicalResult RouteOp::verify() {
   if (grouped && !groupSizes)
     return emitOpError("with kind grouped_softmax expects group sizes");
   if (!grouped && groupSizes)
-    return emitOpError("with kind ") << kindName << " does not take group sizes";
+    return emitOpError("with kind ")
+           << kindName << " does not take group sizes";
   if (groupSizes) {
     numGroups = static_cast<int64_t>(groupSizes->size());
     int64_t total = 0;
@@ -277,7 +291,8 @@ LogicalResult RouteOp::verify() {
       return success();
     double value = tau->convertToDouble();
     if (!(value > 0.0) || !std::isfinite(value))
-      return emitOpError("expects ") << name << " (" << value << ") to be > 0";
+      return emitOpError("expects ")
+             << name << " (" << numberStr(value) << ") to be > 0";
     return success();
   };
   if (failed(checkTau(getTemperature(), "temperature")) ||
@@ -318,8 +333,7 @@ LogicalResult RouteOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   FailureOr<LayerOp> layer = resolveLayer(*this, getLayerAttr(), symbolTable);
   if (failed(layer))
     return failure();
-  int64_t layerExperts =
-      static_cast<int64_t>(layer->getRoutedExperts().size());
+  int64_t layerExperts = static_cast<int64_t>(layer->getRoutedExperts().size());
   if (staticMismatch(getNumExperts(), layerExperts)) {
     InFlightDiagnostic diag = emitOpError("expects ")
                               << getNumExperts()
@@ -436,8 +450,8 @@ LogicalResult LoraLinearOp::verify() {
   int64_t sequences = getSegments() ? dimOf(getSegments(), 0) : 1;
   if (staticMismatch(routingRows, sequences))
     return emitOpError("expects routing rows (")
-           << routingRows << ") to equal the number of sequences ("
-           << sequences << ")";
+           << routingRows << ") to equal the number of sequences (" << sequences
+           << ")";
 
   // Segment lengths are usually run-time values; when they are constants,
   // check them here rather than let the runtime fail later.
@@ -463,8 +477,7 @@ LoraLinearOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   if (failed(layer))
     return failure();
   SharedExpertOp shared = layer->getSharedExpert();
-  int64_t layerExperts =
-      static_cast<int64_t>(layer->getRoutedExperts().size());
+  int64_t layerExperts = static_cast<int64_t>(layer->getRoutedExperts().size());
   for (unsigned i = 0, e = getAdapters().size(); i < e; ++i) {
     FlatSymbolRefAttr expert = getAdapter(i).getExpert();
     if (shared && shared.getSymName() == expert.getValue())

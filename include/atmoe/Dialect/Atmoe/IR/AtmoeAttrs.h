@@ -1,6 +1,7 @@
 //===- AtmoeAttrs.h - atmoe attributes and enums ----------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, under the Apache License v2.0 with LLVM
+// Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

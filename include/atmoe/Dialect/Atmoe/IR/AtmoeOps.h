@@ -1,6 +1,7 @@
 //===- AtmoeOps.h - atmoe operations ----------------------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, under the Apache License v2.0 with LLVM
+// Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,6 +1,7 @@
 //===- Passes.h - atmoe transformation passes -------------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, under the Apache License v2.0 with LLVM
+// Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,0 +1,689 @@
+// RUN: atmoe-opt %s --split-input-file --verify-diagnostics
+
+// Tests that an empty layer is rejected.
+// expected-error @+1 {{expects at least one expert group or shared expert}}
+atmoe.layer @l {
+}
+
+// -----
+
+// Tests that a layer holds only groups and a shared expert.
+// expected-error @+1 {{expects only atmoe.expert_group and atmoe.shared_expert ops in its body, found 'arith.constant'}}
+atmoe.layer @l {
+  %c = arith.constant 0 : index
+}
+
+// -----
+
+// Tests that a layer has at most one shared expert.
+// expected-error @+1 {{has two shared experts: @s1 and @s2}}
+atmoe.layer @l {
+  // expected-note @+1 {{first shared expert declared here}}
+  atmoe.shared_expert @s1 lambda = 0.5
+  atmoe.shared_expert @s2 lambda = 0.5
+}
+
+// -----
+
+// Tests that every expert is in exactly one group.
+// expected-error @+1 {{expects expert @icd to be in exactly one group, but it is in @a and @b}}
+atmoe.layer @l {
+  // expected-note @+1 {{first group declared here}}
+  atmoe.expert_group @a {
+    atmoe.lora_expert @icd
+  }
+  atmoe.expert_group @b {
+    atmoe.lora_expert @icd
+  }
+}
+
+// -----
+
+// Tests that the shared expert is in no group.
+// expected-error @+1 {{expects shared expert @g to be in no group, but group @a routes it}}
+atmoe.layer @l {
+  // expected-note @+1 {{group declared here}}
+  atmoe.expert_group @a {
+    atmoe.lora_expert @g
+  }
+  atmoe.shared_expert @g lambda = 0.5
+}
+
+// -----
+
+// Tests that group names are unique within a layer.
+atmoe.layer @l {
+  // expected-note @+1 {{see existing symbol definition here}}
+  atmoe.expert_group @a {
+    atmoe.lora_expert @x
+  }
+  // expected-error @+1 {{redefinition of symbol named 'a'}}
+  atmoe.expert_group @a {
+    atmoe.lora_expert @y
+  }
+}
+
+// -----
+
+// Tests that a group is not empty.
+atmoe.layer @l {
+  // expected-error @+1 {{expects group @a to hold at least one expert}}
+  atmoe.expert_group @a {
+  }
+}
+
+// -----
+
+// Tests that a group holds only experts.
+atmoe.layer @l {
+  // expected-error @+1 {{expects only atmoe.lora_expert ops in group @a, found 'arith.constant'}}
+  atmoe.expert_group @a {
+    %c = arith.constant 0 : index
+  }
+}
+
+// -----
+
+// Tests that experts live in groups.
+atmoe.layer @l {
+  // expected-error @+1 {{expects parent op 'atmoe.expert_group'}}
+  atmoe.lora_expert @x
+}
+
+// -----
+
+// Tests that lambda is in [0, 1].
+atmoe.layer @l {
+  // expected-error @+1 {{expects lambda (1.5) of shared expert @g to be in [0, 1]}}
+  atmoe.shared_expert @g lambda = 1.5
+}
+
+// -----
+
+// Tests that an adapter's rank is positive.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects the rank of adapter @icd to be positive, got 0}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 0, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that an adapter's alpha is finite.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects the alpha of adapter @icd to be finite}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 0x7FF0000000000000>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that grouped_softmax needs group logits.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind grouped_softmax expects group_weight}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 1] expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that softmax takes no group logits.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind softmax does not take group_weight}}
+  %w = atmoe.route softmax %h layer(@l) group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that softmax needs expert logits.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind softmax expects expert_weight}}
+  %w = atmoe.route softmax %h layer(@l) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that cosine takes no expert logits.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind cosine does not take expert_weight}}
+  %w = atmoe.route cosine %h layer(@l) expert_weight(%we : tensor<3x64xf32>) proj_weight(%p : tensor<16x64xf32>) expert_embedding(%c : tensor<3x16xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that cosine needs a projection.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind cosine expects proj_weight}}
+  %w = atmoe.route cosine %h layer(@l) expert_embedding(%c : tensor<3x16xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that sigmoid takes no projection.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind sigmoid does not take proj_weight}}
+  %w = atmoe.route sigmoid %h layer(@l) expert_weight(%we : tensor<3x64xf32>) proj_weight(%p : tensor<16x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that cosine needs expert embeddings.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind cosine expects expert_embedding}}
+  %w = atmoe.route cosine %h layer(@l) proj_weight(%p : tensor<16x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that sigmoid takes no expert embeddings.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind sigmoid does not take expert_embedding}}
+  %w = atmoe.route sigmoid %h layer(@l) expert_weight(%we : tensor<3x64xf32>) expert_embedding(%c : tensor<3x16xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that a group bias needs a group weight.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind softmax does not take group_bias}}
+  %w = atmoe.route softmax %h layer(@l) group_bias(%bg : tensor<2xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that an expert bias needs an expert weight.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind cosine does not take expert_bias}}
+  %w = atmoe.route cosine %h layer(@l) expert_bias(%be : tensor<3xf32>) proj_weight(%p : tensor<16x64xf32>) expert_embedding(%c : tensor<3x16xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that result rows match input rows.
+func.func @f(%h: tensor<4x64xf32>, %we: tensor<3x64xf32>) -> tensor<5x3xf32> {
+  // expected-error @+1 {{expects result rows (5) to equal input rows (4)}}
+  %w = atmoe.route softmax %h layer(@l) expert_weight(%we : tensor<3x64xf32>) : tensor<4x64xf32> -> tensor<5x3xf32>
+  return %w : tensor<5x3xf32>
+}
+
+// -----
+
+// Tests that grouped_softmax needs group sizes.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind grouped_softmax expects group sizes}}
+  %w = atmoe.route grouped_softmax %h layer(@l) group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that only grouped_softmax takes group sizes.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind softmax does not take group sizes}}
+  %w = atmoe.route softmax %h layer(@l) groups [2, 1] expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that no group is empty.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group #1 to hold at least one expert, got 0}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [3, 0] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that group sizes sum to the experts.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group sizes to sum to the number of experts (3), got 4}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 2] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that group weight rows match G.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group_weight rows (2) to equal the number of groups (3)}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [1, 1, 1] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that group weight columns match d_h.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x32xf32>, %we: tensor<3x64xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group_weight columns (32) to equal router input features (64)}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 1] group_weight(%wg : tensor<2x32xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that group bias size matches G.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<3xf32>, %we: tensor<3x64xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group_bias size (3) to equal the number of groups (2)}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 1] group_weight(%wg : tensor<2x64xf32>) group_bias(%bg : tensor<3xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that expert weight rows match E.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x4xf32> {
+  // expected-error @+1 {{expects expert_weight rows (3) to equal the number of experts (4)}}
+  %w = atmoe.route softmax %h layer(@l) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x4xf32>
+  return %w : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests that expert bias size matches E.
+func.func @f(%h: tensor<?x64xf32>, %we: tensor<3x64xf32>, %be: tensor<2xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects expert_bias size (2) to equal the number of experts (3)}}
+  %w = atmoe.route sigmoid %h layer(@l) expert_weight(%we : tensor<3x64xf32>) expert_bias(%be : tensor<2xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that the cosine projection reads d_h.
+func.func @f(%h: tensor<?x64xf32>, %p: tensor<16x32xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects proj_weight columns (32) to equal router input features (64)}}
+  %w = atmoe.route cosine %h layer(@l) proj_weight(%p : tensor<16x32xf32>) expert_embedding(%c : tensor<3x16xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that expert embeddings match the projection.
+func.func @f(%h: tensor<?x64xf32>, %p: tensor<16x64xf32>, %c: tensor<3x8xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects expert_embedding columns (8) to equal proj_weight rows (16)}}
+  %w = atmoe.route cosine %h layer(@l) proj_weight(%p : tensor<16x64xf32>) expert_embedding(%c : tensor<3x8xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that temperature is positive.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects temperature (0) to be > 0}}
+  %w = atmoe.route softmax %h layer(@l) expert_weight(%we : tensor<3x64xf32>) {temperature = 0.0} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that group temperature is positive.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group_temperature (-1) to be > 0}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 1] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) {group_temperature = -1.0} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that expert temperature is positive.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects expert_temperature (0) to be > 0}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 1] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) {expert_temperature = 0.0} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that only grouped_softmax has group and expert temperatures.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind softmax does not take group_temperature or expert_temperature}}
+  %w = atmoe.route softmax %h layer(@l) expert_weight(%we : tensor<3x64xf32>) {expert_temperature = 2.0} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that grouped_softmax uses top_k_groups, not top_k.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind grouped_softmax does not take top_k; use top_k_groups}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 1] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) {top_k = 1 : i64} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that top_k is at least 1.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects top_k (0) to be >= 1}}
+  %w = atmoe.route softmax %h layer(@l) expert_weight(%we : tensor<3x64xf32>) {top_k = 0 : i64} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that top_k is at most E.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects top_k (4) to be <= number of experts (3)}}
+  %w = atmoe.route sigmoid %h layer(@l) expert_weight(%we : tensor<3x64xf32>) {top_k = 4 : i64} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that only grouped_softmax takes top_k_groups.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{with kind softmax does not take top_k_groups}}
+  %w = atmoe.route softmax %h layer(@l) expert_weight(%we : tensor<3x64xf32>) {top_k_groups = 1 : i64} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that top_k_groups is at least 1.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects top_k_groups (0) to be >= 1}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 1] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) {top_k_groups = 0 : i64} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that top_k_groups is at most G.
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects top_k_groups (3) to be <= number of groups (2)}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 1] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) {top_k_groups = 3 : i64} : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that route references a layer.
+func.func @g() {
+  return
+}
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects @g to reference an atmoe.layer}}
+  %w = atmoe.route softmax %h layer(@g) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that route has one column per routed expert of its layer.
+// expected-note @+1 {{layer declared here}}
+atmoe.layer @l {
+  atmoe.expert_group @a {
+    atmoe.lora_expert @icd
+    atmoe.lora_expert @qa
+  }
+  atmoe.expert_group @b {
+    atmoe.lora_expert @sum
+  }
+  atmoe.shared_expert @gen lambda = 0.5
+}
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<4x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x4xf32> {
+  // expected-error @+1 {{expects 4 routing columns to equal the routed experts of @l (3)}}
+  %w = atmoe.route softmax %h layer(@l) expert_weight(%we : tensor<4x64xf32>) : tensor<?x64xf32> -> tensor<?x4xf32>
+  return %w : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests that route group sizes match its layer.
+// expected-note @+1 {{layer declared here}}
+atmoe.layer @l {
+  atmoe.expert_group @a {
+    atmoe.lora_expert @icd
+    atmoe.lora_expert @qa
+  }
+  atmoe.expert_group @b {
+    atmoe.lora_expert @sum
+  }
+  atmoe.shared_expert @gen lambda = 0.5
+}
+func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group sizes [1, 2] to match the groups of @l [2, 1]}}
+  %w = atmoe.route grouped_softmax %h layer(@l) groups [1, 2] group_weight(%wg : tensor<2x64xf32>) expert_weight(%we : tensor<3x64xf32>) : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that linear weight columns match input features.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x48xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects weight columns (48) to equal input features (64)}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters []   : tensor<?x64xf32>, tensor<32x48xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that bias size matches output features.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>, %bb: tensor<16xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects bias size (16) to equal weight rows (32)}}
+  %y = atmoe.lora_linear %x, %w bias(%bb : tensor<16xf32>) layer(@l) adapters []   : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that result rows match input rows.
+func.func @f(%x: tensor<4x64xf32>, %w: tensor<32x64xf32>) -> tensor<5x32xf32> {
+  // expected-error @+1 {{expects result rows (5) to equal input rows (4)}}
+  %y = atmoe.linear %x, %w : tensor<4x64xf32>, tensor<32x64xf32> -> tensor<5x32xf32>
+  return %y : tensor<5x32xf32>
+}
+
+// -----
+
+// Tests that result columns match output features.
+func.func @f(%x: tensor<4x64xf32>, %w: tensor<32x64xf32>) -> tensor<4x16xf32> {
+  // expected-error @+1 {{expects result columns (16) to equal weight rows (32)}}
+  %y = atmoe.linear %x, %w : tensor<4x64xf32>, tensor<32x64xf32> -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}
+
+// -----
+
+// Tests that there is one lora_a and one lora_b per adapter.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects one lora_a and one lora_b per adapter (2), got 1 and 1}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>, #atmoe.lora<@qa, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that an expert has one adapter per projection.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects expert @icd once, but adapters #0 and #1 both name it}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>, #atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a, %a : tensor<8x64xf32>, tensor<8x64xf32>) lora_b(%b, %b : tensor<32x8xf32>, tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that lora_a rows equal the rank.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects lora_a #0 rows (8) to equal the rank (4) of adapter @icd}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 4, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that lora_a columns equal input features.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x32xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects lora_a #0 columns (32) to equal input features (64)}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x32xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that lora_b rows equal output features.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<16x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects lora_b #0 rows (16) to equal output features (32)}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<16x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that lora_b columns equal the rank.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x4xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects lora_b #0 columns (4) to equal the rank (8) of adapter @icd}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x4xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that token granularity takes no segments.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>, %s: tensor<?xi64>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{with token granularity does not take segments}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) segments(%s : tensor<?xi64>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that segments come with routing weights.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>, %s: tensor<?xi64>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects routing weights when segments are given}}
+  %y = atmoe.lora_linear %x, %w layer(@l) granularity(sequence) adapters []  segments(%s : tensor<?xi64>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that token routing has a row per token.
+func.func @f(%x: tensor<4x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<3x2xf32>) -> tensor<4x32xf32> {
+  // expected-error @+1 {{expects routing rows (3) to equal input rows (4) with token granularity}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<3x2xf32>) : tensor<4x64xf32>, tensor<32x64xf32> -> tensor<4x32xf32>
+  return %y : tensor<4x32xf32>
+}
+
+// -----
+
+// Tests that sequence routing has a row per sequence.
+func.func @f(%x: tensor<4x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<3x2xf32>, %s: tensor<2xi64>) -> tensor<4x32xf32> {
+  // expected-error @+1 {{expects routing rows (3) to equal the number of sequences (2)}}
+  %y = atmoe.lora_linear %x, %w layer(@l) granularity(sequence) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<3x2xf32>) segments(%s : tensor<2xi64>) : tensor<4x64xf32>, tensor<32x64xf32> -> tensor<4x32xf32>
+  return %y : tensor<4x32xf32>
+}
+
+// -----
+
+// Tests that segment lengths are not negative.
+func.func @f(%x: tensor<4x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<2x2xf32>) -> tensor<4x32xf32> {
+  %s = arith.constant dense<[5, -1]> : tensor<2xi64>
+  // expected-error @+1 {{expects segment #1 length (-1) to be >= 0}}
+  %y = atmoe.lora_linear %x, %w layer(@l) granularity(sequence) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<2x2xf32>) segments(%s : tensor<2xi64>) : tensor<4x64xf32>, tensor<32x64xf32> -> tensor<4x32xf32>
+  return %y : tensor<4x32xf32>
+}
+
+// -----
+
+// Tests that segment lengths sum to T.
+func.func @f(%x: tensor<4x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<2x2xf32>) -> tensor<4x32xf32> {
+  %s = arith.constant dense<[1, 2]> : tensor<2xi64>
+  // expected-error @+1 {{expects segment lengths to sum to the input rows (4), got 3}}
+  %y = atmoe.lora_linear %x, %w layer(@l) granularity(sequence) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<2x2xf32>) segments(%s : tensor<2xi64>) : tensor<4x64xf32>, tensor<32x64xf32> -> tensor<4x32xf32>
+  return %y : tensor<4x32xf32>
+}
+
+// -----
+
+// Tests that lora_linear references a layer.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects @l to reference an atmoe.layer}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that adapters name experts of the layer.
+// expected-note @+1 {{layer declared here}}
+atmoe.layer @l {
+  atmoe.expert_group @a {
+    atmoe.lora_expert @icd
+    atmoe.lora_expert @qa
+  }
+  atmoe.expert_group @b {
+    atmoe.lora_expert @sum
+  }
+  atmoe.shared_expert @gen lambda = 0.5
+}
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects adapter #0 to name an expert of @l, but @nope is not one}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@nope, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that routed adapters need routing weights.
+atmoe.layer @l {
+  atmoe.expert_group @a {
+    atmoe.lora_expert @icd
+    atmoe.lora_expert @qa
+  }
+  atmoe.expert_group @b {
+    atmoe.lora_expert @sum
+  }
+  atmoe.shared_expert @gen lambda = 0.5
+}
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects routing weights for the routed expert @icd}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>)  : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that routing has one column per routed expert.
+// expected-note @+1 {{layer declared here}}
+atmoe.layer @l {
+  atmoe.expert_group @a {
+    atmoe.lora_expert @icd
+    atmoe.lora_expert @qa
+  }
+  atmoe.expert_group @b {
+    atmoe.lora_expert @sum
+  }
+  atmoe.shared_expert @gen lambda = 0.5
+}
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects routing columns (2) to equal the routed experts of @l (3)}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that expanded routing keeps the experts.
+func.func @f(%r: tensor<2x3xf32>, %s: tensor<2xi64>, %t: index) -> tensor<?x4xf32> {
+  // expected-error @+1 {{expects result columns (4) to equal routing columns (3)}}
+  %e = atmoe.expand_segments %r segments(%s : tensor<2xi64>) tokens %t : tensor<2x3xf32> -> tensor<?x4xf32>
+  return %e : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests that expand_segments takes one routing row per sequence.
+func.func @f(%r: tensor<2x3xf32>, %t: index) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects routing rows (2) to equal the number of sequences (1)}}
+  %e = atmoe.expand_segments %r tokens %t : tensor<2x3xf32> -> tensor<?x3xf32>
+  return %e : tensor<?x3xf32>
+}

@@ -1,0 +1,127 @@
+// RUN: atmoe-opt %s | atmoe-opt | FileCheck %s
+// RUN: atmoe-opt %s --mlir-print-op-generic | atmoe-opt | FileCheck %s
+
+// Tests that a layer's structure round-trips: groups, experts, shared expert.
+// CHECK-LABEL: atmoe.layer @layer0 {
+// CHECK-NEXT:    atmoe.expert_group @diagnosis {
+// CHECK-NEXT:      atmoe.lora_expert @icd
+// CHECK-NEXT:      atmoe.lora_expert @symptom
+// CHECK-NEXT:    }
+// CHECK-NEXT:    atmoe.expert_group @dialogue {
+// CHECK-NEXT:      atmoe.lora_expert @qa
+// CHECK-NEXT:    }
+// CHECK-NEXT:    atmoe.shared_expert @general lambda = 8.000000e-01
+// CHECK-NEXT:  }
+atmoe.layer @layer0 {
+  atmoe.expert_group @diagnosis {
+    atmoe.lora_expert @icd
+    atmoe.lora_expert @symptom
+  }
+  atmoe.expert_group @dialogue {
+    atmoe.lora_expert @qa
+  }
+  atmoe.shared_expert @general lambda = 0.8
+}
+
+// Tests a private layer without shared expert.
+// CHECK-LABEL: atmoe.layer "private" @layer1 {
+atmoe.layer "private" @layer1 {
+  atmoe.expert_group @all {
+    atmoe.lora_expert @icd
+    atmoe.lora_expert @qa
+  }
+}
+
+// Tests every router kind with its operands and attributes.
+// CHECK-LABEL: func.func @routers
+func.func @routers(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>,
+                   %bg: tensor<2xf32>, %we: tensor<3x64xf32>,
+                   %be: tensor<3xf32>, %p: tensor<16x64xf32>,
+                   %c: tensor<3x16xf32>)
+    -> (tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x3xf32>) {
+  // CHECK: atmoe.route grouped_softmax %{{.*}} layer(@layer0) groups [2, 1]
+  // CHECK-SAME: group_weight(%{{.*}} : tensor<2x64xf32>)
+  // CHECK-SAME: group_bias(%{{.*}} : tensor<2xf32>)
+  // CHECK-SAME: expert_weight(%{{.*}} : tensor<3x64xf32>)
+  // CHECK-SAME: expert_bias(%{{.*}} : tensor<3xf32>)
+  // CHECK-SAME: group_temperature = 2.000000e+00 : f64
+  // CHECK-SAME: top_k_groups = 1 : i64
+  // CHECK-SAME: : tensor<?x64xf32> -> tensor<?x3xf32>
+  %0 = atmoe.route grouped_softmax %h layer(@layer0) groups [2, 1]
+         group_weight(%wg : tensor<2x64xf32>) group_bias(%bg : tensor<2xf32>)
+         expert_weight(%we : tensor<3x64xf32>) expert_bias(%be : tensor<3xf32>)
+         {group_temperature = 2.0, top_k_groups = 1 : i64}
+         : tensor<?x64xf32> -> tensor<?x3xf32>
+  // CHECK: atmoe.route softmax %{{.*}} layer(@layer0)
+  // CHECK-SAME: {temperature = 5.000000e-01 : f64, top_k = 2 : i64}
+  %1 = atmoe.route softmax %h layer(@layer0)
+         expert_weight(%we : tensor<3x64xf32>)
+         {temperature = 0.5, top_k = 2 : i64}
+         : tensor<?x64xf32> -> tensor<?x3xf32>
+  // CHECK: atmoe.route sigmoid %{{.*}} layer(@layer0)
+  // CHECK-SAME: expert_bias
+  %2 = atmoe.route sigmoid %h layer(@layer0)
+         expert_weight(%we : tensor<3x64xf32>) expert_bias(%be : tensor<3xf32>)
+         : tensor<?x64xf32> -> tensor<?x3xf32>
+  // CHECK: atmoe.route cosine %{{.*}} layer(@layer0)
+  // CHECK-SAME: proj_weight(%{{.*}} : tensor<16x64xf32>)
+  // CHECK-SAME: expert_embedding(%{{.*}} : tensor<3x16xf32>)
+  %3 = atmoe.route cosine %h layer(@layer0)
+         proj_weight(%p : tensor<16x64xf32>) expert_embedding(%c : tensor<3x16xf32>)
+         : tensor<?x64xf32> -> tensor<?x3xf32>
+  return %0, %1, %2, %3
+      : tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x3xf32>
+}
+
+// Tests an adapted projection with heterogeneous ranks, a shared expert and
+// bias, at token granularity.
+// CHECK-LABEL: func.func @token_projection
+func.func @token_projection(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>,
+                            %b: tensor<32xf32>, %a0: tensor<8x64xf32>,
+                            %b0: tensor<32x8xf32>, %a1: tensor<4x64xf32>,
+                            %b1: tensor<32x4xf32>, %r: tensor<?x3xf32>)
+    -> tensor<?x32xf32> {
+  // CHECK: atmoe.lora_linear %{{.*}}, %{{.*}} bias(%{{.*}} : tensor<32xf32>) layer(@layer0)
+  // CHECK-SAME: adapters [#atmoe.lora<@icd, rank = 8, alpha = 1.600000e+01>, #atmoe.lora<@general, rank = 4, alpha = 8.000000e+00>]
+  // CHECK-SAME: lora_a(%{{.*}}, %{{.*}} : tensor<8x64xf32>, tensor<4x64xf32>)
+  // CHECK-SAME: lora_b(%{{.*}}, %{{.*}} : tensor<32x8xf32>, tensor<32x4xf32>)
+  // CHECK-SAME: routing(%{{.*}} : tensor<?x3xf32>)
+  // CHECK-SAME: : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  %y = atmoe.lora_linear %x, %w bias(%b : tensor<32xf32>) layer(@layer0)
+         adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>,
+                   #atmoe.lora<@general, rank = 4, alpha = 8.0>]
+         lora_a(%a0, %a1 : tensor<8x64xf32>, tensor<4x64xf32>)
+         lora_b(%b0, %b1 : tensor<32x8xf32>, tensor<32x4xf32>)
+         routing(%r : tensor<?x3xf32>)
+         : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// Tests sequence granularity with segments, with constant segment lengths.
+// CHECK-LABEL: func.func @sequence_projection
+func.func @sequence_projection(%x: tensor<5x64xf32>, %w: tensor<32x64xf32>,
+                               %a: tensor<8x64xf32>, %b: tensor<32x8xf32>,
+                               %r: tensor<2x3xf32>) -> tensor<5x32xf32> {
+  %s = arith.constant dense<[2, 3]> : tensor<2xi64>
+  // CHECK: atmoe.lora_linear %{{.*}} layer(@layer0) granularity(sequence)
+  // CHECK-SAME: segments(%{{.*}} : tensor<2xi64>)
+  %y = atmoe.lora_linear %x, %w layer(@layer0) granularity(sequence)
+         adapters [#atmoe.lora<@qa, rank = 8, alpha = 16.0>]
+         lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>)
+         routing(%r : tensor<2x3xf32>) segments(%s : tensor<2xi64>)
+         : tensor<5x64xf32>, tensor<32x64xf32> -> tensor<5x32xf32>
+  return %y : tensor<5x32xf32>
+}
+
+// Tests the plain linear and segment expansion.
+// CHECK-LABEL: func.func @linear_and_expand
+func.func @linear_and_expand(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>,
+                             %r: tensor<?x3xf32>, %s: tensor<?xi64>,
+                             %t: index) -> (tensor<?x32xf32>, tensor<?x3xf32>) {
+  // CHECK: atmoe.linear %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  %y = atmoe.linear %x, %w : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  // CHECK: atmoe.expand_segments %{{.*}} segments(%{{.*}} : tensor<?xi64>) tokens %{{.*}} : tensor<?x3xf32> -> tensor<?x3xf32>
+  %e = atmoe.expand_segments %r segments(%s : tensor<?xi64>) tokens %t
+         : tensor<?x3xf32> -> tensor<?x3xf32>
+  return %y, %e : tensor<?x32xf32>, tensor<?x3xf32>
+}
