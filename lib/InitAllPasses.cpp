@@ -6,15 +6,32 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/InitAllPasses.h"
+#include "atmoe/Conversion/Passes.h"
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Pipelines/Pipelines.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 
 #include "mlir/Transforms/Passes.h"
 
 void mlir::atmoe::registerAllPasses() {
   registerAtmoePasses();
+  registerAtmoeConversionPasses();
+  registerAtmoePipelines();
   // The generic upstream passes atmoe pipelines and tests use.
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   mlir::registerInlinerPass();
   mlir::registerSymbolDCEPass();
+  // Everything the atmoe pipelines are built from, so each step can be run
+  // and tested on its own.
+  mlir::registerConversionPasses();
+  mlir::bufferization::registerBufferizationPasses();
+  mlir::bufferization::registerBufferizationPipelines();
+  mlir::registerLinalgPasses();
+  mlir::memref::registerMemRefPasses();
 }

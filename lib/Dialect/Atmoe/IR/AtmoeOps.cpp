@@ -185,6 +185,85 @@ static FailureOr<LayerOp> resolveLayer(Operation *op, FlatSymbolRefAttr layer,
   return layerOp;
 }
 
+/// Verifies what `atmoe.route` and `atmoe.normalize_routing` share: group
+/// sizes against the kind and the expert count, temperatures and top-k.
+/// Sets `numGroups` (kDynamic without groups).
+template <typename OpTy>
+static LogicalResult verifyRoutingSemantics(OpTy op, int64_t experts,
+                                            int64_t &numGroups) {
+  RouterKind kind = op.getKind();
+  StringRef kindName = stringifyRouterKind(kind);
+  bool grouped = kind == RouterKind::grouped_softmax;
+  auto emitOpError = [&](const Twine &message) {
+    return op.emitOpError(message);
+  };
+  std::optional<ArrayRef<int64_t>> groupSizes = op.getGroupSizes();
+  numGroups = ShapedType::kDynamic;
+  if (grouped && !groupSizes)
+    return emitOpError("with kind grouped_softmax expects group sizes");
+  if (!grouped && groupSizes)
+    return emitOpError("with kind ")
+           << kindName << " does not take group sizes";
+  if (groupSizes) {
+    numGroups = static_cast<int64_t>(groupSizes->size());
+    int64_t total = 0;
+    for (auto [index, size] : llvm::enumerate(*groupSizes)) {
+      if (size <= 0)
+        return emitOpError("expects group #")
+               << index << " to hold at least one expert, got " << size;
+      total += size;
+    }
+    if (staticMismatch(total, experts))
+      return emitOpError("expects group sizes to sum to the number of "
+                         "experts (")
+             << experts << "), got " << total;
+  }
+
+  // Temperatures and top-k.
+  auto checkTau = [&](std::optional<llvm::APFloat> tau,
+                      StringRef name) -> LogicalResult {
+    if (!tau)
+      return success();
+    double value = tau->convertToDouble();
+    if (!(value > 0.0) || !std::isfinite(value))
+      return emitOpError("expects ")
+             << name << " (" << numberStr(value) << ") to be > 0";
+    return success();
+  };
+  if (failed(checkTau(op.getTemperature(), "temperature")) ||
+      failed(checkTau(op.getGroupTemperature(), "group_temperature")) ||
+      failed(checkTau(op.getExpertTemperature(), "expert_temperature")))
+    return failure();
+  if (!grouped && (op.getGroupTemperature() || op.getExpertTemperature()))
+    return emitOpError("with kind ")
+           << kindName
+           << " does not take group_temperature or expert_temperature";
+
+  if (std::optional<uint64_t> topK = op.getTopK()) {
+    if (grouped)
+      return emitOpError("with kind grouped_softmax does not take top_k; use "
+                         "top_k_groups");
+    int64_t k = static_cast<int64_t>(*topK);
+    if (k < 1)
+      return emitOpError("expects top_k (") << k << ") to be >= 1";
+    if (!ShapedType::isDynamic(experts) && k > experts)
+      return emitOpError("expects top_k (")
+             << k << ") to be <= number of experts (" << experts << ")";
+  }
+  if (std::optional<uint64_t> topKGroups = op.getTopKGroups()) {
+    if (!grouped)
+      return emitOpError("with kind ")
+             << kindName << " does not take top_k_groups";
+    int64_t k = static_cast<int64_t>(*topKGroups);
+    if (k < 1)
+      return emitOpError("expects top_k_groups (") << k << ") to be >= 1";
+    if (k > numGroups)
+      return emitOpError("expects top_k_groups (")
+             << k << ") to be <= number of groups (" << numGroups << ")";
+  }
+  return success();
+}
+
 LogicalResult RouteOp::verify() {
   RouterKind kind = getKind();
   StringRef kindName = stringifyRouterKind(kind);
@@ -243,28 +322,9 @@ LogicalResult RouteOp::verify() {
     return success();
   };
 
-  std::optional<ArrayRef<int64_t>> groupSizes = getGroupSizes();
-  int64_t numGroups = ShapedType::kDynamic;
-  if (grouped && !groupSizes)
-    return emitOpError("with kind grouped_softmax expects group sizes");
-  if (!grouped && groupSizes)
-    return emitOpError("with kind ")
-           << kindName << " does not take group sizes";
-  if (groupSizes) {
-    numGroups = static_cast<int64_t>(groupSizes->size());
-    int64_t total = 0;
-    for (auto [index, size] : llvm::enumerate(*groupSizes)) {
-      if (size <= 0)
-        return emitOpError("expects group #")
-               << index << " to hold at least one expert, got " << size;
-      total += size;
-    }
-    if (staticMismatch(total, experts))
-      return emitOpError("expects group sizes to sum to the number of "
-                         "experts (")
-             << experts << "), got " << total;
-  }
-
+  int64_t numGroups;
+  if (failed(verifyRoutingSemantics(*this, experts, numGroups)))
+    return failure();
   if (failed(checkMatrix(getGroupWeight(), "group_weight", numGroups,
                          "the number of groups", features,
                          "router input features")) ||
@@ -284,48 +344,6 @@ LogicalResult RouteOp::verify() {
                          "proj_weight rows")))
     return failure();
 
-  // Temperatures and top-k.
-  auto checkTau = [&](std::optional<llvm::APFloat> tau,
-                      StringRef name) -> LogicalResult {
-    if (!tau)
-      return success();
-    double value = tau->convertToDouble();
-    if (!(value > 0.0) || !std::isfinite(value))
-      return emitOpError("expects ")
-             << name << " (" << numberStr(value) << ") to be > 0";
-    return success();
-  };
-  if (failed(checkTau(getTemperature(), "temperature")) ||
-      failed(checkTau(getGroupTemperature(), "group_temperature")) ||
-      failed(checkTau(getExpertTemperature(), "expert_temperature")))
-    return failure();
-  if (!grouped && (getGroupTemperature() || getExpertTemperature()))
-    return emitOpError("with kind ")
-           << kindName
-           << " does not take group_temperature or expert_temperature";
-
-  if (std::optional<uint64_t> topK = getTopK()) {
-    if (grouped)
-      return emitOpError("with kind grouped_softmax does not take top_k; use "
-                         "top_k_groups");
-    int64_t k = static_cast<int64_t>(*topK);
-    if (k < 1)
-      return emitOpError("expects top_k (") << k << ") to be >= 1";
-    if (!ShapedType::isDynamic(experts) && k > experts)
-      return emitOpError("expects top_k (")
-             << k << ") to be <= number of experts (" << experts << ")";
-  }
-  if (std::optional<uint64_t> topKGroups = getTopKGroups()) {
-    if (!grouped)
-      return emitOpError("with kind ")
-             << kindName << " does not take top_k_groups";
-    int64_t k = static_cast<int64_t>(*topKGroups);
-    if (k < 1)
-      return emitOpError("expects top_k_groups (") << k << ") to be >= 1";
-    if (k > numGroups)
-      return emitOpError("expects top_k_groups (")
-             << k << ") to be <= number of groups (" << numGroups << ")";
-  }
   return success();
 }
 
@@ -529,6 +547,111 @@ LogicalResult ExpandSegmentsOp::verify() {
     return emitOpError("expects routing rows (")
            << dimOf(getRouting(), 0) << ") to equal the number of sequences ("
            << sequences << ")";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// NormalizeRoutingOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult NormalizeRoutingOp::verify() {
+  int64_t experts = dimOf(getExpertScores(), 1);
+  if (staticMismatch(dimOf(getWeights(), 1), experts) ||
+      staticMismatch(dimOf(getWeights(), 0), dimOf(getExpertScores(), 0)))
+    return emitOpError("expects the result shape to equal the expert scores "
+                       "shape");
+  bool grouped = getKind() == RouterKind::grouped_softmax;
+  if (grouped != static_cast<bool>(getGroupScores()))
+    return emitOpError("expects group scores exactly with kind "
+                       "grouped_softmax");
+  int64_t numGroups;
+  if (failed(verifyRoutingSemantics(*this, experts, numGroups)))
+    return failure();
+  if (getGroupScores() &&
+      staticMismatch(dimOf(getGroupScores(), 1), numGroups))
+    return emitOpError("expects group score columns (")
+           << dimOf(getGroupScores(), 1) << ") to equal the number of groups ("
+           << numGroups << ")";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CosineSimilarityOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CosineSimilarityOp::verify() {
+  if (staticMismatch(dimOf(getLhs(), 1), dimOf(getRhs(), 1)))
+    return emitOpError("expects lhs columns (")
+           << dimOf(getLhs(), 1) << ") to equal rhs columns ("
+           << dimOf(getRhs(), 1) << ")";
+  if (staticMismatch(dimOf(getResult(), 0), dimOf(getLhs(), 0)) ||
+      staticMismatch(dimOf(getResult(), 1), dimOf(getRhs(), 0)))
+    return emitOpError("expects a result of lhs rows x rhs rows");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LoraScalesOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LoraScalesOp::verify() {
+  ArrayRef<int64_t> ranks = getRanks(), columns = getColumns();
+  if (columns.size() != ranks.size() || getFactors().size() != ranks.size())
+    return emitOpError("expects one rank, column and factor per adapter, got ")
+           << ranks.size() << ", " << columns.size() << " and "
+           << getFactors().size();
+  int64_t totalRank = 0;
+  int64_t experts =
+      getRouting() ? dimOf(getRouting(), 1) : ShapedType::kDynamic;
+  for (auto [index, rank, column] : llvm::enumerate(ranks, columns)) {
+    if (rank <= 0)
+      return emitOpError("expects rank #")
+             << index << " (" << rank << ") to be positive";
+    if (column < -1 || (column >= 0 && !getRouting()) ||
+        (!ShapedType::isDynamic(experts) && column >= experts))
+      return emitOpError("expects column #")
+             << index << " (" << column
+             << ") to be -1 or a column of the routing weights";
+    totalRank += rank;
+  }
+  if (staticMismatch(dimOf(getScales(), 1), totalRank))
+    return emitOpError("expects result columns (")
+           << dimOf(getScales(), 1) << ") to equal the sum of the ranks ("
+           << totalRank << ")";
+  if (getRouting() &&
+      staticMismatch(dimOf(getScales(), 0), dimOf(getRouting(), 0)))
+    return emitOpError("expects result rows (")
+           << dimOf(getScales(), 0) << ") to equal routing rows ("
+           << dimOf(getRouting(), 0) << ")";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// StackedLoraLinearOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult StackedLoraLinearOp::verify() {
+  if (failed(verifyLinearShapes(*this, getInput(), getWeight(), getBias(),
+                                getOutput())))
+    return failure();
+  int64_t rank = dimOf(getDown(), 0);
+  if (staticMismatch(dimOf(getDown(), 1), dimOf(getInput(), 1)))
+    return emitOpError("expects down columns (")
+           << dimOf(getDown(), 1) << ") to equal input features ("
+           << dimOf(getInput(), 1) << ")";
+  if (staticMismatch(dimOf(getUp(), 0), dimOf(getWeight(), 0)))
+    return emitOpError("expects up rows (")
+           << dimOf(getUp(), 0) << ") to equal output features ("
+           << dimOf(getWeight(), 0) << ")";
+  if (staticMismatch(dimOf(getUp(), 1), rank) ||
+      staticMismatch(dimOf(getScales(), 1), rank))
+    return emitOpError("expects up columns (")
+           << dimOf(getUp(), 1) << ") and scales columns ("
+           << dimOf(getScales(), 1) << ") to equal down rows (" << rank << ")";
+  if (staticMismatch(dimOf(getScales(), 0), dimOf(getInput(), 0)))
+    return emitOpError("expects scales rows (")
+           << dimOf(getScales(), 0) << ") to equal input rows ("
+           << dimOf(getInput(), 0) << ")";
   return success();
 }
 

@@ -687,3 +687,138 @@ func.func @f(%r: tensor<2x3xf32>, %t: index) -> tensor<?x3xf32> {
   %e = atmoe.expand_segments %r tokens %t : tensor<2x3xf32> -> tensor<?x3xf32>
   return %e : tensor<?x3xf32>
 }
+
+// -----
+
+// Tests that normalized weights keep the scores' shape.
+func.func @f(%v: tensor<?x3xf32>) -> tensor<?x4xf32> {
+  // expected-error @+1 {{expects the result shape to equal the expert scores shape}}
+  %w = atmoe.normalize_routing softmax %v : tensor<?x3xf32> -> tensor<?x4xf32>
+  return %w : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests that group scores come exactly with grouped_softmax.
+func.func @f(%v: tensor<?x3xf32>, %u: tensor<?x2xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group scores exactly with kind grouped_softmax}}
+  %w = atmoe.normalize_routing softmax %v group_scores(%u : tensor<?x2xf32>) : tensor<?x3xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that normalize_routing shares route's semantic checks.
+func.func @f(%v: tensor<?x3xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects top_k (4) to be <= number of experts (3)}}
+  %w = atmoe.normalize_routing sigmoid %v {top_k = 4 : i64} : tensor<?x3xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that group scores have one column per group.
+func.func @f(%v: tensor<?x3xf32>, %u: tensor<?x3xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects group score columns (3) to equal the number of groups (2)}}
+  %w = atmoe.normalize_routing grouped_softmax %v groups [2, 1] group_scores(%u : tensor<?x3xf32>) : tensor<?x3xf32> -> tensor<?x3xf32>
+  return %w : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that cosine similarity compares vectors of one width.
+func.func @f(%z: tensor<?x16xf32>, %c: tensor<3x8xf32>) -> tensor<?x3xf32> {
+  // expected-error @+1 {{expects lhs columns (16) to equal rhs columns (8)}}
+  %s = atmoe.cosine_similarity %z, %c : tensor<?x16xf32>, tensor<3x8xf32> -> tensor<?x3xf32>
+  return %s : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that cosine similarity is lhs rows x rhs rows.
+func.func @f(%z: tensor<?x16xf32>, %c: tensor<3x16xf32>) -> tensor<?x4xf32> {
+  // expected-error @+1 {{expects a result of lhs rows x rhs rows}}
+  %s = atmoe.cosine_similarity %z, %c : tensor<?x16xf32>, tensor<3x16xf32> -> tensor<?x4xf32>
+  return %s : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests that lora_scales has one rank, column and factor per adapter.
+func.func @f(%r: tensor<?x3xf32>, %t: index) -> tensor<?x12xf32> {
+  // expected-error @+1 {{expects one rank, column and factor per adapter, got 2, 1 and 2}}
+  %s = atmoe.lora_scales routing(%r : tensor<?x3xf32>) tokens %t ranks [8, 4] columns [0] factors [1.0, 1.0] : tensor<?x12xf32>
+  return %s : tensor<?x12xf32>
+}
+
+// -----
+
+// Tests that lora_scales ranks are positive.
+func.func @f(%r: tensor<?x3xf32>, %t: index) -> tensor<?x8xf32> {
+  // expected-error @+1 {{expects rank #1 (0) to be positive}}
+  %s = atmoe.lora_scales routing(%r : tensor<?x3xf32>) tokens %t ranks [8, 0] columns [0, 1] factors [1.0, 1.0] : tensor<?x8xf32>
+  return %s : tensor<?x8xf32>
+}
+
+// -----
+
+// Tests that lora_scales columns index the routing weights.
+func.func @f(%r: tensor<?x3xf32>, %t: index) -> tensor<?x8xf32> {
+  // expected-error @+1 {{expects column #0 (3) to be -1 or a column of the routing weights}}
+  %s = atmoe.lora_scales routing(%r : tensor<?x3xf32>) tokens %t ranks [8] columns [3] factors [1.0] : tensor<?x8xf32>
+  return %s : tensor<?x8xf32>
+}
+
+// -----
+
+// Tests that lora_scales has one column per rank slot.
+func.func @f(%r: tensor<?x3xf32>, %t: index) -> tensor<?x9xf32> {
+  // expected-error @+1 {{expects result columns (9) to equal the sum of the ranks (8)}}
+  %s = atmoe.lora_scales routing(%r : tensor<?x3xf32>) tokens %t ranks [8] columns [0] factors [1.0] : tensor<?x9xf32>
+  return %s : tensor<?x9xf32>
+}
+
+// -----
+
+// Tests that lora_scales has one row per routing row.
+func.func @f(%r: tensor<4x3xf32>, %t: index) -> tensor<5x8xf32> {
+  // expected-error @+1 {{expects result rows (5) to equal routing rows (4)}}
+  %s = atmoe.lora_scales routing(%r : tensor<4x3xf32>) tokens %t ranks [8] columns [0] factors [1.0] : tensor<5x8xf32>
+  return %s : tensor<5x8xf32>
+}
+
+// -----
+
+// Tests that the stacked down-projection reads the input features.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %d: tensor<12x32xf32>, %u: tensor<32x12xf32>, %s: tensor<?x12xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects down columns (32) to equal input features (64)}}
+  %y = atmoe.stacked_lora_linear %x, %w down(%d : tensor<12x32xf32>) up(%u : tensor<32x12xf32>) scales(%s : tensor<?x12xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that the stacked up-projection writes the output features.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %d: tensor<12x64xf32>, %u: tensor<16x12xf32>, %s: tensor<?x12xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects up rows (16) to equal output features (32)}}
+  %y = atmoe.stacked_lora_linear %x, %w down(%d : tensor<12x64xf32>) up(%u : tensor<16x12xf32>) scales(%s : tensor<?x12xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that up and scales span the stacked rank.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %d: tensor<12x64xf32>, %u: tensor<32x8xf32>, %s: tensor<?x12xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects up columns (8) and scales columns (12) to equal down rows (12)}}
+  %y = atmoe.stacked_lora_linear %x, %w down(%d : tensor<12x64xf32>) up(%u : tensor<32x8xf32>) scales(%s : tensor<?x12xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that scales have one row per token.
+func.func @f(%x: tensor<4x64xf32>, %w: tensor<32x64xf32>, %d: tensor<12x64xf32>, %u: tensor<32x12xf32>, %s: tensor<5x12xf32>) -> tensor<4x32xf32> {
+  // expected-error @+1 {{expects scales rows (5) to equal input rows (4)}}
+  %y = atmoe.stacked_lora_linear %x, %w down(%d : tensor<12x64xf32>) up(%u : tensor<32x12xf32>) scales(%s : tensor<5x12xf32>) : tensor<4x64xf32>, tensor<32x64xf32> -> tensor<4x32xf32>
+  return %y : tensor<4x32xf32>
+}

@@ -125,3 +125,25 @@ func.func @linear_and_expand(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>,
          : tensor<?x3xf32> -> tensor<?x3xf32>
   return %y, %e : tensor<?x32xf32>, tensor<?x3xf32>
 }
+
+// Tests the fused ops that the fusion passes produce.
+// CHECK-LABEL: func.func @fused
+func.func @fused(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %u: tensor<?x2xf32>,
+                 %v: tensor<?x3xf32>, %z: tensor<?x16xf32>, %c: tensor<3x16xf32>,
+                 %down: tensor<12x64xf32>, %up: tensor<32x12xf32>, %t: index)
+    -> (tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x32xf32>) {
+  // CHECK: atmoe.normalize_routing grouped_softmax %{{.*}} groups [2, 1] group_scores(%{{.*}} : tensor<?x2xf32>) {top_k_groups = 1 : i64} : tensor<?x3xf32> -> tensor<?x3xf32>
+  %w0 = atmoe.normalize_routing grouped_softmax %v groups [2, 1]
+          group_scores(%u : tensor<?x2xf32>) {top_k_groups = 1 : i64}
+          : tensor<?x3xf32> -> tensor<?x3xf32>
+  // CHECK: atmoe.cosine_similarity %{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<3x16xf32> -> tensor<?x3xf32>
+  %s = atmoe.cosine_similarity %z, %c : tensor<?x16xf32>, tensor<3x16xf32> -> tensor<?x3xf32>
+  // CHECK: atmoe.lora_scales routing(%{{.*}} : tensor<?x3xf32>) tokens %{{.*}} ranks [8, 4] columns [0, -1] factors [1.600000e+00, 4.000000e-01] : tensor<?x12xf32>
+  %sc = atmoe.lora_scales routing(%w0 : tensor<?x3xf32>) tokens %t
+          ranks [8, 4] columns [0, -1] factors [1.6, 0.4] : tensor<?x12xf32>
+  // CHECK: atmoe.stacked_lora_linear %{{.*}}, %{{.*}} down(%{{.*}} : tensor<12x64xf32>) up(%{{.*}} : tensor<32x12xf32>) scales(%{{.*}} : tensor<?x12xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  %y = atmoe.stacked_lora_linear %x, %w down(%down : tensor<12x64xf32>)
+         up(%up : tensor<32x12xf32>) scales(%sc : tensor<?x12xf32>)
+         : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %w0, %s, %y : tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x32xf32>
+}

@@ -369,4 +369,143 @@ def Atmoe_ExpandSegmentsOp : Atmoe_Op<"expand_segments", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Fused compute: what the fusion passes produce
+//===----------------------------------------------------------------------===//
+
+def Atmoe_NormalizeRoutingOp : Atmoe_Op<"normalize_routing", [Pure]> {
+  let summary = "turn router scores into routing weights, fused";
+  let description = [{
+    The normalisation half of `atmoe.route`, produced by
+    `--atmoe-fuse-router`: from expert scores `v` (N x E) and, for
+    `grouped_softmax`, group scores `u` (N x G), computes the routing weights
+    with the kind's formula, temperatures and top-k, in one fused step (one
+    `linalg.generic` after conversion) instead of a chain of elementwise ops.
+    `cosine` routers arrive here with their cosine similarities as `v` and
+    normalise like `softmax`.
+
+    Example:
+
+    ```mlir
+    %w = atmoe.normalize_routing grouped_softmax %v groups [2, 2]
+           group_scores(%u : tensor<?x2xf32>) {top_k_groups = 1 : i64}
+           : tensor<?x4xf32> -> tensor<?x4xf32>
+    ```
+  }];
+  let arguments = (ins
+    Atmoe_RouterKind:$kind,
+    OptionalAttr<DenseI64ArrayAttr>:$group_sizes,
+    DefaultValuedAttr<F64Attr, "1.0">:$temperature,
+    OptionalAttr<F64Attr>:$group_temperature,
+    OptionalAttr<F64Attr>:$expert_temperature,
+    OptionalAttr<I64Attr>:$top_k,
+    OptionalAttr<I64Attr>:$top_k_groups,
+    Atmoe_F32Matrix:$expert_scores,
+    Optional<Atmoe_F32Matrix>:$group_scores);
+  let results = (outs Atmoe_F32Matrix:$weights);
+  let assemblyFormat = [{
+    $kind $expert_scores (`groups` $group_sizes^)?
+    (`group_scores` `(` $group_scores^ `:` type($group_scores) `)`)?
+    attr-dict `:` type($expert_scores) `->` type($weights)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    double getGroupTau() {
+      return getGroupTemperature().value_or(getTemperature()).convertToDouble();
+    }
+    double getExpertTau() {
+      return getExpertTemperature().value_or(getTemperature()).convertToDouble();
+    }
+  }];
+}
+
+def Atmoe_CosineSimilarityOp : Atmoe_Op<"cosine_similarity", [Pure]> {
+  let summary = "cosine similarity of every row of `lhs` with every row of `rhs`";
+  let description = [{
+    `result[i, j] = <lhs_i, rhs_j> / max(|lhs_i| |rhs_j|, 1e-12)`: the score of
+    the cosine (X-MoE) router between projected router inputs (N x d_p) and
+    expert embeddings (E x d_p). The floor keeps a zero vector's score at 0.
+
+    Example:
+
+    ```mlir
+    %s = atmoe.cosine_similarity %z, %c
+           : tensor<?x16xf32>, tensor<4x16xf32> -> tensor<?x4xf32>
+    ```
+  }];
+  let arguments = (ins Atmoe_F32Matrix:$lhs, Atmoe_F32Matrix:$rhs);
+  let results = (outs Atmoe_F32Matrix:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Atmoe_LoraScalesOp : Atmoe_Op<"lora_scales", [Pure]> {
+  let summary = "per-token scale of every rank slot of stacked adapters";
+  let description = [{
+    Produced by `--atmoe-fuse-lora`. Adapter i owns `ranks[i]` consecutive
+    rank slots of the stacked adapters; its scale for token t is
+    `factors[i] * routing[t, columns[i]]`, or `factors[i]` alone when
+    `columns[i]` is -1 (the shared expert). `factors` already hold
+    `lambda * alpha / r` (routed) or `(1 - lambda) * alpha / r` (shared).
+    The result is T x R with R the sum of the ranks; `num_tokens` is T.
+
+    Example:
+
+    ```mlir
+    %s = atmoe.lora_scales routing(%w : tensor<?x4xf32>) tokens %t
+           ranks [16, 8] columns [0, -1] factors [1.6, 0.4]
+           : tensor<?x24xf32>
+    ```
+  }];
+  let arguments = (ins Optional<Atmoe_F32Matrix>:$routing, Index:$num_tokens,
+                       DenseI64ArrayAttr:$ranks, DenseI64ArrayAttr:$columns,
+                       DenseF64ArrayAttr:$factors);
+  let results = (outs Atmoe_F32Matrix:$scales);
+  let assemblyFormat = [{
+    (`routing` `(` $routing^ `:` type($routing) `)`)? `tokens` $num_tokens
+    `ranks` $ranks `columns` $columns `factors` $factors attr-dict
+    `:` type($scales)
+  }];
+  let hasVerifier = 1;
+}
+
+def Atmoe_StackedLoraLinearOp : Atmoe_Op<"stacked_lora_linear", [Pure]> {
+  let summary = "base linear plus one stacked, per-token scaled LoRA update";
+  let description = [{
+    The fused form of `atmoe.lora_linear` (`--atmoe-fuse-lora`):
+
+    ```
+    y = x W^T + b + ((x down^T) * scales) up^T
+    ```
+
+    `down` (R x d_in) stacks the A matrices of all adapters row-wise, `up`
+    (d_out x R) stacks the B matrices column-wise, with R the sum of the
+    ranks (no padding to a common rank), and `scales` (T x R) is the
+    per-token, per-rank-slot scale from `atmoe.lora_scales`. One skinny matmul
+    pair replaces E small ones.
+
+    Example:
+
+    ```mlir
+    %y = atmoe.stacked_lora_linear %x, %w down(%a : tensor<24x64xf32>)
+           up(%b : tensor<64x24xf32>) scales(%s : tensor<?x24xf32>)
+           : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Atmoe_F32Matrix:$input, Atmoe_F32Matrix:$weight,
+                       Optional<Atmoe_F32Vector>:$bias,
+                       Atmoe_F32Matrix:$down, Atmoe_F32Matrix:$up,
+                       Atmoe_F32Matrix:$scales);
+  let results = (outs Atmoe_F32Matrix:$output);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` `(` $bias^ `:` type($bias) `)`)?
+    `down` `(` $down `:` type($down) `)` `up` `(` $up `:` type($up) `)`
+    `scales` `(` $scales `:` type($scales) `)`
+    attr-dict `:` type($input) `,` type($weight) `->` type($output)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // ATMOE_DIALECT_ATMOE_IR_ATMOEOPS_TD

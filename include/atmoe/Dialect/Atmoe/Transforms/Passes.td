@@ -46,4 +46,76 @@ def ExpandSegmentsPass : Pass<"atmoe-expand-segments"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def FuseLoraPass : Pass<"atmoe-fuse-lora"> {
+  let summary = "Stack the LoRA adapters of each projection into one update";
+  let description = [{
+    Rewrites every token-granularity `atmoe.lora_linear` into one
+    `atmoe.stacked_lora_linear`: the adapters' A matrices are stacked into
+    one down-projection (R x d_in, R the sum of the ranks, no padding), their
+    B matrices into one up-projection (d_out x R), and
+    `atmoe.lora_scales` gives every (token, rank slot) its scale
+    `lambda * w_e * alpha_e / r_e` (or `(1 - lambda) * alpha_S / r_S` for the
+    shared expert). E small matmul pairs become one skinny pair. Run
+    `--atmoe-expand-segments` first: sequence-granularity ops are left alone.
+
+    Before:
+
+    ```mlir
+    %y = atmoe.lora_linear %x, %w layer(@l)
+           adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>,
+                     #atmoe.lora<@general, rank = 4, alpha = 8.0>]
+           lora_a(%a0, %a1 : tensor<8x64xf32>, tensor<4x64xf32>)
+           lora_b(%b0, %b1 : tensor<32x8xf32>, tensor<32x4xf32>)
+           routing(%r : tensor<?x3xf32>)
+           : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+    ```
+
+    After (layer @l has lambda = 0.8):
+
+    ```mlir
+    %down = tensor.concat dim(0) %a0, %a1
+              : (tensor<8x64xf32>, tensor<4x64xf32>) -> tensor<12x64xf32>
+    %up = tensor.concat dim(1) %b0, %b1
+              : (tensor<32x8xf32>, tensor<32x4xf32>) -> tensor<32x12xf32>
+    %s = atmoe.lora_scales routing(%r : tensor<?x3xf32>) tokens %t
+           ranks [8, 4] columns [0, -1] factors [1.6, 0.4] : tensor<?x12xf32>
+    %y = atmoe.stacked_lora_linear %x, %w down(%down : tensor<12x64xf32>)
+           up(%up : tensor<32x12xf32>) scales(%s : tensor<?x12xf32>)
+           : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
+def FuseRouterPass : Pass<"atmoe-fuse-router"> {
+  let summary = "Split routers into affine logits and one fused normalisation";
+  let description = [{
+    Rewrites every `atmoe.route` into its affine logits (`atmoe.linear` for
+    `u = h W_g^T + b_g` and `v = h W_e^T + b_e`; for `cosine`, the projection
+    `atmoe.linear` then `atmoe.cosine_similarity` with the expert embeddings)
+    followed by one `atmoe.normalize_routing` that applies the kind's
+    normalisation, temperatures and top-k in a single fused step. The
+    conversion to linalg turns that step into one `linalg.generic` instead of
+    a chain of max / exp / sum / divide ops with intermediate tensors.
+
+    Before:
+
+    ```mlir
+    %w = atmoe.route grouped_softmax %h layer(@l) groups [2, 2]
+           group_weight(%wg : tensor<2x64xf32>)
+           expert_weight(%we : tensor<4x64xf32>)
+           : tensor<?x64xf32> -> tensor<?x4xf32>
+    ```
+
+    After:
+
+    ```mlir
+    %u = atmoe.linear %h, %wg : tensor<?x64xf32>, tensor<2x64xf32> -> tensor<?x2xf32>
+    %v = atmoe.linear %h, %we : tensor<?x64xf32>, tensor<4x64xf32> -> tensor<?x4xf32>
+    %w = atmoe.normalize_routing grouped_softmax %v groups [2, 2]
+           group_scores(%u : tensor<?x2xf32>) : tensor<?x4xf32> -> tensor<?x4xf32>
+    ```
+  }];
+}
+
 #endif // ATMOE_DIALECT_ATMOE_TRANSFORMS_PASSES_TD

@@ -1,0 +1,185 @@
+//===- Linear.cpp - projections to linalg -----------------------*- C++ -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "PopulatePatterns.h"
+
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+using namespace mlir;
+using namespace mlir::atmoe;
+using namespace mlir::atmoe::lowering;
+
+Value lowering::emptyWithRowsOf(OpBuilder &b, Location loc,
+                              RankedTensorType type, Value rowsOf) {
+  SmallVector<Value> dynamic;
+  if (type.isDynamicDim(0))
+    dynamic.push_back(tensor::DimOp::create(b, loc, rowsOf, 0));
+  return tensor::EmptyOp::create(b, loc, type, dynamic);
+}
+
+Value lowering::filled(OpBuilder &b, Location loc, RankedTensorType type,
+                     Value rowsOf, double value) {
+  Value constant = arith::ConstantOp::create(
+      b, loc, b.getFloatAttr(type.getElementType(), value));
+  Value empty = emptyWithRowsOf(b, loc, type, rowsOf);
+  return linalg::FillOp::create(b, loc, constant, empty).getResult(0);
+}
+
+static Value matmulWithMaps(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                            Value init, bool transposeB) {
+  MLIRContext *context = b.getContext();
+  AffineExpr m, n, k;
+  bindDims(context, m, n, k);
+  auto map = [&](ArrayRef<AffineExpr> results) {
+    return AffineMapAttr::get(AffineMap::get(3, 0, results, context));
+  };
+  SmallVector<Attribute> maps = {map({m, k}),
+                                 transposeB ? map({n, k}) : map({k, n}),
+                                 map({m, n})};
+  auto op = linalg::MatmulOp::create(
+      b, loc, TypeRange{init.getType()}, ValueRange{lhs, rhs},
+      ValueRange{init},
+      {b.getNamedAttr("indexing_maps", b.getArrayAttr(maps))});
+  return op.getResult(0);
+}
+
+Value lowering::matmulTransposeB(OpBuilder &b, Location loc, Value lhs,
+                               Value rhs, Value init) {
+  return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/true);
+}
+
+Value lowering::matmul(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                     Value init) {
+  return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/false);
+}
+
+Value lowering::biasOrZeros(OpBuilder &b, Location loc, RankedTensorType type,
+                          Value rowsOf, Value bias) {
+  if (!bias)
+    return filled(b, loc, type, rowsOf, 0.0);
+  Value empty = emptyWithRowsOf(b, loc, type, rowsOf);
+  return linalg::BroadcastOp::create(b, loc, bias, empty,
+                                     /*dimensions=*/ArrayRef<int64_t>{0})
+      .getResult()[0];
+}
+
+namespace {
+
+struct LinearLowering : OpConversionPattern<LinearOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(LinearOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value init = biasOrZeros(rewriter, loc, op.getType(), adaptor.getInput(),
+                             adaptor.getBias());
+    rewriter.replaceOp(op, matmulTransposeB(rewriter, loc, adaptor.getInput(),
+                                            adaptor.getWeight(), init));
+    return success();
+  }
+};
+
+/// y = x W^T + b + ((x down^T) * scales) up^T: the up-projection accumulates
+/// into the base result, so no separate add and no extra T x d_out tensor.
+struct StackedLoraLinearLowering : OpConversionPattern<StackedLoraLinearOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(StackedLoraLinearOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = adaptor.getInput();
+    Value base = matmulTransposeB(
+        rewriter, loc, x, adaptor.getWeight(),
+        biasOrZeros(rewriter, loc, op.getType(), x, adaptor.getBias()));
+
+    auto scalesType = cast<RankedTensorType>(adaptor.getScales().getType());
+    Value down = matmulTransposeB(rewriter, loc, x, adaptor.getDown(),
+                                  filled(rewriter, loc, scalesType, x, 0.0));
+    MLIRContext *context = rewriter.getContext();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
+    SmallVector<utils::IteratorType> parallel(2,
+                                              utils::IteratorType::parallel);
+    Value scaled =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{scalesType},
+            ValueRange{adaptor.getScales()}, ValueRange{down},
+            ArrayRef<AffineMap>{identity, identity}, parallel,
+            [](OpBuilder &b, Location loc, ValueRange args) {
+              Value product = arith::MulFOp::create(b, loc, args[1], args[0]);
+              linalg::YieldOp::create(b, loc, product);
+            })
+            .getResult(0);
+    rewriter.replaceOp(
+        op, matmulTransposeB(rewriter, loc, scaled, adaptor.getUp(), base));
+    return success();
+  }
+};
+
+/// scales = routing * M + c, with M[columns[i], slot] = factors[i] for the
+/// slots of routed adapter i, and c[slot] = factors[i] for the shared one.
+struct LoraScalesLowering : OpConversionPattern<LoraScalesOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(LoraScalesOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType type = op.getType();
+    int64_t totalRank = type.getDimSize(1);
+    Value routing = adaptor.getRouting();
+    int64_t experts = routing ? cast<RankedTensorType>(routing.getType())
+                                    .getDimSize(1)
+                              : 0;
+    if (ShapedType::isDynamic(totalRank) || ShapedType::isDynamic(experts))
+      return rewriter.notifyMatchFailure(op, "needs static ranks and experts");
+
+    SmallVector<float> selection(experts * totalRank, 0.0f);
+    SmallVector<float> constantPart(totalRank, 0.0f);
+    int64_t slot = 0;
+    for (auto [rank, column, factor] :
+         llvm::zip_equal(op.getRanks(), op.getColumns(), op.getFactors())) {
+      for (int64_t r = 0; r < rank; ++r, ++slot) {
+        if (column < 0)
+          constantPart[slot] = static_cast<float>(factor);
+        else
+          selection[column * totalRank + slot] = static_cast<float>(factor);
+      }
+    }
+    Type f32 = rewriter.getF32Type();
+    auto vectorType = RankedTensorType::get({totalRank}, f32);
+    Value constants = arith::ConstantOp::create(
+        rewriter, loc,
+        DenseElementsAttr::get(vectorType, ArrayRef<float>(constantPart)));
+    // Rows come from num_tokens, which holds even without routing weights.
+    SmallVector<Value> dynamic;
+    if (type.isDynamicDim(0))
+      dynamic.push_back(adaptor.getNumTokens());
+    Value empty = tensor::EmptyOp::create(rewriter, loc, type, dynamic);
+    Value result = linalg::BroadcastOp::create(rewriter, loc, constants, empty,
+                                               ArrayRef<int64_t>{0})
+                       .getResult()[0];
+    if (routing) {
+      auto matrixType = RankedTensorType::get({experts, totalRank}, f32);
+      Value matrix = arith::ConstantOp::create(
+          rewriter, loc,
+          DenseElementsAttr::get(matrixType, ArrayRef<float>(selection)));
+      result = matmul(rewriter, loc, routing, matrix, result);
+    }
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+} // namespace
+
+void lowering::populateLinearPatterns(RewritePatternSet &patterns) {
+  patterns.add<LinearLowering, StackedLoraLinearLowering, LoraScalesLowering>(
+      patterns.getContext());
+}

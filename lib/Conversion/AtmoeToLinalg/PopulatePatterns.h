@@ -1,0 +1,45 @@
+//===- PopulatePatterns.h - atmoe to linalg internals -----------*- C++ -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// Shared by the pattern files of the atmoe-to-linalg conversion only.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_LIB_CONVERSION_ATMOETOLINALG_POPULATEPATTERNS_H
+#define ATMOE_LIB_CONVERSION_ATMOETOLINALG_POPULATEPATTERNS_H
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::atmoe::lowering {
+
+/// An empty tensor of `type`, its dynamic row count taken from `rowsOf`'s
+/// first dimension.
+Value emptyWithRowsOf(OpBuilder &b, Location loc, RankedTensorType type,
+                      Value rowsOf);
+
+/// A tensor of `type` filled with `value`.
+Value filled(OpBuilder &b, Location loc, RankedTensorType type, Value rowsOf,
+             double value);
+
+/// `lhs * rhs^T + init` (lhs M x K, rhs N x K, init M x N) as a linalg.matmul
+/// with a transposed-B indexing map.
+Value matmulTransposeB(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                       Value init);
+
+/// `lhs * rhs + init` (lhs M x K, rhs K x N, init M x N).
+Value matmul(OpBuilder &b, Location loc, Value lhs, Value rhs, Value init);
+
+/// The start of `x W^T + b`: `b` broadcast over rows, or zeros.
+Value biasOrZeros(OpBuilder &b, Location loc, RankedTensorType type,
+                  Value rowsOf, Value bias);
+
+void populateLinearPatterns(RewritePatternSet &patterns);
+void populateRoutingPatterns(RewritePatternSet &patterns);
+
+} // namespace mlir::atmoe::lowering
+
+#endif // ATMOE_LIB_CONVERSION_ATMOETOLINALG_POPULATEPATTERNS_H

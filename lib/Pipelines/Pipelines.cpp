@@ -1,0 +1,80 @@
+//===- Pipelines.cpp - atmoe pass pipelines ---------------------*- C++ -*-===//
+//
+// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/Pipelines/Pipelines.h"
+
+#include "atmoe/Conversion/Passes.h"
+#include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
+                                       const LowerToLinalgOptions &) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createExpandSegmentsPass());
+  pm.addPass(createFuseRouterPass());
+  pm.addPass(createFuseLoraPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createConvertAtmoeToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+}
+
+void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
+                                    const CPUCodegenOptions &) {
+  // Bufferize with plain (identity-layout) memrefs at function boundaries,
+  // the layout the runtime's descriptors describe.
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  // The caller owns the outputs: results become out-parameters.
+  bufferization::BufferResultsToOutParamsPassOptions outParams;
+  outParams.modifyPublicFunctions = true;
+  outParams.hoistStaticAllocs = true;
+  outParams.hoistDynamicAllocs = true;
+  pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  bufferization::buildBufferDeallocationPipeline(pm);
+
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  ConvertFuncToLLVMPassOptions funcToLLVM;
+  pm.addPass(createConvertFuncToLLVMPass(funcToLLVM));
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void atmoe::registerAtmoePipelines() {
+  PassPipelineRegistration<LowerToLinalgOptions>(
+      "atmoe-lower-to-linalg-pipeline",
+      "Canonicalize, fuse routers and adapters, and convert atmoe to linalg",
+      buildLowerToLinalgPipeline);
+  PassPipelineRegistration<CPUCodegenOptions>(
+      "atmoe-cpu-codegen-pipeline",
+      "Bufferize and lower fused linalg to the LLVM dialect for the CPU",
+      buildCPUCodegenPipeline);
+}

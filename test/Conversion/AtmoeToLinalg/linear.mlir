@@ -1,0 +1,66 @@
+// RUN: atmoe-opt %s --split-input-file --convert-atmoe-to-linalg | FileCheck %s
+
+// CHECK-DAG: #[[$LHS:.+]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG: #[[$RHST:.+]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[$OUT:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// Tests that a plain linear is a transposed-B matmul into the broadcast bias.
+// CHECK-LABEL: func.func @linear_bias
+// CHECK-SAME: (%[[X:.+]]: tensor<?x8xf32>, %[[W:.+]]: tensor<4x8xf32>, %[[B:.+]]: tensor<4xf32>)
+// CHECK: %[[T:.+]] = tensor.dim %[[X]], %{{.+}}
+// CHECK: %[[E:.+]] = tensor.empty(%[[T]]) : tensor<?x4xf32>
+// CHECK: %[[INIT:.+]] = linalg.broadcast ins(%[[B]] : tensor<4xf32>) outs(%[[E]] : tensor<?x4xf32>) dimensions = [0]
+// CHECK: %[[Y:.+]] = linalg.matmul indexing_maps = [#[[$LHS]], #[[$RHST]], #[[$OUT]]] ins(%[[X]], %[[W]] : tensor<?x8xf32>, tensor<4x8xf32>) outs(%[[INIT]] : tensor<?x4xf32>)
+// CHECK: return %[[Y]]
+// CHECK-NOT: atmoe.
+func.func @linear_bias(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf32>) -> tensor<?x4xf32> {
+  %y = atmoe.linear %x, %w bias(%b : tensor<4xf32>) : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests the stacked LoRA update: base matmul, down matmul, one scale, and the
+// up matmul accumulating into the base result.
+// CHECK-LABEL: func.func @stacked
+// CHECK-SAME: (%[[X:.+]]: tensor<?x8xf32>, %[[W:.+]]: tensor<4x8xf32>, %[[D:.+]]: tensor<3x8xf32>, %[[U:.+]]: tensor<4x3xf32>, %[[S:.+]]: tensor<?x3xf32>)
+// CHECK: %[[ZERO:.+]] = linalg.fill {{.*}} -> tensor<?x4xf32>
+// CHECK: %[[BASE:.+]] = linalg.matmul {{.*}} ins(%[[X]], %[[W]] : {{.*}}) outs(%[[ZERO]] : tensor<?x4xf32>)
+// CHECK: %[[ZD:.+]] = linalg.fill {{.*}} -> tensor<?x3xf32>
+// CHECK: %[[DOWN:.+]] = linalg.matmul {{.*}} ins(%[[X]], %[[D]] : {{.*}}) outs(%[[ZD]] : tensor<?x3xf32>)
+// CHECK: %[[SCALED:.+]] = linalg.generic {{.*}} ins(%[[S]] : tensor<?x3xf32>) outs(%[[DOWN]] : tensor<?x3xf32>)
+// CHECK:   arith.mulf
+// CHECK: %[[Y:.+]] = linalg.matmul {{.*}} ins(%[[SCALED]], %[[U]] : {{.*}}) outs(%[[BASE]] : tensor<?x4xf32>)
+// CHECK: return %[[Y]]
+// CHECK-NOT: atmoe.
+func.func @stacked(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %d: tensor<3x8xf32>,
+                   %u: tensor<4x3xf32>, %s: tensor<?x3xf32>) -> tensor<?x4xf32> {
+  %y = atmoe.stacked_lora_linear %x, %w down(%d : tensor<3x8xf32>) up(%u : tensor<4x3xf32>)
+         scales(%s : tensor<?x3xf32>) : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests that rank-slot scales are a matmul with a constant selection matrix
+// accumulating into the broadcast shared-expert factors.
+// CHECK-LABEL: func.func @scales
+// CHECK: %[[SHARED:.+]] = arith.constant dense<[0.000000e+00, 0.000000e+00, 5.000000e-01]> : tensor<3xf32>
+// CHECK: %[[INIT:.+]] = linalg.broadcast ins(%[[SHARED]] : tensor<3xf32>)
+// CHECK: %[[SEL:.+]] = arith.constant dense<{{\[\[}}0.000000e+00, 0.000000e+00, 0.000000e+00], [2.000000e+00, 2.000000e+00, 0.000000e+00]]> : tensor<2x3xf32>
+// CHECK: linalg.matmul ins(%{{.+}}, %[[SEL]] : tensor<?x2xf32>, tensor<2x3xf32>) outs(%[[INIT]] : tensor<?x3xf32>)
+func.func @scales(%r: tensor<?x2xf32>, %t: index) -> tensor<?x3xf32> {
+  %s = atmoe.lora_scales routing(%r : tensor<?x2xf32>) tokens %t ranks [2, 1] columns [1, -1] factors [2.0, 0.5] : tensor<?x3xf32>
+  return %s : tensor<?x3xf32>
+}
+
+// -----
+
+// Tests that the structure is erased with the compute.
+// CHECK-LABEL: module
+// CHECK-NOT: atmoe.
+atmoe.layer @l {
+  atmoe.expert_group @a {
+    atmoe.lora_expert @icd
+  }
+}
