@@ -1,0 +1,363 @@
+//===- JsonDocument.cpp - JSON files with source positions -----*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "JsonDocument.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <optional>
+
+using namespace mlir;
+using namespace mlir::atmoe::importer;
+
+/// llvm::json's parser recurses once per nesting level and has no limit, so a
+/// hostile file of nested brackets would overflow the stack. Real model.json
+/// files nest about six levels deep.
+static constexpr unsigned kMaxJsonDepth = 64;
+
+/// `parent.key`, or `parent["key"]` when the key is not a plain identifier, so
+/// that a path always reads back unambiguously.
+std::string mlir::atmoe::importer::childPath(llvm::StringRef parent,
+                                             llvm::StringRef key) {
+  bool plain = !key.empty() && llvm::all_of(key, [](char c) {
+    return llvm::isAlnum(c) || c == '_' || c == '-';
+  });
+  std::string path = parent.str();
+  if (plain) {
+    if (!path.empty())
+      path += '.';
+    path += key;
+    return path;
+  }
+  path += "[\"";
+  for (char c : key) {
+    if (c == '"' || c == '\\')
+      path += '\\';
+    path += c;
+  }
+  path += "\"]";
+  return path;
+}
+
+std::string mlir::atmoe::importer::elementPath(llvm::StringRef parent,
+                                               size_t index) {
+  return (parent + "[" + llvm::Twine(index) + "]").str();
+}
+
+namespace mlir::atmoe::importer {
+
+/// Walks JSON text that llvm::json has already accepted, recording value
+/// spans and key order and stopping at the first duplicate key.
+class JsonScanner {
+public:
+  explicit JsonScanner(JsonDocument &doc) : doc(doc), text(doc.text) {}
+
+  /// False at a duplicate key (see duplicatePath/duplicateOffset) or, should
+  /// the text not be JSON after all, at the first surprise.
+  bool scanValue(const std::string &path) {
+    skipSpace();
+    if (pos >= text.size())
+      return false;
+    size_t begin = pos;
+    char c = text[pos];
+    if (c == '{') {
+      if (!scanObject(path))
+        return false;
+    } else if (c == '[') {
+      ++pos;
+      skipSpace();
+      if (peek() == ']') {
+        ++pos;
+      } else {
+        for (size_t index = 0;; ++index) {
+          if (!scanValue(elementPath(path, index)))
+            return false;
+          skipSpace();
+          if (peek() == ',') {
+            ++pos;
+            continue;
+          }
+          if (peek() != ']')
+            return false;
+          ++pos;
+          break;
+        }
+      }
+    } else if (c == '"') {
+      std::string ignored;
+      if (!scanString(ignored))
+        return false;
+    } else {
+      while (pos < text.size() &&
+             !llvm::StringRef(",}] \t\r\n").contains(text[pos]))
+        ++pos;
+    }
+    doc.spans[path] = {begin, pos};
+    return true;
+  }
+
+  std::string duplicatePath;
+  std::string duplicateKey;
+  size_t duplicateOffset = 0;
+
+private:
+  char peek() const { return pos < text.size() ? text[pos] : '\0'; }
+
+  void skipSpace() {
+    while (pos < text.size() && llvm::StringRef(" \t\r\n").contains(text[pos]))
+      ++pos;
+  }
+
+  bool scanObject(const std::string &path) {
+    ++pos;
+    std::vector<std::string> keys;
+    llvm::StringSet<> seen;
+    skipSpace();
+    if (peek() == '}') {
+      ++pos;
+      doc.objectKeys[path] = std::move(keys);
+      return true;
+    }
+    while (true) {
+      skipSpace();
+      size_t keyOffset = pos;
+      std::string key;
+      if (!scanString(key))
+        return false;
+      std::string child = childPath(path, key);
+      if (!seen.insert(key).second) {
+        duplicatePath = child;
+        duplicateKey = key;
+        duplicateOffset = keyOffset;
+        return false;
+      }
+      keys.push_back(key);
+      skipSpace();
+      if (peek() != ':')
+        return false;
+      ++pos;
+      if (!scanValue(child))
+        return false;
+      skipSpace();
+      if (peek() == ',') {
+        ++pos;
+        continue;
+      }
+      if (peek() != '}')
+        return false;
+      ++pos;
+      break;
+    }
+    doc.objectKeys[path] = std::move(keys);
+    return true;
+  }
+
+  /// Decodes a string literal the way llvm::json does, so that paths built
+  /// from scanned keys match the parsed objects' keys.
+  bool scanString(std::string &out) {
+    if (peek() != '"')
+      return false;
+    ++pos;
+    while (pos < text.size()) {
+      char c = text[pos++];
+      if (c == '"')
+        return true;
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (pos >= text.size())
+        return false;
+      char escape = text[pos++];
+      switch (escape) {
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'u': {
+        std::optional<uint32_t> codePoint = scanHex4();
+        if (!codePoint)
+          return false;
+        uint32_t cp = *codePoint;
+        if (cp >= 0xD800 && cp < 0xDC00 &&
+            text.substr(pos).starts_with("\\u")) {
+          size_t save = pos;
+          pos += 2;
+          std::optional<uint32_t> low = scanHex4();
+          if (low && *low >= 0xDC00 && *low < 0xE000)
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (*low - 0xDC00);
+          else
+            pos = save;
+        }
+        if (cp >= 0xD800 && cp < 0xE000)
+          cp = 0xFFFD; // A lone surrogate, as llvm::json replaces it.
+        appendUtf8(out, cp);
+        break;
+      }
+      default:
+        out += escape;
+        break;
+      }
+    }
+    return false;
+  }
+
+  std::optional<uint32_t> scanHex4() {
+    if (pos + 4 > text.size())
+      return std::nullopt;
+    uint32_t value = 0;
+    for (int i = 0; i < 4; ++i) {
+      unsigned digit = llvm::hexDigitValue(text[pos + i]);
+      if (digit == ~0U)
+        return std::nullopt;
+      value = value * 16 + digit;
+    }
+    pos += 4;
+    return value;
+  }
+
+  static void appendUtf8(std::string &out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  JsonDocument &doc;
+  llvm::StringRef text;
+  size_t pos = 0;
+};
+
+} // namespace mlir::atmoe::importer
+
+/// The offset at which `text` nests deeper than kMaxJsonDepth, if it does.
+static std::optional<size_t> findExcessiveNesting(llvm::StringRef text) {
+  unsigned depth = 0;
+  bool inString = false;
+  for (size_t i = 0, e = text.size(); i < e; ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+      continue;
+    }
+    if (c == '"') {
+      inString = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxJsonDepth)
+        return i;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
+LogicalResult JsonDocument::load(std::string &error) {
+  auto fileOrErr =
+      llvm::MemoryBuffer::getFile(displayPath, /*IsText=*/false,
+                                  /*RequiresNullTerminator=*/false);
+  if (!fileOrErr) {
+    error = displayPath +
+            ": cannot read the file: " + fileOrErr.getError().message();
+    return failure();
+  }
+  buffer = std::move(*fileOrErr);
+  text = buffer->getBuffer();
+  lineStarts.push_back(0);
+  for (size_t i = 0, e = text.size(); i < e; ++i)
+    if (text[i] == '\n')
+      lineStarts.push_back(i + 1);
+
+  if (std::optional<size_t> offset = findExcessiveNesting(text)) {
+    auto [line, col] = lineColOf(*offset);
+    error = (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
+             ": invalid JSON: nested deeper than " +
+             llvm::Twine(kMaxJsonDepth) + " levels")
+                .str();
+    return failure();
+  }
+
+  llvm::Expected<json::Value> parsed = json::parse(text);
+  if (!parsed) {
+    // llvm::json reports "[line:col, byte=N]: message"; keep the position in
+    // the usual file:line:col form.
+    std::string raw = llvm::toString(parsed.takeError());
+    llvm::StringRef message(raw), position;
+    if (message.starts_with("[")) {
+      size_t close = message.find("]: ");
+      if (close != llvm::StringRef::npos) {
+        position = message.slice(1, close).split(',').first;
+        message = message.substr(close + 3);
+      }
+    }
+    error = displayPath + (position.empty() ? "" : ":" + position.str()) +
+            ": invalid JSON: " + message.str();
+    return failure();
+  }
+  rootValue = std::move(*parsed);
+
+  JsonScanner scanner(*this);
+  if (!scanner.scanValue("") && !scanner.duplicatePath.empty()) {
+    auto [line, col] = lineColOf(scanner.duplicateOffset);
+    error = (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
+             ": " + scanner.duplicatePath + ": duplicate key '" +
+             scanner.duplicateKey + "' (a key may appear once per object)")
+                .str();
+    return failure();
+  }
+  return success();
+}
+
+/// How a value looks in the file, for "found ..." in errors.
+std::string mlir::atmoe::importer::describe(const JsonNode &node) {
+  switch (node.value->kind()) {
+  case json::Value::Array:
+    return "an array";
+  case json::Value::Object:
+    return "an object";
+  default:
+    break;
+  }
+  llvm::StringRef text = node.doc->sourceText(node.path);
+  if (text.empty()) {
+    std::string printed;
+    llvm::raw_string_ostream os(printed);
+    os << *node.value;
+    return printed;
+  }
+  if (text.size() > 48)
+    return (text.take_front(45) + "...").str();
+  return text.str();
+}
