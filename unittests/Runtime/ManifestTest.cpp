@@ -1,0 +1,282 @@
+//===- ManifestTest.cpp - Tests for the runtime's manifest parser -*- C++
+//-*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// Every validation rule of runtime/src/manifest.cpp, one manifest per rule:
+// compiled models with broken manifests would need one shared library each.
+//
+//===----------------------------------------------------------------------===//
+
+#include "manifest.h"
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include "gtest/gtest.h"
+
+#include <string>
+
+using namespace llvm;
+using namespace atmoe::rt;
+
+namespace {
+
+/// A valid layer whose parts can be replaced one at a time.
+struct LayerText {
+  std::string head = R"("index": 0, "entry": "atmoe_entry_layer0_forward",
+                        "granularity": "token", "experts": ["a", "b"])";
+  std::string inputs = R"(
+    {"role": "input", "name": "q_proj", "dtype": "f32", "shape": [-1, 8]},
+    {"role": "input", "name": "h", "dtype": "f32", "shape": [-1, 6]})";
+  std::string weights = R"(
+    {"role": "weight", "tensor": "layers.0.q_proj.weight",
+     "file": "weights.safetensors", "source": "w", "dtype": "f32",
+     "shape": [4, 8]})";
+  std::string outputs = R"(
+    {"role": "output", "name": "q_proj", "dtype": "f32", "shape": [-1, 4]},
+    {"role": "output", "name": "routing", "dtype": "f32", "shape": [-1, 2]})";
+
+  std::string str() const {
+    std::string args = inputs;
+    for (const std::string *part : {&weights, &outputs})
+      if (!part->empty())
+        args += (args.empty() ? "" : ",") + *part;
+    return "{" + head + R"(, "arguments": [)" + args + "]}";
+  }
+};
+
+std::string manifestOf(const std::string &layers) {
+  return R"({"format": "atmoe-compiled/1", "model": "m", "layers": [)" +
+         layers + "]}";
+}
+
+/// The error of parsing `text`, or "" if it parses.
+std::string errorOf(const std::string &text) {
+  Expected<Manifest> manifest = parseManifest(text, "m.so");
+  if (manifest)
+    return "";
+  return toString(manifest.takeError());
+}
+
+TEST(ManifestTest, Valid) {
+  LayerText layer;
+  Expected<Manifest> manifest = parseManifest(manifestOf(layer.str()), "m.so");
+  ASSERT_TRUE(bool(manifest)) << toString(manifest.takeError());
+  ASSERT_EQ(manifest->layers.size(), 1u);
+  const Layer &l = manifest->layers[0];
+  EXPECT_EQ(manifest->model, "m");
+  EXPECT_EQ(manifest->target, "");
+  EXPECT_EQ(l.entry, "atmoe_entry_layer0_forward");
+  ASSERT_EQ(l.projections.size(), 1u);
+  EXPECT_EQ(l.projections[0].name, "q_proj");
+  EXPECT_EQ(l.projections[0].dIn, 8);
+  EXPECT_EQ(l.projections[0].dOut, 4);
+  EXPECT_EQ(l.routerWidth, 6);
+  EXPECT_FALSE(l.takesSegments);
+  EXPECT_EQ(l.firstWeight, 2u);
+  EXPECT_EQ(l.numWeights, 1u);
+  EXPECT_EQ(l.arguments[2].name, "layers.0.q_proj.weight");
+  EXPECT_EQ(l.arguments[2].source, "w");
+  EXPECT_EQ(l.arguments[2].file, "weights.safetensors");
+}
+
+TEST(ManifestTest, SequenceAndNoRouter) {
+  LayerText sequence;
+  sequence.head = R"("index": 2, "entry": "e2", "granularity": "sequence",
+                     "experts": ["a", "b"])";
+  sequence.inputs += R"(,
+    {"role": "input", "name": "segments", "dtype": "i64", "shape": [-1]})";
+  LayerText plain;
+  plain.head = R"("index": 4, "entry": "e4")";
+  plain.inputs =
+      R"({"role": "input", "name": "q_proj", "dtype": "f32", "shape": [-1, 8]})";
+  plain.outputs =
+      R"({"role": "output", "name": "q_proj", "dtype": "f32", "shape": [-1, 4]})";
+  Expected<Manifest> manifest =
+      parseManifest(manifestOf(sequence.str() + "," + plain.str()), "m.so");
+  ASSERT_TRUE(bool(manifest)) << toString(manifest.takeError());
+  EXPECT_TRUE(manifest->layers[0].takesSegments);
+  EXPECT_EQ(manifest->layers[0].granularity, Granularity::Sequence);
+  EXPECT_FALSE(manifest->layers[1].hasRouter());
+  EXPECT_EQ(manifest->layers[1].granularity, Granularity::Token);
+}
+
+TEST(ManifestTest, TopLevelErrors) {
+  // The rest of the message is llvm::json's.
+  EXPECT_TRUE(
+      StringRef(errorOf("{"))
+          .starts_with("m.so: manifest: invalid JSON: [1:1, byte=1]: "));
+  EXPECT_EQ(errorOf("[]"),
+            "m.so: manifest: (root): expected an object, found []");
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2", "layers": []})"),
+            "m.so: manifest: format: expected \"atmoe-compiled/1\", found "
+            "\"atmoe-compiled/2\"");
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/1"})"),
+            "m.so: manifest: (root): missing key 'layers'");
+  EXPECT_EQ(errorOf(manifestOf("")),
+            "m.so: manifest: layers: expected at least one layer");
+  LayerText layer;
+  EXPECT_EQ(errorOf(manifestOf(layer.str() + "," + layer.str())),
+            "m.so: manifest: layers[1].index: duplicate layer index 0");
+}
+
+/// The error for one layer whose text `edit` changed.
+template <typename Edit>
+std::string layerError(Edit edit) {
+  LayerText layer;
+  edit(layer);
+  return errorOf(manifestOf(layer.str()));
+}
+
+TEST(ManifestTest, LayerErrors) {
+  EXPECT_EQ(
+      layerError([](LayerText &l) { l.head = R"("index": -1, "entry": "e")"; }),
+      "m.so: manifest: layers[0].index: expected a non-negative "
+      "integer, found -1");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.head = R"("index": 0, "entry": "", "granularity": "token",
+                          "experts": ["a", "b"])";
+            }),
+            "m.so: manifest: layers[0].entry: expected a non-empty string");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.head = R"("index": 0, "entry": "e", "granularity": "batch",
+                          "experts": ["a", "b"])";
+            }),
+            "m.so: manifest: layers[0].granularity: expected \"token\" or "
+            "\"sequence\", found \"batch\"");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.head = R"("index": 0, "entry": "e", "granularity": "token",
+                          "experts": ["a", "a"])";
+            }),
+            "m.so: manifest: layers[0].experts[1]: duplicate expert 'a'");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.head = R"("index": 0, "entry": "e", "experts": ["a", "b"])";
+            }),
+            "m.so: manifest: layers[0]: missing key 'granularity' (the layer "
+            "has a router)");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.head = R"("index": 0, "entry": "e", "granularity": "sequence",
+                          "experts": ["a", "b"])";
+            }),
+            "m.so: manifest: layers[0].arguments[2]: expected the input "
+            "'segments' after 'h' (the layer has sequence granularity)");
+}
+
+TEST(ManifestTest, ArgumentErrors) {
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.weights = R"({"role": "state", "dtype": "f32", "shape": []})";
+            }),
+            "m.so: manifest: layers[0].arguments[2].role: expected "
+            "\"input\", \"weight\" or \"output\", found \"state\"");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.weights = R"({"role": "weight", "file": "/etc/w.safetensors",
+                              "source": "w", "dtype": "f32", "shape": [4, 8]})";
+            }),
+            "m.so: manifest: layers[0].arguments[2].file: expected a path "
+            "relative to the model package, found \"/etc/w.safetensors\"");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.weights = R"({"role": "weight", "file": "w.safetensors",
+                              "source": "w", "dtype": "f32",
+                              "shape": [-1, 8]})";
+            }),
+            "m.so: manifest: layers[0].arguments[2].shape[0]: weight 'w' "
+            "must have a static shape");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.weights = R"({"role": "weight", "file": "w.safetensors",
+                              "source": "w", "dtype": "i64", "shape": [4]})";
+            }),
+            "m.so: manifest: layers[0].arguments[2].dtype: expected \"f32\" "
+            "for weight 'w'");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.weights = R"({"role": "weight", "file": "w.safetensors",
+                              "source": "w", "dtype": "f32", "shape": [4.5]})";
+            }),
+            "m.so: manifest: layers[0].arguments[2].shape[0]: expected a "
+            "non-negative integer or -1, found 4.5");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.inputs = R"(
+    {"role": "input", "name": "q_proj", "dtype": "f32", "shape": [8]},
+    {"role": "input", "name": "h", "dtype": "f32", "shape": [-1, 6]})";
+            }),
+            "m.so: manifest: layers[0].arguments[0].shape: expected [-1, d_in] "
+            "with d_in >= 1 for the input of projection 'q_proj', found [8]");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.inputs = R"(
+    {"role": "input", "name": "routing", "dtype": "f32", "shape": [-1, 8]})";
+            }),
+            "m.so: manifest: layers[0].arguments[0].name: 'routing' is "
+            "reserved for the routing output and cannot name a projection");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.inputs = R"(
+    {"role": "input", "name": "h", "dtype": "f32", "shape": [-1, 6]})";
+            }),
+            "m.so: manifest: layers[0].arguments: expected at least one "
+            "projection input first");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.inputs += R"(,
+    {"role": "input", "name": "segments", "dtype": "i64", "shape": [-1]})";
+            }),
+            "m.so: manifest: layers[0].arguments[2]: a 'segments' input needs "
+            "\"granularity\": \"sequence\"");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.inputs += R"(,
+    {"role": "input", "name": "k_proj", "dtype": "f32", "shape": [-1, 8]})";
+            }),
+            "m.so: manifest: layers[0].arguments[2]: unexpected input "
+            "'k_proj': inputs are the projections, then 'h', then "
+            "'segments'");
+}
+
+TEST(ManifestTest, OutputErrors) {
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.outputs = R"(
+    {"role": "output", "name": "v_proj", "dtype": "f32", "shape": [-1, 4]},
+    {"role": "output", "name": "routing", "dtype": "f32", "shape": [-1, 2]})";
+            }),
+            "m.so: manifest: layers[0].arguments[3].name: expected the output "
+            "of projection 'q_proj' (outputs follow the order of the inputs), "
+            "found 'v_proj'");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.outputs = R"(
+    {"role": "output", "name": "q_proj", "dtype": "f32", "shape": [-1, 4]})";
+            }),
+            "m.so: manifest: layers[0].arguments: expected the output "
+            "'routing' last (the layer has a router input 'h')");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.outputs += R"(,
+    {"role": "weight", "file": "w.safetensors", "source": "w",
+     "dtype": "f32", "shape": [4]})";
+            }),
+            "m.so: manifest: layers[0].arguments[5]: weights must come "
+            "between the inputs and the outputs");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.outputs = R"(
+    {"role": "output", "name": "q_proj", "dtype": "i64", "shape": [-1, 4]},
+    {"role": "output", "name": "routing", "dtype": "f32", "shape": [-1, 2]})";
+            }),
+            "m.so: manifest: layers[0].arguments[3].dtype: expected \"f32\" "
+            "for 'q_proj'");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.head = R"("index": 0, "entry": "e", "experts": ["a"])";
+              l.inputs = R"(
+    {"role": "input", "name": "q_proj", "dtype": "f32", "shape": [-1, 8]})";
+              l.outputs = R"(
+    {"role": "output", "name": "q_proj", "dtype": "f32", "shape": [-1, 4]})";
+            }),
+            "m.so: manifest: layers[0].experts: the layer lists experts but "
+            "has no router input 'h'");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.head = R"("index": 0, "entry": "e", "granularity": "token",
+                          "experts": [])";
+              l.outputs = R"(
+    {"role": "output", "name": "q_proj", "dtype": "f32", "shape": [-1, 4]},
+    {"role": "output", "name": "routing", "dtype": "f32", "shape": [-1, 0]})";
+            }),
+            "m.so: manifest: layers[0].experts: expected at least one expert "
+            "(the layer has a router)");
+}
+
+} // namespace
