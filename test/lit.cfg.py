@@ -19,6 +19,23 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 config.substitutions.append(("%atmoe_src_root", config.atmoe_src_root))
+# Test model packages are written with numpy, which Debian installs for
+# /usr/bin/python3; lit itself may run under another interpreter, so this
+# replaces the default %python.
+config.substitutions = [s for s in config.substitutions if s[0] != "%python"]
+config.substitutions.append(("%python", "/usr/bin/python3"))
 
 tools = [ToolSubst("atmoe-opt", unresolved="fatal")]
+tools.append(ToolSubst("atmoe-translate", unresolved="fatal"))
 llvm_config.add_tool_substitutions(tools, [config.atmoe_tools_dir])
+llvm_config.add_tool_substitutions(
+    [ToolSubst("atmoe-compile", unresolved="fatal")], [config.atmoe_tools_dir])
+llvm_config.add_tool_substitutions(["llvm-nm"], [config.llvm_tools_dir])
+# atmoe-run and the runtime's hand-written test models (runtime/test), which
+# are built into the build's lib directory.
+llvm_config.add_tool_substitutions(
+    [ToolSubst("atmoe-run", unresolved="fatal")], [config.atmoe_tools_dir])
+config.substitutions.append(("%atmoe_lib_dir", config.atmoe_obj_root + "/lib"))
+# End-to-end tests run compiled models through atmoe-run.
+config.substitutions.append(
+    ("%atmoe_run", os.path.join(config.atmoe_tools_dir, "atmoe-run")))

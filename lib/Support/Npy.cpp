@@ -1,7 +1,6 @@
 //===- Npy.cpp - NumPy .npy reader and writer for f32 arrays --------------===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM
-// Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 //

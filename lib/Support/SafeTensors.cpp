@@ -1,7 +1,6 @@
 //===- SafeTensors.cpp - Read-only, validating safetensors reader ---------===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM
-// Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,7 +1,6 @@
 //===- SafeTensorsTest.cpp - Tests for the safetensors reader -------------===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM
-// Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

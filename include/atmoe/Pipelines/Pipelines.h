@@ -1,6 +1,6 @@
 //===- Pipelines.h - atmoe pass pipelines -----------------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 //
@@ -21,8 +21,8 @@ class OpPassManager;
 namespace mlir::atmoe {
 
 /// atmoe (as imported) to fused linalg on tensors.
-struct LowerToLinalgOptions
-    : public PassPipelineOptions<LowerToLinalgOptions> {};
+struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
+};
 
 /// Fused linalg on tensors to the LLVM dialect, for the CPU.
 struct CPUCodegenOptions : public PassPipelineOptions<CPUCodegenOptions> {};

@@ -1,7 +1,6 @@
 //===- AtomicFile.h - Write a file atomically -------------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM
-// Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

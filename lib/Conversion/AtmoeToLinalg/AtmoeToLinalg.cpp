@@ -1,6 +1,6 @@
 //===- AtmoeToLinalg.cpp - the atmoe to linalg conversion pass --*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

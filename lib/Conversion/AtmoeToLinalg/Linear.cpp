@@ -1,6 +1,6 @@
 //===- Linear.cpp - projections to linalg -----------------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,7 +18,7 @@ using namespace mlir::atmoe;
 using namespace mlir::atmoe::lowering;
 
 Value lowering::emptyWithRowsOf(OpBuilder &b, Location loc,
-                              RankedTensorType type, Value rowsOf) {
+                                RankedTensorType type, Value rowsOf) {
   SmallVector<Value> dynamic;
   if (type.isDynamicDim(0))
     dynamic.push_back(tensor::DimOp::create(b, loc, rowsOf, 0));
@@ -26,7 +26,7 @@ Value lowering::emptyWithRowsOf(OpBuilder &b, Location loc,
 }
 
 Value lowering::filled(OpBuilder &b, Location loc, RankedTensorType type,
-                     Value rowsOf, double value) {
+                       Value rowsOf, double value) {
   Value constant = arith::ConstantOp::create(
       b, loc, b.getFloatAttr(type.getElementType(), value));
   Value empty = emptyWithRowsOf(b, loc, type, rowsOf);
@@ -41,28 +41,26 @@ static Value matmulWithMaps(OpBuilder &b, Location loc, Value lhs, Value rhs,
   auto map = [&](ArrayRef<AffineExpr> results) {
     return AffineMapAttr::get(AffineMap::get(3, 0, results, context));
   };
-  SmallVector<Attribute> maps = {map({m, k}),
-                                 transposeB ? map({n, k}) : map({k, n}),
-                                 map({m, n})};
+  SmallVector<Attribute> maps = {
+      map({m, k}), transposeB ? map({n, k}) : map({k, n}), map({m, n})};
   auto op = linalg::MatmulOp::create(
-      b, loc, TypeRange{init.getType()}, ValueRange{lhs, rhs},
-      ValueRange{init},
+      b, loc, TypeRange{init.getType()}, ValueRange{lhs, rhs}, ValueRange{init},
       {b.getNamedAttr("indexing_maps", b.getArrayAttr(maps))});
   return op.getResult(0);
 }
 
 Value lowering::matmulTransposeB(OpBuilder &b, Location loc, Value lhs,
-                               Value rhs, Value init) {
+                                 Value rhs, Value init) {
   return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/true);
 }
 
 Value lowering::matmul(OpBuilder &b, Location loc, Value lhs, Value rhs,
-                     Value init) {
+                       Value init) {
   return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/false);
 }
 
 Value lowering::biasOrZeros(OpBuilder &b, Location loc, RankedTensorType type,
-                          Value rowsOf, Value bias) {
+                            Value rowsOf, Value bias) {
   if (!bias)
     return filled(b, loc, type, rowsOf, 0.0);
   Value empty = emptyWithRowsOf(b, loc, type, rowsOf);
@@ -105,18 +103,17 @@ struct StackedLoraLinearLowering : OpConversionPattern<StackedLoraLinearOp> {
                                   filled(rewriter, loc, scalesType, x, 0.0));
     MLIRContext *context = rewriter.getContext();
     AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
-    SmallVector<utils::IteratorType> parallel(2,
-                                              utils::IteratorType::parallel);
-    Value scaled =
-        linalg::GenericOp::create(
-            rewriter, loc, TypeRange{scalesType},
-            ValueRange{adaptor.getScales()}, ValueRange{down},
-            ArrayRef<AffineMap>{identity, identity}, parallel,
-            [](OpBuilder &b, Location loc, ValueRange args) {
-              Value product = arith::MulFOp::create(b, loc, args[1], args[0]);
-              linalg::YieldOp::create(b, loc, product);
-            })
-            .getResult(0);
+    SmallVector<utils::IteratorType> parallel(2, utils::IteratorType::parallel);
+    Value scaled = linalg::GenericOp::create(
+                       rewriter, loc, TypeRange{scalesType},
+                       ValueRange{adaptor.getScales()}, ValueRange{down},
+                       ArrayRef<AffineMap>{identity, identity}, parallel,
+                       [](OpBuilder &b, Location loc, ValueRange args) {
+                         Value product =
+                             arith::MulFOp::create(b, loc, args[1], args[0]);
+                         linalg::YieldOp::create(b, loc, product);
+                       })
+                       .getResult(0);
     rewriter.replaceOp(
         op, matmulTransposeB(rewriter, loc, scaled, adaptor.getUp(), base));
     return success();
@@ -134,9 +131,8 @@ struct LoraScalesLowering : OpConversionPattern<LoraScalesOp> {
     RankedTensorType type = op.getType();
     int64_t totalRank = type.getDimSize(1);
     Value routing = adaptor.getRouting();
-    int64_t experts = routing ? cast<RankedTensorType>(routing.getType())
-                                    .getDimSize(1)
-                              : 0;
+    int64_t experts =
+        routing ? cast<RankedTensorType>(routing.getType()).getDimSize(1) : 0;
     if (ShapedType::isDynamic(totalRank) || ShapedType::isDynamic(experts))
       return rewriter.notifyMatchFailure(op, "needs static ranks and experts");
 

@@ -1,6 +1,6 @@
 //===- Routing.cpp - router normalisation to linalg -------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -104,9 +104,9 @@ public:
         beaten = arith::AddIOp::create(
             b, loc, beaten, arith::ExtUIOp::create(b, loc, i32, beats));
       }
-      kept.push_back(arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::slt, beaten,
-          arith::ConstantIntOp::create(b, loc, i32, k)));
+      kept.push_back(
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, beaten,
+                                arith::ConstantIntOp::create(b, loc, i32, k)));
     }
     return kept;
   }
@@ -152,8 +152,7 @@ struct NormalizeRoutingLowering : OpConversionPattern<NormalizeRoutingOp> {
     Value empty = emptyWithRowsOf(rewriter, loc, type, scores);
     MLIRContext *context = rewriter.getContext();
     AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
-    SmallVector<utils::IteratorType> parallel(2,
-                                              utils::IteratorType::parallel);
+    SmallVector<utils::IteratorType> parallel(2, utils::IteratorType::parallel);
 
     RouterKind kind = op.getKind();
     double expertTau = kind == RouterKind::grouped_softmax
@@ -161,8 +160,8 @@ struct NormalizeRoutingLowering : OpConversionPattern<NormalizeRoutingOp> {
                            : op.getTemperature().convertToDouble();
     std::optional<uint64_t> topK = op.getTopK();
     std::optional<uint64_t> topKGroups = op.getTopKGroups();
-    SmallVector<int64_t> groupSizes(op.getGroupSizes().value_or(
-        ArrayRef<int64_t>{}));
+    SmallVector<int64_t> groupSizes(
+        op.getGroupSizes().value_or(ArrayRef<int64_t>{}));
     double groupTau = op.getGroupTau();
 
     auto generic = linalg::GenericOp::create(
@@ -187,9 +186,8 @@ struct NormalizeRoutingLowering : OpConversionPattern<NormalizeRoutingOp> {
           case RouterKind::sigmoid: {
             Value one = row.f32(1.0);
             for (Value score : a)
-              weights.push_back(
-                  row.div(one, row.add(one, row.exp(row.sub(row.f32(0.0),
-                                                            score)))));
+              weights.push_back(row.div(
+                  one, row.add(one, row.exp(row.sub(row.f32(0.0), score)))));
             if (topK) {
               SmallVector<Value> kept = row.topK(a, *topK);
               Value zero = row.f32(0.0), sum = zero;
@@ -241,25 +239,25 @@ struct CosineSimilarityLowering : OpConversionPattern<CosineSimilarityOp> {
     if (normsType.isDynamicDim(0))
       dynamic.push_back(tensor::DimOp::create(b, loc, matrix, 0));
     Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.0f));
-    Value init = linalg::FillOp::create(
-                     b, loc, zero,
-                     tensor::EmptyOp::create(b, loc, normsType, dynamic)
-                         .getResult())
-                     .getResult(0);
+    Value init =
+        linalg::FillOp::create(
+            b, loc, zero,
+            tensor::EmptyOp::create(b, loc, normsType, dynamic).getResult())
+            .getResult(0);
     MLIRContext *context = b.getContext();
     AffineMap input = AffineMap::getMultiDimIdentityMap(2, context);
-    AffineMap output = AffineMap::get(2, 0, {getAffineDimExpr(0, context)},
-                                      context);
+    AffineMap output =
+        AffineMap::get(2, 0, {getAffineDimExpr(0, context)}, context);
     return linalg::GenericOp::create(
                b, loc, TypeRange{normsType}, ValueRange{matrix},
                ValueRange{init}, ArrayRef<AffineMap>{input, output},
-               {utils::IteratorType::parallel,
-                utils::IteratorType::reduction},
+               {utils::IteratorType::parallel, utils::IteratorType::reduction},
                [](OpBuilder &b, Location loc, ValueRange args) {
                  Value square = arith::MulFOp::create(b, loc, args[0], args[0]);
                  linalg::YieldOp::create(
-                     b, loc, arith::AddFOp::create(b, loc, args[1], square)
-                                 .getResult());
+                     b, loc,
+                     arith::AddFOp::create(b, loc, args[1], square)
+                         .getResult());
                })
         .getResult(0);
   }
@@ -307,8 +305,7 @@ struct ExpandSegmentsLowering : OpConversionPattern<ExpandSegmentsOp> {
   using OpConversionPattern::OpConversionPattern;
 
   /// Broadcasts `row` (1 x E) over the rows of `into`.
-  static Value broadcastRow(OpBuilder &b, Location loc, Value row,
-                            Value into) {
+  static Value broadcastRow(OpBuilder &b, Location loc, Value row, Value into) {
     MLIRContext *context = b.getContext();
     AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
     AffineMap firstRow = AffineMap::get(
@@ -359,8 +356,8 @@ struct ExpandSegmentsLowering : OpConversionPattern<ExpandSegmentsOp> {
               ArrayRef<OpFoldResult>{b.getIndexAttr(1), experts}, unit);
           SmallVector<OpFoldResult> offsets = {offset, b.getIndexAttr(0)};
           SmallVector<OpFoldResult> sizes = {length, experts};
-          Value tile = tensor::ExtractSliceOp::create(b, loc, acc, offsets,
-                                                      sizes, unit);
+          Value tile =
+              tensor::ExtractSliceOp::create(b, loc, acc, offsets, sizes, unit);
           Value filledTile = broadcastRow(b, loc, row, tile);
           Value next = tensor::InsertSliceOp::create(b, loc, filledTile, acc,
                                                      offsets, sizes, unit);

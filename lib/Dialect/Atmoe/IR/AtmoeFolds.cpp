@@ -1,7 +1,6 @@
 //===- AtmoeFolds.cpp - atmoe folders and canonicalizations -----*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM
-// Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

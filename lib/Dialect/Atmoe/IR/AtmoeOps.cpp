@@ -1,7 +1,6 @@
 //===- AtmoeOps.cpp - atmoe op verifiers and helpers ------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM
-// Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -567,8 +566,7 @@ LogicalResult NormalizeRoutingOp::verify() {
   int64_t numGroups;
   if (failed(verifyRoutingSemantics(*this, experts, numGroups)))
     return failure();
-  if (getGroupScores() &&
-      staticMismatch(dimOf(getGroupScores(), 1), numGroups))
+  if (getGroupScores() && staticMismatch(dimOf(getGroupScores(), 1), numGroups))
     return emitOpError("expects group score columns (")
            << dimOf(getGroupScores(), 1) << ") to equal the number of groups ("
            << numGroups << ")";

@@ -1,6 +1,6 @@
 //===- FuseLora.cpp - stack the adapters of a projection --------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -74,14 +74,14 @@ struct StackAdapters : OpRewritePattern<LoraLinearOp> {
     Value numTokens = tensor::DimOp::create(rewriter, loc, op.getInput(), 0);
     auto scalesType =
         RankedTensorType::get({tokens, totalRank}, rewriter.getF32Type());
-    Value scales = LoraScalesOp::create(
-        rewriter, loc, scalesType, op.getRouting(), numTokens,
-        rewriter.getDenseI64ArrayAttr(ranks),
-        rewriter.getDenseI64ArrayAttr(columns),
-        rewriter.getDenseF64ArrayAttr(factors));
+    Value scales =
+        LoraScalesOp::create(rewriter, loc, scalesType, op.getRouting(),
+                             numTokens, rewriter.getDenseI64ArrayAttr(ranks),
+                             rewriter.getDenseI64ArrayAttr(columns),
+                             rewriter.getDenseF64ArrayAttr(factors));
     rewriter.replaceOpWithNewOp<StackedLoraLinearOp>(
-        op, op.getType(), op.getInput(), op.getWeight(), op.getBias(), down,
-        up, scales);
+        op, op.getType(), op.getInput(), op.getWeight(), op.getBias(), down, up,
+        scales);
     return success();
   }
 };

@@ -1,6 +1,6 @@
 //===- FuseRouter.cpp - affine logits + one fused normalisation -*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,13 +20,13 @@ using namespace mlir::atmoe;
 namespace {
 
 /// `input weight^T + bias` as an `atmoe.linear` with N x rows(weight) result.
-Value affine(PatternRewriter &rewriter, Location loc, Value input,
-             Value weight, Value bias) {
+Value affine(PatternRewriter &rewriter, Location loc, Value input, Value weight,
+             Value bias) {
   auto inputType = cast<RankedTensorType>(input.getType());
   auto weightType = cast<RankedTensorType>(weight.getType());
-  auto type = RankedTensorType::get(
-      {inputType.getDimSize(0), weightType.getDimSize(0)},
-      inputType.getElementType());
+  auto type =
+      RankedTensorType::get({inputType.getDimSize(0), weightType.getDimSize(0)},
+                            inputType.getElementType());
   return LinearOp::create(rewriter, loc, type, input, weight, bias);
 }
 
@@ -37,8 +37,8 @@ struct SplitRoute : OpRewritePattern<RouteOp> {
     Location loc = op.getLoc();
     Value groupScores, expertScores;
     if (op.getKind() == RouterKind::cosine) {
-      Value projected = affine(rewriter, loc, op.getInput(),
-                               op.getProjWeight(), /*bias=*/Value());
+      Value projected = affine(rewriter, loc, op.getInput(), op.getProjWeight(),
+                               /*bias=*/Value());
       expertScores = CosineSimilarityOp::create(
           rewriter, loc, op.getType(), projected, op.getExpertEmbedding());
     } else {
@@ -51,8 +51,8 @@ struct SplitRoute : OpRewritePattern<RouteOp> {
     rewriter.replaceOpWithNewOp<NormalizeRoutingOp>(
         op, op.getType(), op.getKindAttr(), op.getGroupSizesAttr(),
         op.getTemperatureAttr(), op.getGroupTemperatureAttr(),
-        op.getExpertTemperatureAttr(), op.getTopKAttr(),
-        op.getTopKGroupsAttr(), expertScores, groupScores);
+        op.getExpertTemperatureAttr(), op.getTopKAttr(), op.getTopKGroupsAttr(),
+        expertScores, groupScores);
     return success();
   }
 };

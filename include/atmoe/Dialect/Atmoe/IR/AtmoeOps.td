@@ -1,6 +1,6 @@
 //===- AtmoeOps.td - atmoe operations ----------------------*- tablegen -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,7 +1,6 @@
 //===- Passes.h - atmoe transformation passes -------------------*- C++ -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM
-// Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -9,6 +8,9 @@
 #define ATMOE_DIALECT_ATMOE_TRANSFORMS_PASSES_H
 
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Transform/IR/TransformDialect.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Pass/Pass.h"
 

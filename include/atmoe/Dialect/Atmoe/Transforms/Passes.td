@@ -1,6 +1,6 @@
 //===- Passes.td - atmoe transformation passes -------------*- tablegen -*-===//
 //
-// Part of the atmoe project, under the Apache License v2.0 with LLVM Exceptions.
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 
@@ -116,6 +116,68 @@ def FuseRouterPass : Pass<"atmoe-fuse-router"> {
            group_scores(%u : tensor<?x2xf32>) : tensor<?x4xf32> -> tensor<?x4xf32>
     ```
   }];
+}
+
+def MemRefCopyToLinalgPass : Pass<"atmoe-memref-copy-to-linalg"> {
+  let summary = "Rewrite memref.copy as linalg.copy";
+  let description = [{
+    Strided `memref.copy` ops (into subviews, e.g. from bufferized
+    `tensor.concat`) lower to a call of `memrefCopy` from MLIR's C runner
+    utilities. Compiled models must not depend on that library, so the CPU
+    pipeline turns every copy into a `linalg.copy`, which lowers to loops
+    (and later vector code) like any other linalg op.
+
+    ```mlir
+    memref.copy %a, %b : memref<4x2xf32> to memref<4x2xf32, strided<[5, 1]>>
+    // becomes
+    linalg.copy ins(%a : memref<4x2xf32>) outs(%b : memref<4x2xf32, strided<[5, 1]>>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def ApplyCPUSchedulePass : Pass<"atmoe-apply-cpu-schedule", "mlir::ModuleOp"> {
+  let summary = "Tile linalg on tensors for the CPU with a transform script";
+  let description = [{
+    Runs atmoe's CPU schedule, a transform-dialect script kept in
+    `lib/Dialect/Atmoe/Transforms/CPUSchedule.mlir`, on the module. For every
+    `linalg.matmul` (the base projection, the LoRA down- and up-projections,
+    the router logits):
+
+    1. the output features are split into blocks of `feature-block` across
+       threads (`scf.forall`, later OpenMP);
+    2. inside a block, tokens are taken `token-block` at a time and the
+       reduction `k-block` at a time, so a token block of x and a feature
+       block of W stay in cache;
+    3. the innermost op computes one weight row for the whole token block:
+       that row stays in L1 while every token uses it, and its reduction loop
+       is contiguous, which LLVM vectorises once reassociation is allowed
+       (`--atmoe-allow-fp-reassociation`).
+
+    Pass `--transform-schedule=<file>` to experiment with another script
+    with the same entry point (`@__transform_main`).
+  }];
+  let options = [
+    Option<"scheduleFile", "transform-schedule", "std::string", "\"\"",
+           "Transform script to run instead of the built-in CPU schedule">
+  ];
+  let dependentDialects = ["::mlir::transform::TransformDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def AllowFPReassociationPass : Pass<"atmoe-allow-fp-reassociation"> {
+  let summary = "Allow reassociation and contraction of floating-point ops";
+  let description = [{
+    Sets `fastmath<reassoc, contract>` on every arith op that takes fast-math
+    flags. Reassociation lets LLVM vectorise reductions (matmul inner
+    products, softmax sums) and contraction lets it use FMA. Both change
+    rounding only; results stay well within SPEC §2's tolerance (checked by
+    the end-to-end tests against a float64 reference). No-NaN/no-inf flags
+    are not set: inputs may legitimately hold them.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
 #endif // ATMOE_DIALECT_ATMOE_TRANSFORMS_PASSES_TD

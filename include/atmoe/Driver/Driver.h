@@ -1,0 +1,55 @@
+//===- Driver.h - the atmoe-compile driver ----------------------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_DRIVER_DRIVER_H
+#define ATMOE_DRIVER_DRIVER_H
+
+#include "mlir/Support/LLVM.h"
+#include "llvm/ADT/StringRef.h"
+
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace mlir {
+class MLIRContext;
+class PassManager;
+} // namespace mlir
+
+namespace mlir::atmoe {
+
+/// How far atmoe-compile goes, in pipeline order; each stage's output is the
+/// input of the next, so the enum can grow into --compile-from/--compile-to.
+enum class EmitStage {
+  Mlir,          ///< atmoe dialect, as imported
+  Linalg,        ///< fused linalg on tensors
+  LLVM,          ///< LLVM IR text, with entry points and manifest
+  Object,        ///< relocatable object file
+  SharedLibrary, ///< the deployable shared library (default)
+};
+
+std::optional<EmitStage> parseEmitStage(llvm::StringRef name);
+
+struct CompileOptions {
+  /// A model package directory, its model.json, or an MLIR file.
+  std::string input;
+  /// Where the result goes; written atomically ("-" is stdout for text).
+  std::string output;
+  EmitStage emit = EmitStage::SharedLibrary;
+  /// host, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4.
+  std::string target = "host";
+  /// Hook to apply command-line pass-manager options (--mlir-timing,
+  /// --mlir-print-ir-after-all, ...) to every pass manager the driver runs.
+  std::function<LogicalResult(PassManager &)> configurePassManager;
+};
+
+/// Runs the whole compilation. Errors are emitted as MLIR diagnostics (with
+/// locations where there are some); nothing is written on failure.
+LogicalResult compile(MLIRContext &context, const CompileOptions &options);
+
+} // namespace mlir::atmoe
+
+#endif // ATMOE_DRIVER_DRIVER_H

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Float64 reference for one AT-MoE layer, written from SPEC §2-§3 alone.
+
+It reads a model package (model.json + safetensors) itself and shares no
+code with the compiler, so a bug in the importer or the lowering cannot hide
+in both. Usage:
+
+  reference.py MODEL_DIR --layer L --x X.npy [--x PROJ=X.npy ...] [--h H.npy]
+               [--segments 2,3] --check OUT_DIR
+
+compares OUT_DIR/{proj}.npy and OUT_DIR/routing.npy with the reference under
+SPEC §2's tolerance (max-abs-error <= 1e-3 * (1 + max|y_ref|)) and exits
+non-zero on a mismatch.
+"""
+
+import argparse
+import json
+import os
+import re
+import struct
+import sys
+
+import numpy as np
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    (length,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + length])
+    data = blob[8 + length:]
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        raw = data[begin:end]
+        if info["dtype"] == "BF16":
+            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            values = bits.view(np.float32)
+        else:
+            values = np.frombuffer(raw, dtype=np.dtype(DTYPES[info["dtype"]]).newbyteorder("<"))
+        tensors[name] = values.astype(np.float64).reshape(info["shape"])
+    return tensors
+
+
+def merged(base, override):
+    """Dictionary `base` updated with the non-null entries of `override`."""
+    result = dict(base or {})
+    for key, value in (override or {}).items():
+        if value is not None:
+            result[key] = value
+    return result
+
+
+def softmax(v):
+    v = v - v.max(axis=-1, keepdims=True)
+    e = np.exp(v)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def keep_top_k(scores, k):
+    """Boolean mask of the k largest scores per row; the lower index wins ties."""
+    mask = np.zeros(scores.shape, dtype=bool)
+    for row in range(scores.shape[0]):
+        order = sorted(range(scores.shape[1]), key=lambda j: (-scores[row, j], j))
+        mask[row, order[:k]] = True
+    return mask
+
+
+def masked_softmax(v, mask):
+    v = np.where(mask, v, -np.inf)
+    return softmax(v)
+
+
+class Layer:
+    def __init__(self, model_dir, index):
+        with open(os.path.join(model_dir, "model.json")) as f:
+            model = json.load(f)
+        self.tensors = {}
+        for name in model["weights"]:
+            self.tensors.update(read_safetensors(os.path.join(model_dir, name)))
+        layer = next(l for l in model["layers"] if l["index"] == index)
+        self.index = index
+
+        experts = {}
+        self.peft = {}
+        for name, spec in model["experts"].items():
+            if "peft" in spec:
+                # SPEC §3: rank and alpha from adapter_config.json, tensors
+                # under PEFT names, only in the target modules.
+                folder = os.path.join(model_dir, spec["peft"])
+                with open(os.path.join(folder, "adapter_config.json")) as f:
+                    config = json.load(f)
+                spec = {"rank": config["r"], "alpha": config["lora_alpha"],
+                        "config": config}
+                self.peft[name] = read_safetensors(
+                    os.path.join(folder, "adapter_model.safetensors"))
+            experts[name] = dict(spec)
+        for name, spec in (layer.get("experts") or {}).items():
+            if spec is None:
+                experts.pop(name, None)
+            else:
+                experts[name] = merged(experts.get(name), spec)
+        self.experts = experts
+
+        # A layer's shared_expert overrides the top-level one key by key;
+        # null removes it.
+        shared = model.get("shared_expert")
+        if "shared_expert" in layer:
+            shared = layer["shared_expert"] and merged(shared, layer["shared_expert"])
+        self.shared = shared["name"] if shared and shared["name"] in experts else None
+        self.lam = float(shared["lambda"]) if self.shared else 1.0
+
+        self.groups = []
+        for group in model.get("groups", []):
+            members = [e for e in group["experts"] if e in experts and e != self.shared]
+            if members:
+                self.groups.append(members)
+        self.routed = [e for g in self.groups for e in g]
+
+        self.router = merged(model.get("router"), layer.get("router"))
+        self.projections = layer["projections"]
+
+    def weight(self, name):
+        return self.tensors["layers.%d.%s" % (self.index, name)]
+
+    def route(self, h):
+        r = self.router
+        kind = r.get("kind", "grouped_softmax")
+        tau = float(r.get("temperature", 1.0))
+        top_k = r.get("top_k")
+
+        def logits(prefix):
+            v = h @ self.weight("router.%s.weight" % prefix).T
+            bias = "layers.%d.router.%s.bias" % (self.index, prefix)
+            if bias in self.tensors:
+                v = v + self.tensors[bias]
+            return v
+
+        if kind == "grouped_softmax":
+            tau_g = float(r.get("group_temperature") or tau)
+            tau_e = float(r.get("expert_temperature") or tau)
+            u = logits("group") / tau_g
+            keep = np.ones(u.shape, dtype=bool)
+            if r.get("top_k_groups"):
+                keep = keep_top_k(u, int(r["top_k_groups"]))
+            p = masked_softmax(u, keep)
+            v = logits("expert") / tau_e
+            w = np.zeros(v.shape)
+            first = 0
+            for g, members in enumerate(self.groups):
+                cols = slice(first, first + len(members))
+                w[:, cols] = p[:, g:g + 1] * softmax(v[:, cols])
+                first += len(members)
+            return w
+        if kind == "cosine":
+            z = h @ self.weight("router.proj.weight").T
+            c = self.weight("router.expert_embedding")
+            norms = np.linalg.norm(z, axis=1)[:, None] * np.linalg.norm(c, axis=1)[None, :]
+            v = (z @ c.T) / np.maximum(norms, 1e-12) / tau
+        else:
+            v = logits("expert") / tau
+        keep = np.ones(v.shape, dtype=bool) if not top_k else keep_top_k(v, int(top_k))
+        if kind == "sigmoid":
+            w = np.where(keep, 1.0 / (1.0 + np.exp(-v)), 0.0)
+            if top_k:
+                w = w / w.sum(axis=1, keepdims=True)
+            return w
+        return masked_softmax(v, keep)
+
+    def project(self, proj, x, w_tokens):
+        name = proj["name"]
+        y = x @ self.weight(name + ".weight").T
+        if proj.get("bias"):
+            y = y + self.weight(name + ".bias")
+        experts = dict(self.experts)
+        for expert, spec in (proj.get("experts") or {}).items():
+            if spec is None:
+                experts.pop(expert, None)
+            else:
+                experts[expert] = merged(experts.get(expert), spec)
+        for expert, spec in experts.items():
+            if expert not in self.routed and expert != self.shared:
+                continue
+            if expert in self.peft:
+                config = spec["config"]
+                if name not in config.get("target_modules", [name]):
+                    continue
+                if self.index not in (config.get("layers_to_transform") or [self.index]):
+                    continue
+                module = "model.layers.%d.self_attn.%s" % (self.index, name)
+                rank, alpha = float(config["r"]), float(config["lora_alpha"])
+                for key, value in (config.get("rank_pattern") or {}).items():
+                    if re.fullmatch(r"(.*\.)?" + key, module):
+                        rank = float(value)
+                for key, value in (config.get("alpha_pattern") or {}).items():
+                    if re.fullmatch(r"(.*\.)?" + key, module):
+                        alpha = float(value)
+                suffix = module + ".lora_%s.weight"
+                tensors = self.peft[expert]
+                pick = lambda ab: next(v for k, v in tensors.items() if k.endswith(suffix % ab))
+                a, b = pick("A"), pick("B")
+                scale = alpha / (np.sqrt(rank) if config.get("use_rslora") else rank)
+            else:
+                a = self.weight("%s.lora_A.%s.weight" % (name, expert))
+                b = self.weight("%s.lora_B.%s.weight" % (name, expert))
+                scale = float(spec["alpha"]) / float(spec["rank"])
+            update = ((x @ a.T) @ b.T) * scale
+            if expert == self.shared:
+                y = y + (1.0 - self.lam) * update
+            else:
+                column = self.routed.index(expert)
+                y = y + self.lam * w_tokens[:, column:column + 1] * update
+        return y
+
+
+def load(path):
+    return np.load(path).astype(np.float64)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model_dir")
+    parser.add_argument("--layer", type=int, required=True)
+    parser.add_argument("--x", action="append", required=True)
+    parser.add_argument("--h")
+    parser.add_argument("--segments")
+    parser.add_argument("--check", required=True)
+    args = parser.parse_args()
+
+    layer = Layer(args.model_dir, args.layer)
+    inputs, bare = {}, None
+    for item in args.x:
+        if "=" in item:
+            proj, path = item.split("=", 1)
+            inputs[proj] = load(path)
+        else:
+            bare = load(item)
+    x_of = lambda name: inputs.get(name, bare)
+    tokens = x_of(layer.projections[0]["name"]).shape[0]
+    h = load(args.h) if args.h else bare
+
+    w = w_tokens = None
+    if layer.routed:
+        w = layer.route(h)
+        if layer.router.get("granularity", "token") == "sequence":
+            lengths = [int(s) for s in args.segments.split(",")] if args.segments else [tokens]
+            w_tokens = np.repeat(w, lengths, axis=0)
+        else:
+            w_tokens = w
+
+    failures = 0
+    results = [(p["name"], layer.project(p, x_of(p["name"]), w_tokens)) for p in layer.projections]
+    if w is not None:
+        results.append(("routing", w))
+    for name, expected in results:
+        got = np.load(os.path.join(args.check, name + ".npy"))
+        if got.shape != expected.shape:
+            print("%s: shape %s, expected %s" % (name, got.shape, expected.shape))
+            failures += 1
+            continue
+        error = float(np.max(np.abs(got - expected))) if expected.size else 0.0
+        bound = 1e-3 * (1.0 + float(np.max(np.abs(expected))) if expected.size else 1.0)
+        status = "ok" if error <= bound else "MISMATCH"
+        failures += status != "ok"
+        print("%s: max_abs_error=%.3g bound=%.3g %s" % (name, error, bound, status))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

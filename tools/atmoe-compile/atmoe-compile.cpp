@@ -1,0 +1,79 @@
+//===- atmoe-compile.cpp - model package to binary --------------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// atmoe-compile MODEL_DIR [--target=...] [--emit=mlir|linalg|llvm|obj|so]
+//               -o OUT
+// The logic lives in lib/Driver; this file only parses the command line.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/Driver/Driver.h"
+#include "atmoe/InitAllDialects.h"
+#include "atmoe/InitAllPasses.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include "mlir/IR/Diagnostics.h"
+
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> input(cl::Positional, cl::Required,
+                                  cl::desc("<model package directory, "
+                                           "model.json or .mlir file>"));
+static cl::opt<std::string> output("o", cl::Required,
+                                   cl::desc("Output file ('-' for stdout, "
+                                            "text stages only)"),
+                                   cl::value_desc("file"));
+static cl::opt<std::string>
+    emit("emit", cl::init("so"),
+         cl::desc("Stage to stop at: mlir, linalg, llvm, obj or so"));
+static cl::opt<std::string>
+    target("target", cl::init("host"),
+           cl::desc("host, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4"));
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  mlir::registerAsmPrinterCLOptions();
+  mlir::registerMLIRContextCLOptions();
+  mlir::registerPassManagerCLOptions();
+  mlir::registerDefaultTimingManagerCLOptions();
+  cl::ParseCommandLineOptions(argc, argv,
+                              "atmoe compiler: model package to binary\n");
+
+  std::optional<mlir::atmoe::EmitStage> stage =
+      mlir::atmoe::parseEmitStage(emit);
+  if (!stage) {
+    llvm::errs() << "atmoe-compile: error: unknown --emit=" << emit
+                 << " (expected mlir, linalg, llvm, obj or so)\n";
+    return 2;
+  }
+
+  mlir::DialectRegistry registry;
+  mlir::atmoe::registerAllDialects(registry);
+  mlir::MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  llvm::SourceMgr sourceMgr;
+  mlir::SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+
+  mlir::atmoe::CompileOptions options;
+  options.input = input;
+  options.output = output;
+  options.emit = *stage;
+  options.target = target;
+  options.configurePassManager = [](mlir::PassManager &pm) {
+    if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
+      return mlir::failure();
+    mlir::applyDefaultTimingPassManagerCLOptions(pm);
+    return mlir::success();
+  };
+  return mlir::failed(mlir::atmoe::compile(context, options)) ? 1 : 0;
+}
