@@ -1,7 +1,10 @@
 // RUN: atmoe-opt %s --split-input-file --atmoe-apply-cpu-schedule | FileCheck %s
 // RUN: not atmoe-opt %s --atmoe-apply-cpu-schedule=transform-schedule=%S/missing.mlir 2>&1 | FileCheck %s --check-prefix=MISSING
 
+// RUN: not atmoe-opt %s --atmoe-apply-cpu-schedule=transform-schedule=%S/Inputs/no-entry-schedule.mlir 2>&1 | FileCheck %s --check-prefix=NO-ENTRY
+
 // MISSING: missing.mlir
+// NO-ENTRY: error: the schedule has no @__transform_main
 
 // Tests that a matmul is split into feature blocks across threads, then
 // token and reduction blocks, then one weight row at a time.
