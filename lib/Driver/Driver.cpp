@@ -93,6 +93,10 @@ struct ArgumentInfo {
   std::string file, source;
   std::string dtype;
   SmallVector<int64_t> shape;
+  /// A weight stacked at bind time (atmoe-hoist-weight-concat): its parts,
+  /// concatenated along `concatDim`.
+  std::vector<ArgumentInfo> parts;
+  int64_t concatDim = -1;
 };
 
 struct LayerInfo {
@@ -127,6 +131,34 @@ FailureOr<ArgumentInfo> describe(Location loc, Type type, DictionaryAttr attrs,
   } else if (std::string name = str("atmoe.tensor"); !name.empty()) {
     info.role = "weight";
     info.name = name;
+    if (auto parts = attrs.getAs<ArrayAttr>("atmoe.parts")) {
+      auto dim = attrs.getAs<IntegerAttr>("atmoe.concat_dim");
+      if (!dim)
+        return emitError(loc) << what << " (" << name
+                              << ") has atmoe.parts but no atmoe.concat_dim";
+      info.concatDim = dim.getInt();
+      for (Attribute part : parts) {
+        auto dict = dyn_cast<DictionaryAttr>(part);
+        auto partShape =
+            dict ? dict.getAs<DenseI64ArrayAttr>("shape") : DenseI64ArrayAttr();
+        auto partName = dict ? dict.getAs<StringAttr>("tensor") : StringAttr();
+        auto partFile = dict ? dict.getAs<StringAttr>("file") : StringAttr();
+        auto partSource = dict ? dict.getAs<StringAttr>("source") : StringAttr();
+        if (!partShape || !partName || !partFile || !partSource)
+          return emitError(loc)
+                 << what << " (" << name
+                 << "): each of atmoe.parts needs tensor, file, source, shape";
+        ArgumentInfo piece;
+        piece.role = "weight";
+        piece.dtype = "f32";
+        piece.name = partName.str();
+        piece.file = partFile.str();
+        piece.source = partSource.str();
+        llvm::append_range(piece.shape, partShape.asArrayRef());
+        info.parts.push_back(std::move(piece));
+      }
+      return info;
+    }
     info.file = str("atmoe.file");
     info.source = str("atmoe.source");
     if (info.file.empty() || info.source.empty())
@@ -141,7 +173,28 @@ FailureOr<ArgumentInfo> describe(Location loc, Type type, DictionaryAttr attrs,
   return info;
 }
 
-FailureOr<std::vector<LayerInfo>> collectLayers(ModuleOp module) {
+/// The routed experts (routing columns) of each layer function, read while
+/// the layer structure still exists.
+llvm::StringMap<SmallVector<std::string>> collectExperts(ModuleOp module) {
+  llvm::StringMap<SmallVector<std::string>> experts;
+  for (auto func : module.getOps<func::FuncOp>())
+    func.walk([&](RouteOp route) {
+      if (auto structure = SymbolTable::lookupNearestSymbolFrom<LayerOp>(
+              route, route.getLayerAttr())) {
+        SmallVector<std::string> &names = experts[func.getSymName()];
+        names.clear();
+        for (LoraExpertOp expert : structure.getRoutedExperts())
+          names.push_back(expert.getSymName().str());
+      }
+    });
+  return experts;
+}
+
+/// Describes the layer functions' arguments and results, after the fusion
+/// passes have fixed the ABI (weights stacked at bind time included).
+FailureOr<std::vector<LayerInfo>>
+collectLayers(ModuleOp module,
+              const llvm::StringMap<SmallVector<std::string>> &experts) {
   std::vector<LayerInfo> layers;
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isPrivate() || func.isExternal())
@@ -155,14 +208,9 @@ FailureOr<std::vector<LayerInfo>> collectLayers(ModuleOp module) {
     if (auto index = func->getAttrOfType<IntegerAttr>("atmoe.layer_index"))
       layer.index = index.getInt();
 
-    // The routing columns are the routed experts of the layer the router
-    // works on.
-    func.walk([&](RouteOp route) {
-      if (auto structure = SymbolTable::lookupNearestSymbolFrom<LayerOp>(
-              route, route.getLayerAttr()))
-        for (LoraExpertOp expert : structure.getRoutedExperts())
-          layer.experts.push_back(expert.getSymName().str());
-    });
+    auto it = experts.find(layer.function);
+    if (it != experts.end())
+      layer.experts = it->second;
 
     FunctionType type = func.getFunctionType();
     for (unsigned i = 0; i < type.getNumInputs(); ++i) {
@@ -207,7 +255,18 @@ std::string manifestJson(ModuleOp module, ArrayRef<LayerInfo> layers,
       llvm::json::Object object{{"role", arg.role},
                                 {"dtype", arg.dtype},
                                 {"shape", llvm::json::Array(arg.shape)}};
-      if (arg.role == "weight") {
+      if (arg.role == "weight" && !arg.parts.empty()) {
+        object["tensor"] = arg.name;
+        object["concat_dim"] = arg.concatDim;
+        llvm::json::Array parts;
+        for (const ArgumentInfo &part : arg.parts)
+          parts.push_back(llvm::json::Object{
+              {"tensor", part.name},
+              {"file", part.file},
+              {"source", part.source},
+              {"shape", llvm::json::Array(part.shape)}});
+        object["parts"] = std::move(parts);
+      } else if (arg.role == "weight") {
         object["tensor"] = arg.name;
         object["file"] = arg.file;
         object["source"] = arg.source;
@@ -451,12 +510,7 @@ LogicalResult mlir::atmoe::compile(MLIRContext &context,
     return writeText(loc, options.output,
                      [&](llvm::raw_ostream &os) { module.print(os); });
 
-  // The manifest describes the atmoe-level signatures, before lowering
-  // erases their attributes.
-  FailureOr<std::vector<LayerInfo>> layers = collectLayers(module);
-  if (options.emit != EmitStage::Linalg && failed(layers))
-    return failure();
-
+  llvm::StringMap<SmallVector<std::string>> experts = collectExperts(module);
   if (failed(runPipeline(context, module, options, [](OpPassManager &pm) {
         buildLowerToLinalgPipeline(pm, LowerToLinalgOptions());
       })))
@@ -464,6 +518,11 @@ LogicalResult mlir::atmoe::compile(MLIRContext &context,
   if (options.emit == EmitStage::Linalg)
     return writeText(loc, options.output,
                      [&](llvm::raw_ostream &os) { module.print(os); });
+  // The fused signatures are the ABI: describe them before bufferization
+  // drops their attributes.
+  FailureOr<std::vector<LayerInfo>> layers = collectLayers(module, experts);
+  if (failed(layers))
+    return failure();
 
   if (failed(runPipeline(context, module, options, [](OpPassManager &pm) {
         buildCPUCodegenPipeline(pm, CPUCodegenOptions());

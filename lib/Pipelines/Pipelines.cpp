@@ -30,6 +30,7 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
   pm.addPass(createFuseRouterPass());
   pm.addPass(createFuseLoraPass());
   pm.addPass(createCanonicalizerPass());
+  pm.addPass(createHoistWeightConcatPass());
   pm.addPass(createConvertAtmoeToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

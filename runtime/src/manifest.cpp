@@ -62,6 +62,9 @@ private:
                                              const Twine &path);
   Expected<Layer> parseLayer(const json::Value &value, const Twine &path);
   Expected<Argument> parseArgument(const json::Value &value, const Twine &path);
+  Expected<Argument> parseStackedWeight(const json::Object &object,
+                                        const json::Value &partsValue,
+                                        Argument argument, const Twine &path);
   Error checkArguments(Layer &layer, const Twine &path);
 
   std::string origin;
@@ -163,6 +166,9 @@ Expected<Argument> ManifestParser::parseArgument(const json::Value &value,
     return argument;
   }
 
+  if (const json::Value *partsValue = object->get("parts"))
+    return parseStackedWeight(*object, *partsValue, std::move(argument), path);
+
   Expected<StringRef> file = getString(*object, "file", path);
   if (!file)
     return file.takeError();
@@ -189,6 +195,83 @@ Expected<Argument> ManifestParser::parseArgument(const json::Value &value,
     if (dim == kDynamic)
       return error(path + ".shape[" + Twine(i) + "]",
                    "weight '" + argument.name + "' must have a static shape");
+  return argument;
+}
+
+/// A weight the compiler stacks from several tensors (atmoe-hoist-weight-
+/// concat): every part is a plain weight, and the parts tile the stacked
+/// shape along `concat_dim`.
+Expected<Argument> ManifestParser::parseStackedWeight(
+    const json::Object &object, const json::Value &partsValue,
+    Argument argument, const Twine &path) {
+  Expected<StringRef> tensor = getString(object, "tensor", path);
+  if (!tensor)
+    return tensor.takeError();
+  argument.name = tensor->str();
+  std::optional<int64_t> dim =
+      object.get("concat_dim") ? object.get("concat_dim")->getAsInteger()
+                               : std::nullopt;
+  int64_t rank = static_cast<int64_t>(argument.shape.size());
+  if (!dim || *dim < 0 || *dim >= rank)
+    return error(path + ".concat_dim",
+                 "expected a dimension of the stacked shape " +
+                     formatShape(argument.shape));
+  argument.concatDim = *dim;
+  if (argument.elementType != ElementType::F32)
+    return error(path + ".dtype",
+                 "expected \"f32\" for weight '" + argument.name + "'");
+  const json::Array *parts = partsValue.getAsArray();
+  if (!parts || parts->empty())
+    return error(path + ".parts", "expected a non-empty array of weights");
+  int64_t covered = 0;
+  for (auto [i, partValue] : enumerate(*parts)) {
+    std::string partPath = (path + ".parts[" + Twine(i) + "]").str();
+    const json::Object *partObject = partValue.getAsObject();
+    if (!partObject)
+      return error(partPath, "expected an object");
+    Argument part;
+    part.role = ArgumentRole::Weight;
+    part.elementType = ElementType::F32;
+    Expected<SmallVector<int64_t, 2>> shape = getShape(*partObject, partPath);
+    if (!shape)
+      return shape.takeError();
+    part.shape = std::move(*shape);
+    Expected<StringRef> file = getString(*partObject, "file", partPath);
+    if (!file)
+      return file.takeError();
+    if (sys::path::is_absolute(*file))
+      return error(partPath + ".file",
+                   "expected a path relative to the model package");
+    Expected<StringRef> source = getString(*partObject, "source", partPath);
+    if (!source)
+      return source.takeError();
+    Expected<StringRef> name =
+        getString(*partObject, "tensor", partPath, /*required=*/false);
+    if (!name)
+      return name.takeError();
+    part.file = file->str();
+    part.source = source->str();
+    part.name = name->empty() ? part.source : name->str();
+    if (static_cast<int64_t>(part.shape.size()) != rank)
+      return error(partPath + ".shape", "expected rank " + Twine(rank));
+    for (int64_t d = 0; d < rank; ++d) {
+      if (part.shape[d] < 0)
+        return error(partPath + ".shape", "expected a static shape");
+      if (d != *dim && part.shape[d] != argument.shape[d])
+        return error(partPath + ".shape",
+                     "expected " + formatShape(argument.shape) +
+                         " outside dimension " + Twine(*dim) + ", found " +
+                         formatShape(part.shape));
+    }
+    covered += part.shape[*dim];
+    argument.parts.push_back(std::move(part));
+  }
+  if (covered != argument.shape[*dim])
+    return error(path + ".parts",
+                 "parts cover " + Twine(covered) + " of dimension " +
+                     Twine(*dim) + ", the stacked shape " +
+                     formatShape(argument.shape) + " has " +
+                     Twine(argument.shape[*dim]));
   return argument;
 }
 

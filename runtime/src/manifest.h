@@ -48,6 +48,10 @@ struct Argument {
   /// Weights only: the safetensors file (relative to the package) and the
   /// tensor's name inside it.
   std::string file, source;
+  /// A weight stacked at bind time: its parts (each a weight with file and
+  /// source), concatenated along `concatDim`; `file`/`source` are empty.
+  std::vector<Argument> parts;
+  int64_t concatDim = -1;
 };
 
 struct Projection {

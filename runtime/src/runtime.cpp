@@ -288,66 +288,106 @@ atmoe_rt_status_t atmoe_rt_model_bind_weights(atmoe_rt_model_t *model,
   // arguments is checked and converted only once.
   StringMap<const float *> tensorData;
 
+  // Resolves one stored tensor to f32 data: in place when it is aligned F32,
+  // else converted once. Null (with the error set) on failure.
+  auto resolve = [&](const Layer &layer, const Argument &arg) -> const float * {
+    SmallString<256> filePath(packageDir);
+    sys::path::append(filePath, arg.file);
+
+    SafeTensorsFile *&file = filesByName[arg.file];
+    if (!file) {
+      Expected<std::unique_ptr<SafeTensorsFile>> opened =
+          SafeTensorsFile::open(filePath);
+      if (!opened) {
+        failWith(ATMOE_RT_INPUT_ERROR, opened.takeError());
+        return nullptr;
+      }
+      file = opened->get();
+      weights->files.push_back(std::move(*opened));
+    }
+
+    std::string key = arg.file + '\0' + arg.source;
+    if (const float *data = tensorData.lookup(key))
+      return data;
+
+    // Messages name the tensor as stored and, where the manifest has a
+    // different canonical name, that one too.
+    std::string what = "tensor '" + arg.source + "'";
+    if (arg.name != arg.source)
+      what += " (" + arg.name + ")";
+    const TensorInfo *info = file->lookup(arg.source);
+    if (!info) {
+      fail(ATMOE_RT_INPUT_ERROR, Twine(filePath) + ": " + what +
+                                     " not found (needed by " +
+                                     layerName(layer) + ")");
+      return nullptr;
+    }
+    if (info->dtype != DType::F32 && info->dtype != DType::F16 &&
+        info->dtype != DType::BF16) {
+      fail(ATMOE_RT_INPUT_ERROR,
+           Twine(filePath) + ": " + what + ": dtype " +
+               dtypeName(info->dtype) +
+               " is not supported (expected F32, F16 or BF16)");
+      return nullptr;
+    }
+    if (ArrayRef<int64_t>(info->shape) != ArrayRef<int64_t>(arg.shape)) {
+      fail(ATMOE_RT_INPUT_ERROR, Twine(filePath) + ": " + what + ": shape " +
+                                     formatShape(info->shape) +
+                                     " differs from the compiled model's " +
+                                     formatShape(arg.shape));
+      return nullptr;
+    }
+
+    const float *data;
+    if (file->isDirectlyUsableF32(*info)) {
+      data = reinterpret_cast<const float *>(info->data);
+      ++weights->numInPlace;
+    } else {
+      Expected<std::vector<float>> copy = file->readAsF32(*info);
+      if (!copy) {
+        failWith(ATMOE_RT_INPUT_ERROR, copy.takeError());
+        return nullptr;
+      }
+      weights->converted.push_back(
+          std::make_unique<std::vector<float>>(std::move(*copy)));
+      data = weights->converted.back()->data();
+    }
+    tensorData[key] = data;
+    return data;
+  };
+
   for (const Layer &layer : model->manifest.layers) {
     std::vector<const float *> &layerData = weights->data.emplace_back();
     for (size_t w = 0; w < layer.numWeights; ++w) {
       const Argument &arg = layer.arguments[layer.firstWeight + w];
-      SmallString<256> filePath(packageDir);
-      sys::path::append(filePath, arg.file);
-
-      SafeTensorsFile *&file = filesByName[arg.file];
-      if (!file) {
-        Expected<std::unique_ptr<SafeTensorsFile>> opened =
-            SafeTensorsFile::open(filePath);
-        if (!opened)
-          return failWith(ATMOE_RT_INPUT_ERROR, opened.takeError());
-        file = opened->get();
-        weights->files.push_back(std::move(*opened));
-      }
-
-      std::string key = arg.file + '\0' + arg.source;
-      if (const float *data = tensorData.lookup(key)) {
+      if (arg.parts.empty()) {
+        const float *data = resolve(layer, arg);
+        if (!data)
+          return ATMOE_RT_INPUT_ERROR;
         layerData.push_back(data);
         continue;
       }
-
-      // Messages name the tensor as stored and, where the manifest has a
-      // different canonical name, that one too.
-      std::string what = "tensor '" + arg.source + "'";
-      if (arg.name != arg.source)
-        what += " (" + arg.name + ")";
-      const TensorInfo *info = file->lookup(arg.source);
-      if (!info)
-        return fail(ATMOE_RT_INPUT_ERROR, Twine(filePath) + ": " + what +
-                                              " not found (needed by " +
-                                              layerName(layer) + ")");
-      if (info->dtype != DType::F32 && info->dtype != DType::F16 &&
-          info->dtype != DType::BF16)
-        return fail(ATMOE_RT_INPUT_ERROR,
-                    Twine(filePath) + ": " + what + ": dtype " +
-                        dtypeName(info->dtype) +
-                        " is not supported (expected F32, F16 or BF16)");
-      if (ArrayRef<int64_t>(info->shape) != ArrayRef<int64_t>(arg.shape))
-        return fail(ATMOE_RT_INPUT_ERROR,
-                    Twine(filePath) + ": " + what + ": shape " +
-                        formatShape(info->shape) +
-                        " differs from the compiled model's " +
-                        formatShape(arg.shape));
-
-      const float *data;
-      if (file->isDirectlyUsableF32(*info)) {
-        data = reinterpret_cast<const float *>(info->data);
-        ++weights->numInPlace;
-      } else {
-        Expected<std::vector<float>> copy = file->readAsF32(*info);
-        if (!copy)
-          return failWith(ATMOE_RT_INPUT_ERROR, copy.takeError());
-        weights->converted.push_back(
-            std::make_unique<std::vector<float>>(std::move(*copy)));
-        data = weights->converted.back()->data();
+      // Stacked weight: copy each part into its slab of one buffer, once.
+      // Rows of the stacked tensor are `outer` runs of `inner` elements,
+      // each part filling `partInner` of them at `offset`.
+      int64_t outer = 1, inner = 1;
+      for (int64_t d = 0; d < static_cast<int64_t>(arg.shape.size()); ++d)
+        (d < arg.concatDim ? outer : inner) *= arg.shape[d];
+      auto stacked = std::make_unique<std::vector<float>>(outer * inner);
+      int64_t offset = 0;
+      for (const Argument &part : arg.parts) {
+        const float *data = resolve(layer, part);
+        if (!data)
+          return ATMOE_RT_INPUT_ERROR;
+        int64_t partInner = inner / arg.shape[arg.concatDim] *
+                            part.shape[arg.concatDim];
+        for (int64_t o = 0; o < outer; ++o)
+          std::copy_n(data + o * partInner, partInner,
+                      stacked->data() + o * inner + offset);
+        offset += partInner;
       }
-      tensorData[key] = data;
-      layerData.push_back(data);
+      weights->converted.push_back(std::move(stacked));
+      layerData.push_back(weights->converted.back()->data());
     }
   }
   model->weights = std::move(weights);

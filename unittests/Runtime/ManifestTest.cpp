@@ -280,3 +280,52 @@ TEST(ManifestTest, OutputErrors) {
 }
 
 } // namespace
+
+namespace {
+
+LayerText stackedLayer(const std::string &parts, int64_t dim = 1,
+                       const std::string &shape = "[4, 8]") {
+  LayerText layer;
+  layer.weights = R"json({"role": "weight", "tensor": "stack(b0, b1)",
+                      "dtype": "f32", "shape": )json" +
+                  shape + R"(, "concat_dim": )" + std::to_string(dim) +
+                  R"(, "parts": )" + parts + "}";
+  return layer;
+}
+
+const char *kTwoParts = R"([
+  {"tensor": "b0", "file": "w.safetensors", "source": "b0", "shape": [4, 5]},
+  {"tensor": "b1", "file": "w.safetensors", "source": "b1", "shape": [4, 3]}])";
+
+} // namespace
+
+TEST(ManifestTest, StackedWeight) {
+  Expected<Manifest> manifest =
+      parseManifest(manifestOf(stackedLayer(kTwoParts).str()), "m.so");
+  ASSERT_TRUE(static_cast<bool>(manifest)) << toString(manifest.takeError());
+  const Argument &weight = manifest->layers[0].arguments[2];
+  EXPECT_EQ(weight.name, "stack(b0, b1)");
+  EXPECT_EQ(weight.concatDim, 1);
+  ASSERT_EQ(weight.parts.size(), 2u);
+  EXPECT_EQ(weight.parts[1].source, "b1");
+  EXPECT_EQ(weight.parts[1].shape[1], 3);
+}
+
+TEST(ManifestTest, StackedWeightErrors) {
+  EXPECT_NE(errorOf(manifestOf(stackedLayer(kTwoParts, 2).str()))
+                .find("layers[0].arguments[2].concat_dim: expected a "
+                      "dimension of the stacked shape [4, 8]"),
+            std::string::npos);
+  EXPECT_NE(errorOf(manifestOf(stackedLayer(kTwoParts, 1, "[4, 9]").str()))
+                .find("layers[0].arguments[2].parts: parts cover 8 of "
+                      "dimension 1, the stacked shape [4, 9] has 9"),
+            std::string::npos);
+  EXPECT_NE(errorOf(manifestOf(stackedLayer(kTwoParts, 0, "[8, 8]").str()))
+                .find("layers[0].arguments[2].parts[0].shape: expected "
+                      "[8, 8] outside dimension 0, found [4, 5]"),
+            std::string::npos);
+  EXPECT_NE(errorOf(manifestOf(stackedLayer("[]").str()))
+                .find("layers[0].arguments[2].parts: expected a non-empty "
+                      "array of weights"),
+            std::string::npos);
+}

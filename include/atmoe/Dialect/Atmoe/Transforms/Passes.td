@@ -180,4 +180,40 @@ def AllowFPReassociationPass : Pass<"atmoe-allow-fp-reassociation"> {
   let dependentDialects = ["::mlir::arith::ArithDialect"];
 }
 
+def HoistWeightConcatPass : Pass<"atmoe-hoist-weight-concat", "mlir::ModuleOp"> {
+  let summary = "Stack concatenated weights once at bind time, not per call";
+  let description = [{
+    `--atmoe-fuse-lora` stacks a projection's A and B matrices with
+    `tensor.concat`. When every operand of such a concat is a weight argument
+    of a layer function (an argument with `atmoe.tensor`, see
+    docs/ModelABI.md) used only there, the concatenation does not depend on
+    the call: this pass replaces those arguments by one argument holding the
+    stacked tensor, described by `atmoe.parts` (the parts' names, files and
+    shapes, in order) and `atmoe.concat_dim`. The runtime builds the stacked
+    buffer once when it binds the weights, so each forward call no longer
+    copies every adapter.
+
+    Before:
+
+    ```mlir
+    func.func @f(%a0: tensor<8x64xf32> {atmoe.tensor = "a0", atmoe.file = "w", atmoe.source = "a0"},
+                 %a1: tensor<4x64xf32> {atmoe.tensor = "a1", atmoe.file = "w", atmoe.source = "a1"}) -> tensor<12x64xf32> {
+      %s = tensor.concat dim(0) %a0, %a1 : (tensor<8x64xf32>, tensor<4x64xf32>) -> tensor<12x64xf32>
+      return %s : tensor<12x64xf32>
+    }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @f(%s: tensor<12x64xf32> {atmoe.concat_dim = 0 : i64,
+                   atmoe.parts = [{file = "w", shape = array<i64: 8, 64>, source = "a0", tensor = "a0"},
+                                  {file = "w", shape = array<i64: 4, 64>, source = "a1", tensor = "a1"} ],
+                   atmoe.tensor = "stack(a0, a1)"}) -> tensor<12x64xf32> {
+      return %s : tensor<12x64xf32>
+    }
+    ```
+  }];
+}
+
 #endif // ATMOE_DIALECT_ATMOE_TRANSFORMS_PASSES_TD

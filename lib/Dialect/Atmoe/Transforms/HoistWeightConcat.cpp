@@ -1,0 +1,96 @@
+//===- HoistWeightConcat.cpp - stack weights at bind time -------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/BitVector.h"
+
+namespace mlir::atmoe {
+#define GEN_PASS_DEF_HOISTWEIGHTCONCATPASS
+#include "atmoe/Dialect/Atmoe/Transforms/Passes.h.inc"
+} // namespace mlir::atmoe
+
+using namespace mlir;
+
+namespace {
+
+/// The weight argument behind `value`, if it is one used only once.
+BlockArgument singleUseWeight(func::FuncOp func, Value value) {
+  auto arg = dyn_cast<BlockArgument>(value);
+  if (!arg || arg.getOwner() != &func.getBody().front() || !arg.hasOneUse())
+    return {};
+  if (!func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "atmoe.tensor"))
+    return {};
+  return arg;
+}
+
+/// Hoists one concatenation of weight arguments into a stacked argument.
+void hoist(func::FuncOp func, tensor::ConcatOp concat) {
+  MLIRContext *context = func.getContext();
+  Builder b(context);
+  SmallVector<Attribute> parts;
+  SmallVector<std::string> names;
+  SmallVector<BlockArgument> replaced;
+  unsigned position = func.getNumArguments();
+  for (Value operand : concat.getInputs()) {
+    auto arg = cast<BlockArgument>(operand);
+    unsigned index = arg.getArgNumber();
+    position = std::min(position, index);
+    replaced.push_back(arg);
+    DictionaryAttr attrs = func.getArgAttrDict(index);
+    auto shape = cast<RankedTensorType>(arg.getType()).getShape();
+    names.push_back(attrs.getAs<StringAttr>("atmoe.tensor").str());
+    parts.push_back(b.getDictionaryAttr(
+        {b.getNamedAttr("tensor", attrs.get("atmoe.tensor")),
+         b.getNamedAttr("file", attrs.get("atmoe.file")),
+         b.getNamedAttr("source", attrs.get("atmoe.source")),
+         b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))}));
+  }
+  DictionaryAttr stackedAttrs = b.getDictionaryAttr(
+      {b.getNamedAttr("atmoe.tensor",
+                      b.getStringAttr("stack(" + llvm::join(names, ", ") +
+                                      ")")),
+       b.getNamedAttr("atmoe.parts", b.getArrayAttr(parts)),
+       b.getNamedAttr("atmoe.concat_dim", b.getI64IntegerAttr(concat.getDim()))});
+  // Insert where the first part was, so weights stay in one run of the
+  // argument list.
+  if (failed(func.insertArgument(position, concat.getType(), stackedAttrs,
+                                 concat.getLoc())))
+    return;
+  concat.getResult().replaceAllUsesWith(func.getArgument(position));
+  concat.erase();
+  llvm::BitVector erase(func.getNumArguments());
+  for (BlockArgument arg : replaced)
+    erase.set(arg.getArgNumber());
+  (void)func.eraseArguments(erase);
+}
+
+struct HoistWeightConcatPass
+    : atmoe::impl::HoistWeightConcatPassBase<HoistWeightConcatPass> {
+  using HoistWeightConcatPassBase::HoistWeightConcatPassBase;
+
+  void runOnOperation() override {
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      SmallVector<tensor::ConcatOp> candidates;
+      func.walk([&](tensor::ConcatOp concat) {
+        if (llvm::all_of(concat.getInputs(), [&](Value input) {
+              return static_cast<bool>(singleUseWeight(func, input));
+            }))
+          candidates.push_back(concat);
+      });
+      for (tensor::ConcatOp concat : candidates)
+        hoist(func, concat);
+    }
+  }
+};
+
+} // namespace
