@@ -32,6 +32,10 @@
 #include "mlir/Dialect/Tensor/TransformOps/TensorTransformOps.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Transform/IR/TransformDialect.h"
+#include "mlir/Dialect/Transform/LoopExtension/LoopExtension.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/TransformOps/VectorTransformOps.h"
+#include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/IR/DialectRegistry.h"
 
 void mlir::atmoe::registerAllDialects(DialectRegistry &registry) {
@@ -40,7 +44,7 @@ void mlir::atmoe::registerAllDialects(DialectRegistry &registry) {
                   func::FuncDialect, linalg::LinalgDialect, LLVM::LLVMDialect,
                   math::MathDialect, memref::MemRefDialect, scf::SCFDialect,
                   omp::OpenMPDialect, tensor::TensorDialect,
-                  transform::TransformDialect>();
+                  transform::TransformDialect, vector::VectorDialect>();
   // One-Shot Bufferize needs the external models of every dialect whose ops
   // it meets; forgetting one fails late with "op was not bufferized".
   arith::registerBufferizableOpInterfaceExternalModels(registry);
@@ -49,9 +53,12 @@ void mlir::atmoe::registerAllDialects(DialectRegistry &registry) {
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
   scf::registerBufferizableOpInterfaceExternalModels(registry);
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  vector::registerBufferizableOpInterfaceExternalModels(registry);
   // The CPU schedule (a transform script) tiles through TilingInterface.
   linalg::registerTilingInterfaceExternalModels(registry);
   linalg::registerTransformDialectExtension(registry);
   scf::registerTransformDialectExtension(registry);
   tensor::registerTransformDialectExtension(registry);
+  transform::registerLoopExtension(registry);
+  vector::registerTransformDialectExtension(registry);
 }

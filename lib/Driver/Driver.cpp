@@ -524,8 +524,10 @@ LogicalResult mlir::atmoe::compile(MLIRContext &context,
   if (failed(layers))
     return failure();
 
-  if (failed(runPipeline(context, module, options, [](OpPassManager &pm) {
-        buildCPUCodegenPipeline(pm, CPUCodegenOptions());
+  if (failed(runPipeline(context, module, options, [&](OpPassManager &pm) {
+        CPUCodegenOptions codegen;
+        codegen.transformSchedule = options.cpuSchedule;
+        buildCPUCodegenPipeline(pm, codegen);
       })))
     return failure();
 

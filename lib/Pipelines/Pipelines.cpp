@@ -37,8 +37,10 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
 }
 
 void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
-                                    const CPUCodegenOptions &) {
-  pm.addPass(createApplyCPUSchedulePass());
+                                    const CPUCodegenOptions &options) {
+  ApplyCPUSchedulePassOptions schedule;
+  schedule.scheduleFile = options.transformSchedule;
+  pm.addPass(createApplyCPUSchedulePass(schedule));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   // Bufferize with plain (identity-layout) memrefs at function boundaries,
@@ -60,6 +62,9 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addPass(createMemRefCopyToLinalgPass());
 
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // Vector code from the schedule: masked transfers to loads/stores, the
+  // remaining vector ops to LLVM's.
+  pm.addPass(createConvertVectorToSCFPass());
   pm.addPass(createAllowFPReassociationPass());
   // Feature blocks run on OpenMP threads.
   pm.addPass(createForallToParallelLoopPass());
@@ -70,8 +75,10 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addPass(createLowerAffinePass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createUBToLLVMConversionPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertOpenMPToLLVMPass());
   ConvertFuncToLLVMPassOptions funcToLLVM;

@@ -39,6 +39,11 @@ static cl::opt<std::string>
 static cl::opt<std::string>
     target("target", cl::init("host"),
            cl::desc("host, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4"));
+static cl::opt<std::string> cpuSchedule(
+    "cpu-schedule", cl::init(""),
+    cl::desc("Transform script (entry @__transform_main) to tile the "
+             "matmuls with instead of the built-in CPU schedule"),
+    cl::value_desc("file"));
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
@@ -69,6 +74,7 @@ int main(int argc, char **argv) {
   options.output = output;
   options.emit = *stage;
   options.target = target;
+  options.cpuSchedule = cpuSchedule;
   options.configurePassManager = [](mlir::PassManager &pm) {
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
       return mlir::failure();

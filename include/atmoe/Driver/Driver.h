@@ -41,6 +41,8 @@ struct CompileOptions {
   EmitStage emit = EmitStage::SharedLibrary;
   /// host, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4.
   std::string target = "host";
+  /// A transform script replacing the built-in CPU schedule ("" = built-in).
+  std::string cpuSchedule;
   /// Hook to apply command-line pass-manager options (--mlir-timing,
   /// --mlir-print-ir-after-all, ...) to every pass manager the driver runs.
   std::function<LogicalResult(PassManager &)> configurePassManager;

@@ -25,7 +25,13 @@ struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
 };
 
 /// Fused linalg on tensors to the LLVM dialect, for the CPU.
-struct CPUCodegenOptions : public PassPipelineOptions<CPUCodegenOptions> {};
+struct CPUCodegenOptions : public PassPipelineOptions<CPUCodegenOptions> {
+  Option<std::string> transformSchedule{
+      *this, "transform-schedule",
+      llvm::cl::desc("Transform script tiling the matmuls instead of the "
+                     "built-in CPU schedule"),
+      llvm::cl::init("")};
+};
 
 /// canonicalize, expand segments, fuse routers and adapters, convert to
 /// linalg.
