@@ -11,6 +11,9 @@ packages=(
   # LLVM/MLIR 22: libMLIR.so, TableGen, lit/FileCheck, the compiler and linker.
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22
   libomp-22-dev
+  # clang's sanitizer and libFuzzer runtimes: the ASan + UBSan run of
+  # scripts/test.sh, the TSan build and the fuzzers (docs/Testing.md).
+  libclang-rt-22-dev
   # Build tooling.
   cmake ninja-build ccache
   # Libraries used by the importer, unit tests and benchmarks.

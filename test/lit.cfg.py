@@ -36,6 +36,35 @@ llvm_config.add_tool_substitutions(["llvm-nm"], [config.llvm_tools_dir])
 llvm_config.add_tool_substitutions(
     [ToolSubst("atmoe-run", unresolved="fatal")], [config.atmoe_tools_dir])
 config.substitutions.append(("%atmoe_lib_dir", config.atmoe_obj_root + "/lib"))
+llvm_config.add_tool_substitutions(
+    [ToolSubst("atmoe-stress-forward", unresolved="fatal")],
+    [config.atmoe_tools_dir])
 # End-to-end tests run compiled models through atmoe-run.
 config.substitutions.append(
     ("%atmoe_run", os.path.join(config.atmoe_tools_dir, "atmoe-run")))
+# Instrumented builds (docs/Testing.md): features for REQUIRES/UNSUPPORTED,
+# and in the ASan + UBSan build the fuzz targets, linked to replay the
+# checked-in corpora (test/fuzz/).
+#
+# Every sanitizer report aborts (abort_on_error): a report in a test that
+# expects a failing exit (`not tool ...`) must still fail the test, and
+# `not` only treats a crash, not exit code 1, as unexpected.
+# allow_user_poisoning=0: see fuzz/SanitizerOptions.cpp (false reports where
+# atmoe code and the uninstrumented libMLIR.so share an allocator).
+# Options from the environment are appended, so they win.
+def sanitizer_options(name, defaults):
+    config.environment[name] = ":".join(
+        [defaults] + ([os.environ[name]] if os.environ.get(name) else []))
+
+if config.atmoe_enable_sanitizers:
+    config.available_features.add("asan")
+    sanitizer_options("ASAN_OPTIONS",
+                      "abort_on_error=1:allow_user_poisoning=0:detect_leaks=1")
+    sanitizer_options("UBSAN_OPTIONS", "abort_on_error=1:print_stacktrace=1")
+    llvm_config.add_tool_substitutions(
+        [ToolSubst("atmoe-fuzz-" + t, unresolved="fatal")
+         for t in ("safetensors", "npy", "importer", "dialect")],
+        [config.atmoe_tools_dir])
+if config.atmoe_enable_tsan:
+    config.available_features.add("tsan")
+    sanitizer_options("TSAN_OPTIONS", "abort_on_error=1:halt_on_error=1")

@@ -29,8 +29,10 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FileUtilities.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
@@ -60,8 +62,8 @@ std::string entryName(StringRef function) {
 // Input
 //===----------------------------------------------------------------------===//
 
-FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context,
-                                           StringRef input) {
+FailureOr<OwningOpRef<ModuleOp>>
+loadInput(MLIRContext &context, StringRef input, CompileFailure &kind) {
   Location loc = FileLineColLoc::get(&context, input, 0, 0);
   bool isPackage = llvm::sys::fs::is_directory(input) ||
                    llvm::sys::path::extension(input) == ".json";
@@ -77,7 +79,12 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context,
       llvm::sys::fs::is_directory(input) ? importModelPackage(context, input)
                                          : importModelFile(context, input);
   if (!module) {
-    emitError(loc) << llvm::toString(module.takeError());
+    llvm::handleAllErrors(
+        module.takeError(), [&](const llvm::ErrorInfoBase &error) {
+          if (error.convertToErrorCode() == importerInternalErrorCode())
+            kind = CompileFailure::Internal;
+          emitError(loc) << error.message();
+        });
     return failure();
   }
   return std::move(*module);
@@ -363,6 +370,16 @@ void addManifest(llvm::Module &module, StringRef json) {
   global->setAlignment(llvm::Align(1));
 }
 
+/// Checked before any work: an unknown --target is a usage error.
+LogicalResult checkTarget(Location loc, StringRef target) {
+  if (llvm::is_contained(
+          {"host", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"}, target))
+    return success();
+  return emitError(loc) << "unknown target '" << target
+                        << "' (expected host, x86-64, x86-64-v2, "
+                           "x86-64-v3 or x86-64-v4)";
+}
+
 FailureOr<std::unique_ptr<llvm::TargetMachine>>
 createTargetMachine(Location loc, StringRef target) {
   llvm::InitializeNativeTarget();
@@ -432,12 +449,23 @@ LogicalResult writeObject(Location loc, llvm::Module &module,
   return success();
 }
 
-/// Links `object` into the shared library `output` with clang, through a
-/// temporary name so a failed link leaves nothing behind.
+/// Links `object` into the shared library `output` with clang. The linker
+/// writes into the system's temporary directory, and the result is then
+/// copied into place with writeFileAtomically (a temporary file beside
+/// `output`, renamed onto it). Both temporaries are removed on failure and on
+/// SIGINT/SIGTERM; a linker that outlives an interrupted atmoe-compile can
+/// only leave a file in the temporary directory, never beside the output.
 LogicalResult linkSharedLibrary(Location loc, StringRef object,
-                                StringRef output) {
-  SmallString<128> temporary(output);
-  temporary += ".tmp-link";
+                                StringRef output, CompileFailure &kind) {
+  kind = CompileFailure::Internal;
+  SmallString<128> linked;
+  if (std::error_code ec =
+          llvm::sys::fs::createTemporaryFile("atmoe", "so", linked))
+    return emitError(loc) << "cannot create a temporary file to link into: "
+                          << ec.message();
+  llvm::sys::RemoveFileOnSignal(linked);
+  llvm::FileRemover removeLinked(linked);
+
   std::string clang = ATMOE_CLANG_PATH;
   // libomp runs the feature blocks in parallel; the rpath finds the one the
   // code was compiled against.
@@ -446,7 +474,7 @@ LogicalResult linkSharedLibrary(Location loc, StringRef object,
                                  "-shared",
                                  "-fuse-ld=lld",
                                  "-o",
-                                 temporary,
+                                 linked,
                                  object,
                                  "-L" ATMOE_LLVM_LIBRARY_DIR,
                                  rpath,
@@ -455,16 +483,28 @@ LogicalResult linkSharedLibrary(Location loc, StringRef object,
   std::string message;
   int status =
       llvm::sys::ExecuteAndWait(clang, args, std::nullopt, {}, 0, 0, &message);
-  if (status != 0) {
-    llvm::sys::fs::remove(temporary);
+  if (status != 0)
     return emitError(loc) << "linking " << output << " with " << clang
                           << " failed"
                           << (message.empty() ? "" : ": " + message);
-  }
-  if (std::error_code ec = llvm::sys::fs::rename(temporary, output)) {
-    llvm::sys::fs::remove(temporary);
-    return emitError(loc) << "cannot write " << output << ": " << ec.message();
-  }
+  auto library = llvm::MemoryBuffer::getFile(linked, /*IsText=*/false,
+                                             /*RequiresNullTerminator=*/false);
+  if (!library)
+    return emitError(loc) << "cannot read the linked library " << linked << ": "
+                          << library.getError().message();
+
+  kind = CompileFailure::Input;
+  llvm::Error error = ::atmoe::writeFileAtomically(
+      output, [&](llvm::raw_ostream &os) -> llvm::Error {
+        os << (*library)->getBuffer();
+        return llvm::Error::success();
+      });
+  if (error)
+    return emitError(loc) << llvm::toString(std::move(error));
+  // As the linker made it (executable, like any shared library).
+  if (llvm::ErrorOr<llvm::sys::fs::perms> perms =
+          llvm::sys::fs::getPermissions(linked))
+    (void)llvm::sys::fs::setPermissions(output, *perms);
   return success();
 }
 
@@ -496,10 +536,18 @@ LogicalResult runPipeline(MLIRContext &context, ModuleOp module,
 
 } // namespace
 
-LogicalResult mlir::atmoe::compile(MLIRContext &context,
-                                   const CompileOptions &options) {
+/// The compilation; `kind` is kept at the fault class of the step running,
+/// so that a failing step's `return failure()` is classified by it.
+static LogicalResult compileImpl(MLIRContext &context,
+                                 const CompileOptions &options,
+                                 CompileFailure &kind) {
   Location loc = FileLineColLoc::get(&context, options.input, 0, 0);
-  FailureOr<OwningOpRef<ModuleOp>> loaded = loadInput(context, options.input);
+  kind = CompileFailure::Usage;
+  if (failed(checkTarget(loc, options.target)))
+    return failure();
+  kind = CompileFailure::Input;
+  FailureOr<OwningOpRef<ModuleOp>> loaded =
+      loadInput(context, options.input, kind);
   if (failed(loaded))
     return failure();
   ModuleOp module = loaded->get();
@@ -511,10 +559,13 @@ LogicalResult mlir::atmoe::compile(MLIRContext &context,
                      [&](llvm::raw_ostream &os) { module.print(os); });
 
   llvm::StringMap<SmallVector<std::string>> experts = collectExperts(module);
+  // The input verified: a pass that fails on it is the compiler's fault.
+  kind = CompileFailure::Internal;
   if (failed(runPipeline(context, module, options, [](OpPassManager &pm) {
         buildLowerToLinalgPipeline(pm, LowerToLinalgOptions());
       })))
     return failure();
+  kind = CompileFailure::Input;
   if (options.emit == EmitStage::Linalg)
     return writeText(loc, options.output,
                      [&](llvm::raw_ostream &os) { module.print(os); });
@@ -524,6 +575,9 @@ LogicalResult mlir::atmoe::compile(MLIRContext &context,
   if (failed(layers))
     return failure();
 
+  // Unless the user's own --cpu-schedule script drives the code generation.
+  kind = options.cpuSchedule.empty() ? CompileFailure::Internal
+                                     : CompileFailure::Input;
   if (failed(runPipeline(context, module, options, [&](OpPassManager &pm) {
         CPUCodegenOptions codegen;
         codegen.transformSchedule = options.cpuSchedule;
@@ -531,6 +585,7 @@ LogicalResult mlir::atmoe::compile(MLIRContext &context,
       })))
     return failure();
 
+  kind = CompileFailure::Internal;
   FailureOr<std::unique_ptr<llvm::TargetMachine>> machine =
       createTargetMachine(loc, options.target);
   if (failed(machine))
@@ -554,6 +609,8 @@ LogicalResult mlir::atmoe::compile(MLIRContext &context,
                                         (*machine)->getTargetTriple().str()));
   optimize(*llvmModule, **machine);
 
+  // What fails from here on is writing the output.
+  kind = CompileFailure::Input;
   if (options.emit == EmitStage::LLVM)
     return writeText(loc, options.output, [&](llvm::raw_ostream &os) {
       llvmModule->print(os, nullptr);
@@ -561,13 +618,25 @@ LogicalResult mlir::atmoe::compile(MLIRContext &context,
   if (options.emit == EmitStage::Object)
     return writeObject(loc, *llvmModule, **machine, options.output);
 
+  kind = CompileFailure::Internal;
   SmallString<128> object;
   if (std::error_code ec =
           llvm::sys::fs::createTemporaryFile("atmoe", "o", object))
     return emitError(loc) << "cannot create a temporary object file: "
                           << ec.message();
+  llvm::sys::RemoveFileOnSignal(object);
   llvm::FileRemover removeObject(object);
   if (failed(writeObject(loc, *llvmModule, **machine, object)))
     return failure();
-  return linkSharedLibrary(loc, object, options.output);
+  return linkSharedLibrary(loc, object, options.output, kind);
+}
+
+LogicalResult mlir::atmoe::compile(MLIRContext &context,
+                                   const CompileOptions &options,
+                                   CompileFailure *failureKind) {
+  CompileFailure kind = CompileFailure::Internal;
+  LogicalResult result = compileImpl(context, options, kind);
+  if (failed(result) && failureKind)
+    *failureKind = kind;
+  return result;
 }

@@ -10,6 +10,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/Twine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <optional>
@@ -21,6 +22,17 @@ using namespace mlir::atmoe::importer;
 /// hostile file of nested brackets would overflow the stack. Real model.json
 /// files nest about six levels deep.
 static constexpr unsigned kMaxJsonDepth = 64;
+/// Parsing costs about a hundred bytes per JSON value (the llvm::json value
+/// plus the span and path recorded for it), so a few megabytes of "0," would
+/// take gigabytes. A model.json has one value per setting: thousands for a
+/// large model.
+static constexpr size_t kMaxJsonValues = 1'000'000;
+/// Checked before the file is read.
+static constexpr uint64_t kMaxJsonFileSize = 64 << 20;
+/// The scanner stores the JSON path of every value, and a path repeats the
+/// keys of all its parents: a 300 KB file with one 100 KB key over 100,000
+/// array elements would need 10 GB of paths.
+static constexpr size_t kMaxJsonPathBytes = 128 << 20;
 
 /// `parent.key`, or `parent["key"]` when the key is not a plain identifier, so
 /// that a path always reads back unambiguously.
@@ -65,6 +77,11 @@ public:
     skipSpace();
     if (pos >= text.size())
       return false;
+    pathBytes += path.size();
+    if (pathBytes > kMaxJsonPathBytes) {
+      pathLimitOffset = pos;
+      return false;
+    }
     size_t begin = pos;
     char c = text[pos];
     if (c == '{') {
@@ -106,6 +123,8 @@ public:
   std::string duplicatePath;
   std::string duplicateKey;
   size_t duplicateOffset = 0;
+  /// Where the paths stored so far outgrew kMaxJsonPathBytes, if they did.
+  std::optional<size_t> pathLimitOffset;
 
 private:
   char peek() const { return pos < text.size() ? text[pos] : '\0'; }
@@ -255,6 +274,7 @@ private:
   JsonDocument &doc;
   llvm::StringRef text;
   size_t pos = 0;
+  size_t pathBytes = 0;
 };
 
 } // namespace mlir::atmoe::importer
@@ -284,7 +304,66 @@ static std::optional<size_t> findExcessiveNesting(llvm::StringRef text) {
   return std::nullopt;
 }
 
+/// The offset of the value that makes `text` hold more than kMaxJsonValues
+/// values, if it does. Counts the root, every member value (after ':') and
+/// every array element (the first after '[', the others after ','); runs
+/// after findExcessiveNesting, so the depth fits the bitmask.
+static std::optional<size_t> findExcessiveValues(llvm::StringRef text) {
+  static_assert(kMaxJsonDepth <= 64, "one bit per nesting level");
+  uint64_t isArray = 0; // Bit d - 1: the container at depth d is an array.
+  unsigned depth = 0;
+  size_t values = 1;
+  bool inString = false;
+  for (size_t i = 0, e = text.size(); i < e; ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+      continue;
+    }
+    bool startsValue = false;
+    if (c == '"') {
+      inString = true;
+    } else if ((c == '{' || c == '[') && depth < kMaxJsonDepth) {
+      uint64_t bit = uint64_t(1) << depth++;
+      isArray = c == '[' ? isArray | bit : isArray & ~bit;
+      size_t next = text.find_first_not_of(" \t\r\n", i + 1);
+      startsValue =
+          c == '[' && next != llvm::StringRef::npos && text[next] != ']';
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    } else if (c == ':') {
+      startsValue = true;
+    } else if (c == ',') {
+      startsValue = depth > 0 && (isArray >> (depth - 1) & 1);
+    }
+    if (startsValue && ++values > kMaxJsonValues)
+      return i;
+  }
+  return std::nullopt;
+}
+
 LogicalResult JsonDocument::load(std::string &error) {
+  // Only regular files: reading a device such as /dev/zero never ends, and
+  // opening a FIFO blocks until someone writes to it.
+  llvm::sys::fs::file_status status;
+  if (std::error_code ec = llvm::sys::fs::status(displayPath, status)) {
+    error = displayPath + ": cannot read the file: " + ec.message();
+    return failure();
+  }
+  if (status.type() != llvm::sys::fs::file_type::regular_file) {
+    error = displayPath + ": not a regular file";
+    return failure();
+  }
+  if (status.getSize() > kMaxJsonFileSize) {
+    error = (displayPath + ": file is " + llvm::Twine(status.getSize()) +
+             " bytes, more than the limit of " + llvm::Twine(kMaxJsonFileSize) +
+             " bytes for a JSON file")
+                .str();
+    return failure();
+  }
   auto fileOrErr =
       llvm::MemoryBuffer::getFile(displayPath, /*IsText=*/false,
                                   /*RequiresNullTerminator=*/false);
@@ -308,6 +387,14 @@ LogicalResult JsonDocument::load(std::string &error) {
                 .str();
     return failure();
   }
+  if (std::optional<size_t> offset = findExcessiveValues(text)) {
+    auto [line, col] = lineColOf(*offset);
+    error =
+        (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
+         ": invalid JSON: more than " + llvm::Twine(kMaxJsonValues) + " values")
+            .str();
+    return failure();
+  }
 
   llvm::Expected<json::Value> parsed = json::parse(text);
   if (!parsed) {
@@ -329,7 +416,17 @@ LogicalResult JsonDocument::load(std::string &error) {
   rootValue = std::move(*parsed);
 
   JsonScanner scanner(*this);
-  if (!scanner.scanValue("") && !scanner.duplicatePath.empty()) {
+  bool scanned = scanner.scanValue("");
+  if (!scanned && scanner.pathLimitOffset) {
+    auto [line, col] = lineColOf(*scanner.pathLimitOffset);
+    error = (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
+             ": invalid JSON: the paths of its values exceed " +
+             llvm::Twine(kMaxJsonPathBytes) +
+             " bytes (keys too long for so many values)")
+                .str();
+    return failure();
+  }
+  if (!scanned && !scanner.duplicatePath.empty()) {
     auto [line, col] = lineColOf(scanner.duplicateOffset);
     error = (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
              ": " + scanner.duplicatePath + ": duplicate key '" +

@@ -1698,6 +1698,10 @@ static std::string formatLocation(Location loc) {
   return text;
 }
 
+std::error_code mlir::atmoe::importerInternalErrorCode() {
+  return std::make_error_code(std::errc::state_not_recoverable);
+}
+
 llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
   context.loadDialect<AtmoeDialect, func::FuncDialect>();
   auto asError = [&]() {
@@ -1731,7 +1735,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> Importer::run() {
       return success();
     });
     if (failed(verify(*module)))
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+      return llvm::createStringError(importerInternalErrorCode(),
                                      "the imported IR does not verify: " +
                                          (verifyError.empty()
                                               ? std::string("unknown error")

@@ -18,6 +18,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/Endian.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SwapByteOrder.h"
 
@@ -217,6 +218,15 @@ std::optional<uint64_t> numElements(ArrayRef<int64_t> shape) {
 } // namespace
 
 Expected<NpyArray> readNpyF32(StringRef path) {
+  // A pipe ends when its writer closes it (`--x <(...)` in a shell), but
+  // reading a device such as /dev/zero to its end never stops allocating.
+  sys::fs::file_status status;
+  if (std::error_code ec = sys::fs::status(path, status))
+    return makeError(path + ": cannot open: " + ec.message());
+  if (status.type() != sys::fs::file_type::regular_file &&
+      status.type() != sys::fs::file_type::fifo_file)
+    return makeError(path + ": not a regular file or pipe, expected a .npy "
+                            "file");
   ErrorOr<std::unique_ptr<MemoryBuffer>> buffer = MemoryBuffer::getFile(
       path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
   if (!buffer)

@@ -386,15 +386,18 @@ SafeTensorsFile::open(StringRef path) {
   std::unique_ptr<SafeTensorsFile> file(new SafeTensorsFile());
   file->filePath = path.str();
 
-  // Map the file. Files that cannot be mapped (pipes, some special files)
-  // are read into memory instead.
+  // Map the file; one that cannot be mapped is read into memory instead.
+  // Only regular files: reading a device such as /dev/zero never ends, and
+  // opening a FIFO blocks until someone writes to it.
   sys::fs::file_status status;
   if (std::error_code ec = sys::fs::status(path, status))
     return makeError(path + ": cannot open: " + ec.message());
   if (status.type() == sys::fs::file_type::directory_file)
     return makeError(path + ": is a directory, expected a safetensors file");
-  if (status.type() == sys::fs::file_type::regular_file &&
-      status.getSize() >= 8) {
+  if (status.type() != sys::fs::file_type::regular_file)
+    return makeError(path + ": not a regular file, expected a safetensors "
+                            "file");
+  if (status.getSize() >= 8) {
     Expected<sys::fs::file_t> fd = sys::fs::openNativeFileForRead(path);
     if (!fd)
       return makeError(path + ": cannot open: " + toString(fd.takeError()));

@@ -51,8 +51,15 @@ int main(int argc, char **argv) {
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
-  cl::ParseCommandLineOptions(argc, argv,
-                              "atmoe compiler: model package to binary\n");
+  // Exit codes (README): 0 success, 1 bad input, 2 bad command line, 3
+  // internal error. llvm::cl would exit(1) on a bad command line by itself.
+  if (!cl::ParseCommandLineOptions(
+          argc, argv,
+          "atmoe compiler: model package to binary\n\n"
+          "Exit codes: 0 success, 1 bad input, 2 bad command line, 3 "
+          "internal error.\n",
+          &llvm::errs()))
+    return 2;
 
   std::optional<mlir::atmoe::EmitStage> stage =
       mlir::atmoe::parseEmitStage(emit);
@@ -81,5 +88,8 @@ int main(int argc, char **argv) {
     mlir::applyDefaultTimingPassManagerCLOptions(pm);
     return mlir::success();
   };
-  return mlir::failed(mlir::atmoe::compile(context, options)) ? 1 : 0;
+  mlir::atmoe::CompileFailure failureKind;
+  if (mlir::failed(mlir::atmoe::compile(context, options, &failureKind)))
+    return static_cast<int>(failureKind);
+  return 0;
 }

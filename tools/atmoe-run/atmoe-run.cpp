@@ -33,6 +33,7 @@
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Signals.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
@@ -201,11 +202,18 @@ public:
     if (Error err = writeNpyF32(path, shape, data))
       return inputError(toString(std::move(err)));
     written.push_back(path.str());
+    // An interrupted run (SIGINT, SIGTERM; e.g. during --repeat) must not
+    // leave some of its outputs either.
+    sys::RemoveFileOnSignal(path);
     return Error::success();
   }
 
   /// Called once the run has succeeded.
-  void commit() { keep = true; }
+  void commit() {
+    keep = true;
+    for (const std::string &path : written)
+      sys::DontRemoveFileOnSignal(path);
+  }
 
 private:
   std::vector<std::string> written;

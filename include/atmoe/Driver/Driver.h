@@ -48,9 +48,25 @@ struct CompileOptions {
   std::function<LogicalResult(PassManager &)> configurePassManager;
 };
 
+/// Whose fault a failed compilation is. The values are atmoe-compile's exit
+/// codes (README).
+enum class CompileFailure {
+  /// A missing or malformed input (package, .mlir file, --cpu-schedule
+  /// script), or an output path that cannot be written.
+  Input = 1,
+  /// Options that make no sense (an unknown --target).
+  Usage = 2,
+  /// The compiler's own fault: a pass failing on verified input, a failed
+  /// translation or link.
+  Internal = 3,
+};
+
 /// Runs the whole compilation. Errors are emitted as MLIR diagnostics (with
-/// locations where there are some); nothing is written on failure.
-LogicalResult compile(MLIRContext &context, const CompileOptions &options);
+/// locations where there are some); nothing is written on failure, and an
+/// interrupted run (SIGINT, SIGTERM) leaves no temporary file. On failure
+/// `*failureKind`, when given, says whose fault it was.
+LogicalResult compile(MLIRContext &context, const CompileOptions &options,
+                      CompileFailure *failureKind = nullptr);
 
 } // namespace mlir::atmoe
 

@@ -43,6 +43,12 @@ importModelPackage(MLIRContext &context, llvm::StringRef modelDir);
 llvm::Expected<OwningOpRef<ModuleOp>>
 importModelFile(MLIRContext &context, llvm::StringRef modelJsonPath);
 
+/// The error code (convertToErrorCode) of an import error that is the
+/// importer's own fault: the IR it emitted does not verify, so one of its
+/// checks of the package is missing. Every other error is the package's
+/// fault; tools exit with their internal-error code for this one.
+std::error_code importerInternalErrorCode();
+
 } // namespace atmoe
 } // namespace mlir
 

@@ -64,8 +64,9 @@ struct TensorInfo {
 /// A validated, memory-mapped safetensors file.
 class SafeTensorsFile {
 public:
-  /// Maps `path` into memory (a read-only mmap; the file is read into the
-  /// heap only when it cannot be mapped, e.g. a pipe) and validates the
+  /// Maps `path`, which must be a regular file, into memory (a read-only
+  /// mmap; the file is read into the heap only when it cannot be mapped,
+  /// e.g. when it is shorter than 8 bytes) and validates the
   /// header: its length, JSON syntax (nesting at most 64 levels), unique keys,
   /// `__metadata__` (optional object of strings), and for every tensor a known
   /// `dtype`, a `shape` of non-negative integers and `data_offsets` [begin,
