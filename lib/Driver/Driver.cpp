@@ -150,7 +150,8 @@ FailureOr<ArgumentInfo> describe(Location loc, Type type, DictionaryAttr attrs,
             dict ? dict.getAs<DenseI64ArrayAttr>("shape") : DenseI64ArrayAttr();
         auto partName = dict ? dict.getAs<StringAttr>("tensor") : StringAttr();
         auto partFile = dict ? dict.getAs<StringAttr>("file") : StringAttr();
-        auto partSource = dict ? dict.getAs<StringAttr>("source") : StringAttr();
+        auto partSource =
+            dict ? dict.getAs<StringAttr>("source") : StringAttr();
         if (!partShape || !partName || !partFile || !partSource)
           return emitError(loc)
                  << what << " (" << name
@@ -267,11 +268,11 @@ std::string manifestJson(ModuleOp module, ArrayRef<LayerInfo> layers,
         object["concat_dim"] = arg.concatDim;
         llvm::json::Array parts;
         for (const ArgumentInfo &part : arg.parts)
-          parts.push_back(llvm::json::Object{
-              {"tensor", part.name},
-              {"file", part.file},
-              {"source", part.source},
-              {"shape", llvm::json::Array(part.shape)}});
+          parts.push_back(
+              llvm::json::Object{{"tensor", part.name},
+                                 {"file", part.file},
+                                 {"source", part.source},
+                                 {"shape", llvm::json::Array(part.shape)}});
         object["parts"] = std::move(parts);
       } else if (arg.role == "weight") {
         object["tensor"] = arg.name;

@@ -201,16 +201,17 @@ Expected<Argument> ManifestParser::parseArgument(const json::Value &value,
 /// A weight the compiler stacks from several tensors (atmoe-hoist-weight-
 /// concat): every part is a plain weight, and the parts tile the stacked
 /// shape along `concat_dim`.
-Expected<Argument> ManifestParser::parseStackedWeight(
-    const json::Object &object, const json::Value &partsValue,
-    Argument argument, const Twine &path) {
+Expected<Argument>
+ManifestParser::parseStackedWeight(const json::Object &object,
+                                   const json::Value &partsValue,
+                                   Argument argument, const Twine &path) {
   Expected<StringRef> tensor = getString(object, "tensor", path);
   if (!tensor)
     return tensor.takeError();
   argument.name = tensor->str();
-  std::optional<int64_t> dim =
-      object.get("concat_dim") ? object.get("concat_dim")->getAsInteger()
-                               : std::nullopt;
+  std::optional<int64_t> dim = object.get("concat_dim")
+                                   ? object.get("concat_dim")->getAsInteger()
+                                   : std::nullopt;
   int64_t rank = static_cast<int64_t>(argument.shape.size());
   if (!dim || *dim < 0 || *dim >= rank)
     return error(path + ".concat_dim",
@@ -267,11 +268,11 @@ Expected<Argument> ManifestParser::parseStackedWeight(
     argument.parts.push_back(std::move(part));
   }
   if (covered != argument.shape[*dim])
-    return error(path + ".parts",
-                 "parts cover " + Twine(covered) + " of dimension " +
-                     Twine(*dim) + ", the stacked shape " +
-                     formatShape(argument.shape) + " has " +
-                     Twine(argument.shape[*dim]));
+    return error(path + ".parts", "parts cover " + Twine(covered) +
+                                      " of dimension " + Twine(*dim) +
+                                      ", the stacked shape " +
+                                      formatShape(argument.shape) + " has " +
+                                      Twine(argument.shape[*dim]));
   return argument;
 }
 

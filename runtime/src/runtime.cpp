@@ -325,8 +325,7 @@ atmoe_rt_status_t atmoe_rt_model_bind_weights(atmoe_rt_model_t *model,
     if (info->dtype != DType::F32 && info->dtype != DType::F16 &&
         info->dtype != DType::BF16) {
       fail(ATMOE_RT_INPUT_ERROR,
-           Twine(filePath) + ": " + what + ": dtype " +
-               dtypeName(info->dtype) +
+           Twine(filePath) + ": " + what + ": dtype " + dtypeName(info->dtype) +
                " is not supported (expected F32, F16 or BF16)");
       return nullptr;
     }
@@ -379,8 +378,8 @@ atmoe_rt_status_t atmoe_rt_model_bind_weights(atmoe_rt_model_t *model,
         const float *data = resolve(layer, part);
         if (!data)
           return ATMOE_RT_INPUT_ERROR;
-        int64_t partInner = inner / arg.shape[arg.concatDim] *
-                            part.shape[arg.concatDim];
+        int64_t partInner =
+            inner / arg.shape[arg.concatDim] * part.shape[arg.concatDim];
         for (int64_t o = 0; o < outer; ++o)
           std::copy_n(data + o * partInner, partInner,
                       stacked->data() + o * inner + offset);

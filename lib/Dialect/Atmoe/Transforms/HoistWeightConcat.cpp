@@ -54,11 +54,12 @@ void hoist(func::FuncOp func, tensor::ConcatOp concat) {
          b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))}));
   }
   DictionaryAttr stackedAttrs = b.getDictionaryAttr(
-      {b.getNamedAttr("atmoe.tensor",
-                      b.getStringAttr("stack(" + llvm::join(names, ", ") +
-                                      ")")),
+      {b.getNamedAttr(
+           "atmoe.tensor",
+           b.getStringAttr("stack(" + llvm::join(names, ", ") + ")")),
        b.getNamedAttr("atmoe.parts", b.getArrayAttr(parts)),
-       b.getNamedAttr("atmoe.concat_dim", b.getI64IntegerAttr(concat.getDim()))});
+       b.getNamedAttr("atmoe.concat_dim",
+                      b.getI64IntegerAttr(concat.getDim()))});
   // Insert where the first part was, so weights stay in one run of the
   // argument list.
   if (failed(func.insertArgument(position, concat.getType(), stackedAttrs,
