@@ -12,8 +12,10 @@
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 
 #include "mlir/Transforms/Passes.h"
 
@@ -33,4 +35,6 @@ void mlir::atmoe::registerAllPasses() {
   mlir::bufferization::registerBufferizationPipelines();
   mlir::registerLinalgPasses();
   mlir::memref::registerMemRefPasses();
+  mlir::registerGPUPasses();
+  mlir::registerSCFPasses();
 }

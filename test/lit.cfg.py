@@ -68,3 +68,25 @@ if config.atmoe_enable_sanitizers:
 if config.atmoe_enable_tsan:
     config.available_features.add("tsan")
     sanitizer_options("TSAN_OPTIONS", "abort_on_error=1:halt_on_error=1")
+
+# GPU targets (docs/targets.md). Compiling for nvptx needs ptxas (cubin
+# inside the fatbin); running needs the CUDA support library, the NVIDIA
+# driver and a device. Tests that need a GPU are UNSUPPORTED elsewhere.
+import shutil
+if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
+    config.available_features.add("ptxas")
+if config.atmoe_has_cuda_support:
+    config.available_features.add("cuda-support")
+
+def cuda_device_present():
+    import ctypes
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    count = ctypes.c_int(0)
+    return cuda.cuInit(0) == 0 and cuda.cuDeviceGetCount(ctypes.byref(count)) == 0 \
+        and count.value > 0
+
+if config.atmoe_has_cuda_support and cuda_device_present():
+    config.available_features.add("cuda-device")

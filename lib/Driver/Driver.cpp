@@ -10,15 +10,14 @@
 #include "atmoe/Importer/ModelImporter.h"
 #include "atmoe/Pipelines/Pipelines.h"
 #include "atmoe/Support/AtomicFile.h"
+#include "atmoe/Target/Target.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
 #include "llvm/IR/IRBuilder.h"
@@ -100,6 +99,9 @@ struct ArgumentInfo {
   std::string file, source;
   std::string dtype;
   SmallVector<int64_t> shape;
+  /// On a GPU target, whether the host code reads it (so the runtime passes
+  /// it in host memory).
+  bool inHostMemory = false;
   /// A weight stacked at bind time (atmoe-hoist-weight-concat): its parts,
   /// concatenated along `concatDim`.
   std::vector<ArgumentInfo> parts;
@@ -111,7 +113,7 @@ struct LayerInfo {
   std::string function;
   std::string granularity = "token";
   SmallVector<std::string> experts;
-  SmallVector<ArgumentInfo> arguments;
+  std::vector<ArgumentInfo> arguments;
 };
 
 FailureOr<ArgumentInfo> describe(Location loc, Type type, DictionaryAttr attrs,
@@ -254,8 +256,33 @@ collectLayers(ModuleOp module,
   return layers;
 }
 
+/// Marks the arguments the GPU pipeline found the host code to read
+/// (atmoe.host_arguments, GPUHostArgumentsPass).
+LogicalResult markHostArguments(ModuleOp module,
+                                MutableArrayRef<LayerInfo> layers) {
+  for (LayerInfo &layer : layers) {
+    auto func = module.lookupSymbol<LLVM::LLVMFuncOp>(layer.function);
+    if (!func)
+      return emitError(module.getLoc())
+             << "lowered module lacks @" << layer.function;
+    auto hostArguments =
+        func->getAttrOfType<DenseI64ArrayAttr>("atmoe.host_arguments");
+    if (!hostArguments)
+      continue;
+    for (int64_t position : hostArguments.asArrayRef()) {
+      if (position < 0 ||
+          position >= static_cast<int64_t>(layer.arguments.size()))
+        return emitError(func.getLoc())
+               << "internal error: atmoe.host_arguments names argument #"
+               << position << " of " << layer.arguments.size();
+      layer.arguments[position].inHostMemory = true;
+    }
+  }
+  return success();
+}
+
 std::string manifestJson(ModuleOp module, ArrayRef<LayerInfo> layers,
-                         StringRef triple) {
+                         StringRef triple, const TargetSelection &target) {
   llvm::json::Array layerArray;
   for (const LayerInfo &layer : layers) {
     llvm::json::Array arguments;
@@ -281,6 +308,8 @@ std::string manifestJson(ModuleOp module, ArrayRef<LayerInfo> layers,
       } else {
         object["name"] = arg.name;
       }
+      if (target.target->getDevice() != DeviceKind::CPU)
+        object["memory"] = arg.inHostMemory ? "host" : "device";
       arguments.push_back(std::move(object));
     }
     llvm::json::Array experts;
@@ -297,10 +326,13 @@ std::string manifestJson(ModuleOp module, ArrayRef<LayerInfo> layers,
   std::string model = "model";
   if (auto name = module->getAttrOfType<StringAttr>("atmoe.model"))
     model = name.str();
-  llvm::json::Object manifest{{"format", "atmoe-compiled/1"},
-                              {"model", model},
-                              {"target", triple.str()},
-                              {"layers", std::move(layerArray)}};
+  llvm::json::Object manifest{
+      {"format", "atmoe-compiled/1"},
+      {"model", model},
+      {"target", triple.str()},
+      {"device", stringifyDeviceKind(target.target->getDevice())},
+      {"compiled_for", target.getSpelling()},
+      {"layers", std::move(layerArray)}};
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::json::Value(std::move(manifest));
@@ -371,18 +403,9 @@ void addManifest(llvm::Module &module, StringRef json) {
   global->setAlignment(llvm::Align(1));
 }
 
-/// Checked before any work: an unknown --target is a usage error.
-LogicalResult checkTarget(Location loc, StringRef target) {
-  if (llvm::is_contained(
-          {"host", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"}, target))
-    return success();
-  return emitError(loc) << "unknown target '" << target
-                        << "' (expected host, x86-64, x86-64-v2, "
-                           "x86-64-v3 or x86-64-v4)";
-}
-
+/// The machine the host code is compiled for.
 FailureOr<std::unique_ptr<llvm::TargetMachine>>
-createTargetMachine(Location loc, StringRef target) {
+createTargetMachine(Location loc, const HostCPU &cpu) {
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
@@ -392,27 +415,12 @@ createTargetMachine(Location loc, StringRef target) {
   if (!llvmTarget)
     return emitError(loc) << "no LLVM target for " << triple.str() << ": "
                           << error;
-  std::string cpu, features;
-  if (target == "host") {
-    cpu = llvm::sys::getHostCPUName().str();
-    llvm::SubtargetFeatures featureSet;
-    for (const auto &feature : llvm::sys::getHostCPUFeatures())
-      featureSet.AddFeature(feature.first(), feature.second);
-    features = featureSet.getString();
-  } else if (target == "x86-64" || target == "x86-64-v2" ||
-             target == "x86-64-v3" || target == "x86-64-v4") {
-    cpu = target.str();
-  } else {
-    return emitError(loc) << "unknown target '" << target
-                          << "' (expected host, x86-64, x86-64-v2, "
-                             "x86-64-v3 or x86-64-v4)";
-  }
   llvm::TargetOptions options;
   std::unique_ptr<llvm::TargetMachine> machine(llvmTarget->createTargetMachine(
-      triple, cpu, features, options, llvm::Reloc::PIC_, std::nullopt,
+      triple, cpu.name, cpu.features, options, llvm::Reloc::PIC_, std::nullopt,
       llvm::CodeGenOptLevel::Aggressive));
   if (!machine)
-    return emitError(loc) << "cannot create a target machine for " << cpu;
+    return emitError(loc) << "cannot create a target machine for " << cpu.name;
   return machine;
 }
 
@@ -457,7 +465,9 @@ LogicalResult writeObject(Location loc, llvm::Module &module,
 /// SIGINT/SIGTERM; a linker that outlives an interrupted atmoe-compile can
 /// only leave a file in the temporary directory, never beside the output.
 LogicalResult linkSharedLibrary(Location loc, StringRef object,
-                                StringRef output, CompileFailure &kind) {
+                                StringRef output,
+                                ArrayRef<std::string> libraries,
+                                CompileFailure &kind) {
   kind = CompileFailure::Internal;
   SmallString<128> linked;
   if (std::error_code ec =
@@ -468,9 +478,12 @@ LogicalResult linkSharedLibrary(Location loc, StringRef object,
   llvm::FileRemover removeLinked(linked);
 
   std::string clang = ATMOE_CLANG_PATH;
-  // libomp runs the feature blocks in parallel; the rpath finds the one the
-  // code was compiled against.
+  // The rpath finds the libraries (libomp) of the LLVM the code was compiled
+  // against.
   std::string rpath = "-Wl,-rpath," ATMOE_LLVM_LIBRARY_DIR;
+  SmallVector<std::string> libraryFlags;
+  for (const std::string &library : libraries)
+    libraryFlags.push_back("-l" + library);
   SmallVector<StringRef> args = {clang,
                                  "-shared",
                                  "-fuse-ld=lld",
@@ -478,9 +491,8 @@ LogicalResult linkSharedLibrary(Location loc, StringRef object,
                                  linked,
                                  object,
                                  "-L" ATMOE_LLVM_LIBRARY_DIR,
-                                 rpath,
-                                 "-lomp",
-                                 "-lm"};
+                                 rpath};
+  llvm::append_range(args, libraryFlags);
   std::string message;
   int status =
       llvm::sys::ExecuteAndWait(clang, args, std::nullopt, {}, 0, 0, &message);
@@ -544,8 +556,14 @@ static LogicalResult compileImpl(MLIRContext &context,
                                  CompileFailure &kind) {
   Location loc = FileLineColLoc::get(&context, options.input, 0, 0);
   kind = CompileFailure::Usage;
-  if (failed(checkTarget(loc, options.target)))
-    return failure();
+  registerAllTargets();
+  llvm::Expected<TargetSelection> target = lookupTarget(options.target);
+  if (!target)
+    return emitError(loc) << llvm::toString(target.takeError());
+  CodegenOptions codegen;
+  codegen.cpuSchedule = options.cpuSchedule;
+  if (llvm::Error error = target->target->checkOptions(codegen))
+    return emitError(loc) << llvm::toString(std::move(error));
   kind = CompileFailure::Input;
   FailureOr<OwningOpRef<ModuleOp>> loaded =
       loadInput(context, options.input, kind);
@@ -562,8 +580,10 @@ static LogicalResult compileImpl(MLIRContext &context,
   llvm::StringMap<SmallVector<std::string>> experts = collectExperts(module);
   // The input verified: a pass that fails on it is the compiler's fault.
   kind = CompileFailure::Internal;
-  if (failed(runPipeline(context, module, options, [](OpPassManager &pm) {
-        buildLowerToLinalgPipeline(pm, LowerToLinalgOptions());
+  if (failed(runPipeline(context, module, options, [&](OpPassManager &pm) {
+        LowerToLinalgOptions lower;
+        lower.sequenceMerge = options.sequenceMerge;
+        buildLowerToLinalgPipeline(pm, lower);
       })))
     return failure();
   kind = CompileFailure::Input;
@@ -580,22 +600,19 @@ static LogicalResult compileImpl(MLIRContext &context,
   kind = options.cpuSchedule.empty() ? CompileFailure::Internal
                                      : CompileFailure::Input;
   if (failed(runPipeline(context, module, options, [&](OpPassManager &pm) {
-        CPUCodegenOptions codegen;
-        codegen.transformSchedule = options.cpuSchedule;
-        buildCPUCodegenPipeline(pm, codegen);
+        target->target->buildCodegenPipeline(pm, target->chip, codegen);
       })))
     return failure();
 
   kind = CompileFailure::Internal;
+  if (failed(markHostArguments(module, *layers)))
+    return failure();
   FailureOr<std::unique_ptr<llvm::TargetMachine>> machine =
-      createTargetMachine(loc, options.target);
+      createTargetMachine(loc, target->target->getHostCPU(target->chip));
   if (failed(machine))
     return failure();
-  DialectRegistry registry;
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
-  registerOpenMPDialectTranslation(registry);
-  context.appendDialectRegistry(registry);
+  // The LLVM IR translations (GPU binaries included) are registered with
+  // the dialects (registerAllDialects).
   llvm::LLVMContext llvmContext;
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(module, llvmContext, "atmoe");
@@ -606,8 +623,9 @@ static LogicalResult compileImpl(MLIRContext &context,
   for (const LayerInfo &layer : *layers)
     if (failed(addEntryPoint(loc, *llvmModule, layer)))
       return failure();
-  addManifest(*llvmModule, manifestJson(module, *layers,
-                                        (*machine)->getTargetTriple().str()));
+  addManifest(*llvmModule,
+              manifestJson(module, *layers, (*machine)->getTargetTriple().str(),
+                           *target));
   optimize(*llvmModule, **machine);
 
   // What fails from here on is writing the output.
@@ -629,7 +647,8 @@ static LogicalResult compileImpl(MLIRContext &context,
   llvm::FileRemover removeObject(object);
   if (failed(writeObject(loc, *llvmModule, **machine, object)))
     return failure();
-  return linkSharedLibrary(loc, object, options.output, kind);
+  return linkSharedLibrary(loc, object, options.output,
+                           target->target->getLinkLibraries(), kind);
 }
 
 LogicalResult mlir::atmoe::compile(MLIRContext &context,

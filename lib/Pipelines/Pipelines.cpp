@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -20,12 +21,19 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringSwitch.h"
+
+#include <cstdlib>
 
 using namespace mlir;
 
 void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
-                                       const LowerToLinalgOptions &) {
+                                       const LowerToLinalgOptions &options) {
   pm.addPass(createCanonicalizerPass());
+  MergeSequenceAdaptersPassOptions merge;
+  merge.policy = options.sequenceMerge;
+  merge.mergeThreshold = options.sequenceMergeThreshold;
+  pm.addPass(createMergeSequenceAdaptersPass(merge));
   pm.addPass(createExpandSegmentsPass());
   pm.addPass(createFuseRouterPass());
   pm.addPass(createFuseLoraPass());
@@ -36,15 +44,11 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
   pm.addPass(createCSEPass());
 }
 
-void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
-                                    const CPUCodegenOptions &options) {
-  ApplyCPUSchedulePassOptions schedule;
-  schedule.scheduleFile = options.transformSchedule;
-  pm.addPass(createApplyCPUSchedulePass(schedule));
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-  // Bufferize with plain (identity-layout) memrefs at function boundaries,
-  // the layout the runtime's descriptors describe.
+/// One-Shot Bufferize with plain (identity-layout) memrefs at function
+/// boundaries, the layout the runtime's descriptors describe; results become
+/// caller-owned out-parameters; buffer deallocation; copies as linalg.copy.
+/// Shared by every target.
+static void addBufferizationPasses(OpPassManager &pm) {
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -59,8 +63,21 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   bufferization::buildBufferDeallocationPipeline(pm);
-  pm.addPass(createMemRefCopyToLinalgPass());
+  pm.addPass(atmoe::createMemRefCopyToLinalgPass());
+}
 
+void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
+                                    const CPUCodegenOptions &options) {
+  ApplyCPUSchedulePassOptions schedule;
+  schedule.scheduleFile = options.transformSchedule;
+  pm.addPass(createApplyCPUSchedulePass(schedule));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  addBufferizationPasses(pm);
+
+  // The schedule's matmul tiles become register-blocked vector kernels;
+  // what is left (elementwise ops, other matmul layouts) becomes loops.
+  pm.addPass(createLowerCPUMatmulsPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   // Vector code from the schedule: masked transfers to loads/stores, the
   // remaining vector ops to LLVM's.
@@ -87,6 +104,151 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
 }
 
+//===----------------------------------------------------------------------===//
+// GPU
+//===----------------------------------------------------------------------===//
+
+std::string atmoe::defaultPTXFeatures(StringRef chip) {
+  // The PTX ISA version that introduced each chip (PTX ISA notes); CUDA 13
+  // supports sm_75 and newer.
+  StringRef base = chip.take_while([](char c) { return c != 'a' && c != 'f'; });
+  bool archSpecific = base.size() != chip.size();
+  StringRef version = llvm::StringSwitch<StringRef>(base)
+                          .Case("sm_75", "+ptx63")
+                          .Case("sm_80", "+ptx70")
+                          .Case("sm_86", "+ptx71")
+                          .Case("sm_87", "+ptx74")
+                          .Case("sm_89", "+ptx78")
+                          .Case("sm_90", "+ptx78")
+                          .Case("sm_100", "+ptx86")
+                          .Case("sm_101", "+ptx86")
+                          .Case("sm_103", "+ptx88")
+                          .Case("sm_120", "+ptx87")
+                          .Case("sm_121", "+ptx88")
+                          .Default("+ptx80");
+  // The architecture-specific variants (sm_90a, sm_100a, ...) came later.
+  if (archSpecific && version < "+ptx80")
+    return "+ptx80";
+  return version.str();
+}
+
+/// CUDA_HOME, CUDA_ROOT or CUDA_PATH, as nvcc does, else the toolkit this
+/// build was configured with.
+static std::string cudaToolkitPath() {
+  for (const char *name : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
+    if (const char *path = std::getenv(name); path && *path)
+      return path;
+  return ATMOE_CUDA_TOOLKIT_DIR;
+}
+
+void atmoe::buildGPUKernelPipeline(OpPassManager &pm,
+                                   const GPUKernelOptions &options) {
+  // The same buffers and ABI as on the CPU.
+  addBufferizationPasses(pm);
+
+  // Every linalg op (matmuls, the fused router normalisation, the rank-slot
+  // scaling, copies) becomes one kernel: its parallel loops tiled into
+  // blocks of threads, its reductions sequential in each thread. Constant
+  // tile bounds with an in-bounds guard keep the launch sizes static.
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(createCanonicalizerPass());
+  SmallVector<int64_t> tileSizes(options.tileSizes.begin(),
+                                 options.tileSizes.end());
+  if (tileSizes.empty())
+    tileSizes = {16, 16};
+  pm.addNestedPass<func::FuncOp>(
+      createParallelLoopTilingPass(tileSizes, /*noMinMaxBounds=*/true));
+  pm.addNestedPass<func::FuncOp>(createGpuMapParallelLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createGPUDeviceAllocationsPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  // The host copies of constants the kernels now hold.
+  pm.addPass(createSymbolDCEPass());
+  pm.addNestedPass<func::FuncOp>(createGPUHostArgumentsPass());
+  // Kernels, allocations and frees ordered on a stream; the function returns
+  // once the stream has drained.
+  pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void atmoe::buildNVVMCodegenPipeline(OpPassManager &pm,
+                                     const NVVMCodegenOptions &options) {
+  GPUKernelOptions kernels;
+  kernels.tileSizes = options.tileSizes;
+  buildGPUKernelPipeline(pm, kernels);
+  // The steps of upstream's gpu-lower-to-nvvm-pipeline, which cannot be
+  // told where the CUDA toolkit (ptxas, libdevice) is.
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features.empty() ? defaultPTXFeatures(options.chip)
+                                             : std::string(options.features);
+  target.optLevel = 3;
+  pm.addPass(createConvertVectorToSCFPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertNVVMToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  // Kernels: math through libdevice (linked by the serialiser).
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = options.format;
+  binary.toolkitPath = options.toolkit.empty() ? cudaToolkitPath()
+                                               : std::string(options.toolkit);
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void atmoe::buildROCDLCodegenPipeline(OpPassManager &pm,
+                                      const ROCDLCodegenOptions &options) {
+  GPUKernelOptions kernels;
+  kernels.tileSizes = options.tileSizes;
+  buildGPUKernelPipeline(pm, kernels);
+
+  GpuROCDLAttachTargetOptions target;
+  target.chip = options.chip;
+  target.optLevel = 3;
+  pm.addPass(createGpuROCDLAttachTarget(target));
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  // Math as LLVM intrinsics, which the AMDGPU backend lowers itself: the
+  // ROCm device libraries (ocml) are not needed.
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  ConvertGpuOpsToROCDLOpsOptions rocdl;
+  rocdl.chipset = options.chip;
+  rocdl.runtime = gpu::amd::Runtime::HIP;
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToROCDLOps(rocdl));
+  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = options.format;
+  binary.toolkitPath = options.toolkit.empty()
+                           ? std::string(ATMOE_ROCM_TOOLKIT_DIR)
+                           : std::string(options.toolkit);
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+  pm.addPass(createCanonicalizerPass());
+}
+
 void atmoe::registerAtmoePipelines() {
   PassPipelineRegistration<LowerToLinalgOptions>(
       "atmoe-lower-to-linalg-pipeline",
@@ -96,4 +258,16 @@ void atmoe::registerAtmoePipelines() {
       "atmoe-cpu-codegen-pipeline",
       "Bufferize and lower fused linalg to the LLVM dialect for the CPU",
       buildCPUCodegenPipeline);
+  PassPipelineRegistration<GPUKernelOptions>(
+      "atmoe-gpu-kernel-pipeline",
+      "Bufferize fused linalg and turn it into outlined GPU kernels",
+      buildGPUKernelPipeline);
+  PassPipelineRegistration<NVVMCodegenOptions>(
+      "atmoe-nvvm-codegen-pipeline",
+      "Fused linalg to NVIDIA GPU kernels in a gpu.binary and host LLVM code",
+      buildNVVMCodegenPipeline);
+  PassPipelineRegistration<ROCDLCodegenOptions>(
+      "atmoe-rocdl-codegen-pipeline",
+      "Fused linalg to AMD GPU kernels in a gpu.binary and host LLVM code",
+      buildROCDLCodegenPipeline);
 }

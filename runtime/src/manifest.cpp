@@ -158,6 +158,15 @@ Expected<Argument> ManifestParser::parseArgument(const json::Value &value,
     return shape.takeError();
   argument.shape = std::move(*shape);
 
+  Expected<StringRef> memory =
+      getString(*object, "memory", path, /*required=*/false);
+  if (!memory)
+    return memory.takeError();
+  if (!memory->empty() && *memory != "host" && *memory != "device")
+    return error(path + ".memory",
+                 "expected \"host\" or \"device\", found \"" + *memory + "\"");
+  argument.inHostMemory = *memory == "host";
+
   if (argument.role != ArgumentRole::Weight) {
     Expected<StringRef> name = getString(*object, "name", path);
     if (!name)
@@ -531,6 +540,19 @@ Expected<Manifest> ManifestParser::parse(StringRef text) {
       return value.takeError();
     (key == "model" ? manifest.model : manifest.target) = value->str();
   }
+  Expected<StringRef> device =
+      getString(*object, "device", "(root)", /*required=*/false);
+  if (!device)
+    return device.takeError();
+  if (device->empty() || *device == "cpu")
+    manifest.device = Device::CPU;
+  else if (*device == "cuda")
+    manifest.device = Device::CUDA;
+  else if (*device == "hip")
+    manifest.device = Device::HIP;
+  else
+    return error("device", "expected \"cpu\", \"cuda\" or \"hip\", found \"" +
+                               *device + "\"");
 
   const json::Value *layers = object->get("layers");
   if (!layers)

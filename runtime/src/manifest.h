@@ -35,6 +35,8 @@ constexpr int64_t kDynamic = -1;
 enum class ArgumentRole { Input, Weight, Output };
 enum class ElementType { F32, I64 };
 enum class Granularity { Token, Sequence };
+/// What runs the model's kernels (the manifest's "device").
+enum class Device { CPU, CUDA, HIP };
 
 /// One argument of a layer's entry point.
 struct Argument {
@@ -52,6 +54,9 @@ struct Argument {
   /// source), concatenated along `concatDim`; `file`/`source` are empty.
   std::vector<Argument> parts;
   int64_t concatDim = -1;
+  /// On a GPU model: whether the host code reads the buffer, so it is passed
+  /// in host memory ("memory": "host"); every other buffer is on the device.
+  bool inHostMemory = false;
 };
 
 struct Projection {
@@ -82,6 +87,7 @@ struct Layer {
 
 struct Manifest {
   std::string model, target;
+  Device device = Device::CPU;
   std::vector<Layer> layers;
 };
 

@@ -12,15 +12,19 @@
 
 #include "atmoe_rt/atmoe_rt.h"
 
+#include "device_plugin.h"
 #include "manifest.h"
 
 #include "atmoe/Support/SafeTensors.h"
 
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/Twine.h"
+#include "llvm/Object/ELFObjectFile.h"
+#include "llvm/Object/ObjectFile.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
@@ -30,6 +34,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -42,6 +47,24 @@ namespace {
 /// The signature of every `atmoe_entry_<function>`.
 using EntryFn = void (*)(void **);
 
+/// A device support library (device_plugin.h), loaded once per process.
+struct DeviceSupport {
+  void *library = nullptr;
+  decltype(&atmoe_device_initialize) initialize = nullptr;
+  decltype(&atmoe_device_name) name = nullptr;
+  decltype(&atmoe_device_alloc) alloc = nullptr;
+  decltype(&atmoe_device_free) free = nullptr;
+  decltype(&atmoe_device_copy_to_device) copyToDevice = nullptr;
+  decltype(&atmoe_device_copy_to_host) copyToHost = nullptr;
+  decltype(&atmoe_device_take_error) takeErrorFn = nullptr;
+
+  /// The pending error of the device library, or "".
+  std::string takeError() const {
+    char buffer[1024];
+    return takeErrorFn(buffer, sizeof(buffer)) ? std::string(buffer) : "";
+  }
+};
+
 /// The weights of one model package, as the entry points receive them.
 struct BoundWeights {
   /// Keeps the mappings that in-place weights point into.
@@ -52,6 +75,14 @@ struct BoundWeights {
   /// data[l][w]: weight w of layer l (manifest order).
   std::vector<std::vector<const float *>> data;
   size_t numInPlace = 0;
+  /// On a GPU model, the device copies `data` points to (uploaded once).
+  const DeviceSupport *device = nullptr;
+  std::vector<void *> deviceBuffers;
+
+  ~BoundWeights() {
+    for (void *buffer : deviceBuffers)
+      device->free(buffer);
+  }
 };
 
 } // namespace
@@ -63,6 +94,8 @@ struct atmoe_rt_model {
   /// entries[l]: the entry point of layer l.
   std::vector<EntryFn> entries;
   std::unique_ptr<BoundWeights> weights;
+  /// The device support the model's kernels run on; null for a CPU model.
+  const DeviceSupport *device = nullptr;
 
   ~atmoe_rt_model() {
     // The weights go first: nothing of them points into the library, but
@@ -113,6 +146,112 @@ atmoe_rt_status_t checkLayer(const atmoe_rt_model_t *model, size_t layer,
                     " is out of range (the model has " +
                     Twine(model->manifest.layers.size()) + " layers)");
   return ATMOE_RT_OK;
+}
+
+/// The CUDA support library: ATMOE_RT_CUDA_LIBRARY, else
+/// libatmoe_rt_cuda.so beside this runtime, else the library search path.
+std::string cudaSupportPath() {
+  if (const char *path = std::getenv("ATMOE_RT_CUDA_LIBRARY"))
+    return path;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void *>(&atmoe_rt_model_open), &info) &&
+      info.dli_fname) {
+    SmallString<256> path(sys::path::parent_path(info.dli_fname));
+    sys::path::append(path, "libatmoe_rt_cuda.so");
+    if (sys::fs::exists(path))
+      return std::string(path);
+  }
+  return "libatmoe_rt_cuda.so";
+}
+
+/// Loads and initialises the CUDA support once per process; the error
+/// message (once failed, always failed) otherwise.
+Expected<const DeviceSupport *> loadCudaSupport() {
+  static std::once_flag once;
+  static DeviceSupport support;
+  static std::string failure;
+  std::call_once(once, [] {
+    std::string path = cudaSupportPath();
+    dlerror();
+    // RTLD_GLOBAL: the model's mgpu* references bind to this library.
+    support.library = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+    if (!support.library) {
+      const char *reason = dlerror();
+      failure = "cannot load the CUDA support library (" +
+                std::string(reason ? reason : path) +
+                "); it needs the NVIDIA driver's libcuda.so.1, and is built "
+                "only where the CUDA toolkit was found";
+      return;
+    }
+    auto bind = [&](auto &field, const char *name) {
+      field = reinterpret_cast<std::remove_reference_t<decltype(field)>>(
+          dlsym(support.library, name));
+      if (!field && failure.empty())
+        failure = path + " lacks " + name;
+    };
+    bind(support.initialize, "atmoe_device_initialize");
+    bind(support.name, "atmoe_device_name");
+    bind(support.alloc, "atmoe_device_alloc");
+    bind(support.free, "atmoe_device_free");
+    bind(support.copyToDevice, "atmoe_device_copy_to_device");
+    bind(support.copyToHost, "atmoe_device_copy_to_host");
+    bind(support.takeErrorFn, "atmoe_device_take_error");
+    if (failure.empty() && support.initialize() != 0)
+      failure = "no usable CUDA device: " + support.takeError();
+  });
+  if (!failure.empty())
+    return createStringError(inconvertibleErrorCode(), failure);
+  return &support;
+}
+
+/// The device a compiled model was built for, read from the manifest in the
+/// file before dlopen: a GPU model's constructors load its kernels through
+/// the device support library, which must be loaded first. Anything
+/// unreadable here is left to dlopen and the manifest parser to report.
+Device peekDevice(StringRef path) {
+  Expected<object::OwningBinary<object::ObjectFile>> binary =
+      object::ObjectFile::createObjectFile(path);
+  if (!binary) {
+    consumeError(binary.takeError());
+    return Device::CPU;
+  }
+  auto *elf = dyn_cast<object::ELFObjectFileBase>(binary->getBinary());
+  if (!elf)
+    return Device::CPU;
+  for (const object::ELFSymbolRef &symbol : elf->getDynamicSymbolIterators()) {
+    Expected<StringRef> name = symbol.getName();
+    if (!name || *name != "atmoe_manifest") {
+      if (!name)
+        consumeError(name.takeError());
+      continue;
+    }
+    Expected<uint64_t> address = symbol.getAddress();
+    Expected<object::section_iterator> section = symbol.getSection();
+    if (!address || !section || *section == elf->section_end()) {
+      if (!address)
+        consumeError(address.takeError());
+      if (!section)
+        consumeError(section.takeError());
+      return Device::CPU;
+    }
+    Expected<StringRef> contents = (*section)->getContents();
+    if (!contents) {
+      consumeError(contents.takeError());
+      return Device::CPU;
+    }
+    uint64_t offset = *address - (*section)->getAddress();
+    if (offset >= contents->size())
+      return Device::CPU;
+    StringRef text = contents->drop_front(offset);
+    text = text.take_until([](char c) { return c == '\0'; });
+    Expected<Manifest> manifest = parseManifest(text, path);
+    if (!manifest) {
+      consumeError(manifest.takeError());
+      return Device::CPU;
+    }
+    return manifest->device;
+  }
+  return Device::CPU;
 }
 
 /// Builds the memref descriptors of one call. A descriptor of rank R is
@@ -218,6 +357,26 @@ atmoe_rt_status_t atmoe_rt_model_open(const char *path,
 
   auto model = std::make_unique<atmoe_rt_model>();
   model->path = path;
+  // A GPU model's host code calls the mgpu* functions of its device support
+  // library, and its constructors load the kernels: set that up first.
+  switch (peekDevice(absolute)) {
+  case Device::CPU:
+    break;
+  case Device::CUDA: {
+    Expected<const DeviceSupport *> cuda = loadCudaSupport();
+    if (!cuda)
+      return fail(ATMOE_RT_INPUT_ERROR,
+                  Twine(path) + ": the model runs on a CUDA GPU, but " +
+                      toString(cuda.takeError()));
+    model->device = *cuda;
+    break;
+  }
+  case Device::HIP:
+    return fail(ATMOE_RT_INPUT_ERROR,
+                Twine(path) + ": the model was compiled for an AMD GPU "
+                              "(device \"hip\"); this runtime has no HIP "
+                              "support");
+  }
   dlerror();
   model->library = dlopen(absolute.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!model->library) {
@@ -245,6 +404,16 @@ atmoe_rt_status_t atmoe_rt_model_open(const char *path,
   if (!manifest)
     return failWith(ATMOE_RT_INPUT_ERROR, manifest.takeError());
   model->manifest = std::move(*manifest);
+  // The device was read from the same file before dlopen (peekDevice).
+  if (model->manifest.device != Device::CPU && !model->device)
+    return fail(ATMOE_RT_INPUT_ERROR,
+                Twine(path) + ": the manifest names a GPU device but could not "
+                              "be read before loading the library");
+  // A GPU model's constructors loaded its kernels.
+  if (model->device)
+    if (std::string error = model->device->takeError(); !error.empty())
+      return fail(ATMOE_RT_INPUT_ERROR,
+                  Twine(path) + ": on " + model->device->name() + ": " + error);
 
   for (const Layer &layer : model->manifest.layers) {
     dlerror();
@@ -387,6 +556,36 @@ atmoe_rt_status_t atmoe_rt_model_bind_weights(atmoe_rt_model_t *model,
       }
       weights->converted.push_back(std::move(stacked));
       layerData.push_back(weights->converted.back()->data());
+    }
+  }
+  if (const DeviceSupport *device = model->device) {
+    // Upload each distinct buffer once; the layers then see device pointers.
+    weights->device = device;
+    DenseMap<const float *, const float *> uploaded;
+    for (auto [l, layer] : enumerate(model->manifest.layers)) {
+      for (size_t w = 0; w < layer.numWeights; ++w) {
+        const float *&data = weights->data[l][w];
+        if (const float *copy = uploaded.lookup(data)) {
+          data = copy;
+          continue;
+        }
+        const Argument &arg = layer.arguments[layer.firstWeight + w];
+        size_t bytes = sizeof(float);
+        for (int64_t extent : arg.shape)
+          bytes *= extent;
+        void *buffer = device->alloc(bytes);
+        if (!buffer && bytes)
+          return fail(ATMOE_RT_INPUT_ERROR,
+                      Twine(packageDir) + ": uploading '" + arg.name + "' to " +
+                          device->name() + ": " + device->takeError());
+        weights->deviceBuffers.push_back(buffer);
+        if (device->copyToDevice(buffer, data, bytes) != 0)
+          return fail(ATMOE_RT_INPUT_ERROR,
+                      Twine(packageDir) + ": uploading '" + arg.name + "' to " +
+                          device->name() + ": " + device->takeError());
+        uploaded[data] = static_cast<const float *>(buffer);
+        data = static_cast<const float *>(buffer);
+      }
     }
   }
   model->weights = std::move(weights);
@@ -646,30 +845,98 @@ atmoe_rt_status_t atmoe_rt_layer_forward(const atmoe_rt_model_t *model,
     routing = scratchRouting.data();
   }
 
+  // Each argument's host buffer and concrete shape, in ABI order.
+  struct Buffer {
+    const Argument *arg;
+    const void *data;
+    SmallVector<int64_t, 2> shape;
+  };
   const std::vector<const float *> &weightData = model->weights->data[layer];
-  DescriptorList descriptors;
+  SmallVector<Buffer> buffers;
   size_t p = 0, w = 0, out = 0;
   for (const Argument &arg : l.arguments) {
     switch (arg.role) {
     case ArgumentRole::Input:
       if (arg.name == "h")
-        descriptors.add(h, concreteShape(arg.shape, routerRows));
+        buffers.push_back({&arg, h, concreteShape(arg.shape, routerRows)});
       else if (arg.name == "segments")
-        descriptors.add(segments, concreteShape(arg.shape, numSequences));
+        buffers.push_back(
+            {&arg, segments, concreteShape(arg.shape, numSequences)});
       else
-        descriptors.add(x[p++], concreteShape(arg.shape, numTokens));
+        buffers.push_back({&arg, x[p++], concreteShape(arg.shape, numTokens)});
       break;
     case ArgumentRole::Weight:
-      descriptors.add(weightData[w++], arg.shape);
+      buffers.push_back({&arg, weightData[w++], arg.shape});
       break;
     case ArgumentRole::Output:
       if (out < numProjections)
-        descriptors.add(y[out++], concreteShape(arg.shape, numTokens));
+        buffers.push_back(
+            {&arg, y[out++], concreteShape(arg.shape, numTokens)});
       else
-        descriptors.add(routing, concreteShape(arg.shape, routerRows));
+        buffers.push_back(
+            {&arg, routing, concreteShape(arg.shape, routerRows)});
       break;
     }
   }
+
+  DescriptorList descriptors;
+  const DeviceSupport *device = model->device;
+  if (!device) {
+    for (const Buffer &buffer : buffers)
+      descriptors.add(buffer.data, buffer.shape);
+    model->entries[layer](descriptors.finish());
+    return ATMOE_RT_OK;
+  }
+
+  // GPU: inputs and outputs go through device buffers of this call; weights
+  // are on the device already, host-memory arguments stay where they are.
+  struct DeviceBuffers {
+    const DeviceSupport *device;
+    SmallVector<void *> pointers;
+    ~DeviceBuffers() {
+      for (void *pointer : pointers)
+        device->free(pointer);
+    }
+  } callBuffers{device, {}};
+  auto deviceError = [&](const Twine &what) {
+    return fail(ATMOE_RT_INTERNAL_ERROR, where() + ": " + what + " on " +
+                                             device->name() + ": " +
+                                             device->takeError());
+  };
+  SmallVector<std::pair<void *, size_t>> outputs;
+  for (const Buffer &buffer : buffers) {
+    const Argument &arg = *buffer.arg;
+    if (arg.role == ArgumentRole::Weight || arg.inHostMemory) {
+      descriptors.add(buffer.data, buffer.shape);
+      continue;
+    }
+    size_t bytes =
+        arg.elementType == ElementType::I64 ? sizeof(int64_t) : sizeof(float);
+    for (int64_t extent : buffer.shape)
+      bytes *= extent;
+    void *pointer = device->alloc(bytes);
+    if (!pointer && bytes)
+      return deviceError("allocating '" + arg.name + "'");
+    callBuffers.pointers.push_back(pointer);
+    if (arg.role == ArgumentRole::Input &&
+        device->copyToDevice(pointer, buffer.data, bytes) != 0)
+      return deviceError("copying '" + arg.name + "'");
+    if (arg.role == ArgumentRole::Output)
+      outputs.push_back({pointer, bytes});
+    descriptors.add(pointer, buffer.shape);
+  }
   model->entries[layer](descriptors.finish());
+  if (std::string error = device->takeError(); !error.empty())
+    return fail(ATMOE_RT_INTERNAL_ERROR,
+                where() + ": on " + device->name() + ": " + error);
+  size_t next = 0;
+  for (const Buffer &buffer : buffers) {
+    if (buffer.arg->role != ArgumentRole::Output || buffer.arg->inHostMemory)
+      continue;
+    auto [pointer, bytes] = outputs[next++];
+    if (device->copyToHost(const_cast<void *>(buffer.data), pointer, bytes) !=
+        0)
+      return deviceError("copying '" + buffer.arg->name + "' back");
+  }
   return ATMOE_RT_OK;
 }

@@ -38,12 +38,19 @@ static cl::opt<std::string>
          cl::desc("Stage to stop at: mlir, linalg, llvm, obj or so"));
 static cl::opt<std::string>
     target("target", cl::init("host"),
-           cl::desc("host, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4"));
+           cl::desc("NAME[:CHIP] of a registered target: host, x86-64, "
+                    "x86-64-v2..v4, nvptx:sm_80, nvptx:sm_90, ..., "
+                    "amdgpu:gfx942, ... (docs/targets.md; an unknown one "
+                    "lists them all)"));
 static cl::opt<std::string> cpuSchedule(
     "cpu-schedule", cl::init(""),
     cl::desc("Transform script (entry @__transform_main) to tile the "
              "matmuls with instead of the built-in CPU schedule"),
     cl::value_desc("file"));
+static cl::opt<std::string> sequenceMerge(
+    "sequence-merge", cl::init("auto"),
+    cl::desc("Sequence granularity: auto (cost model), merge (merge the "
+             "experts into the base weight per segment) or unmerged"));
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
@@ -69,6 +76,13 @@ int main(int argc, char **argv) {
     return 2;
   }
 
+  if (sequenceMerge != "auto" && sequenceMerge != "merge" &&
+      sequenceMerge != "unmerged") {
+    llvm::errs() << "atmoe-compile: error: unknown --sequence-merge="
+                 << sequenceMerge << " (expected auto, merge or unmerged)\n";
+    return 2;
+  }
+
   mlir::DialectRegistry registry;
   mlir::atmoe::registerAllDialects(registry);
   mlir::MLIRContext context(registry);
@@ -82,6 +96,7 @@ int main(int argc, char **argv) {
   options.emit = *stage;
   options.target = target;
   options.cpuSchedule = cpuSchedule;
+  options.sequenceMerge = sequenceMerge;
   options.configurePassManager = [](mlir::PassManager &pm) {
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
       return mlir::failure();

@@ -329,3 +329,39 @@ TEST(ManifestTest, StackedWeightErrors) {
                       "array of weights"),
             std::string::npos);
 }
+
+TEST(ManifestTest, DeviceAndMemory) {
+  // A GPU model: the device, and the argument the host code reads.
+  LayerText layer;
+  layer.inputs = R"(
+    {"role": "input", "name": "q_proj", "dtype": "f32", "shape": [-1, 8],
+     "memory": "device"},
+    {"role": "input", "name": "h", "dtype": "f32", "shape": [-1, 6],
+     "memory": "host"})";
+  std::string text = R"({"format": "atmoe-compiled/1", "device": "cuda",
+                         "compiled_for": "nvptx:sm_90", "layers": [)" +
+                     layer.str() + "]}";
+  Expected<Manifest> manifest = parseManifest(text, "m.so");
+  ASSERT_TRUE(static_cast<bool>(manifest)) << toString(manifest.takeError());
+  EXPECT_EQ(manifest->device, Device::CUDA);
+  EXPECT_FALSE(manifest->layers[0].arguments[0].inHostMemory);
+  EXPECT_TRUE(manifest->layers[0].arguments[1].inHostMemory);
+
+  // Absent means a CPU model with everything in host memory.
+  Expected<Manifest> cpu = parseManifest(manifestOf(LayerText().str()), "m.so");
+  ASSERT_TRUE(static_cast<bool>(cpu)) << toString(cpu.takeError());
+  EXPECT_EQ(cpu->device, Device::CPU);
+
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/1", "device": "tpu",
+                        "layers": []})"),
+            "m.so: manifest: device: expected \"cpu\", \"cuda\" or \"hip\", "
+            "found \"tpu\"");
+  EXPECT_EQ(layerError([](LayerText &l) {
+              l.outputs = R"(
+    {"role": "output", "name": "q_proj", "dtype": "f32", "shape": [-1, 4],
+     "memory": "shared"},
+    {"role": "output", "name": "routing", "dtype": "f32", "shape": [-1, 2]})";
+            }),
+            "m.so: manifest: layers[0].arguments[3].memory: expected \"host\" "
+            "or \"device\", found \"shared\"");
+}

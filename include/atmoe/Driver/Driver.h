@@ -39,10 +39,13 @@ struct CompileOptions {
   /// Where the result goes; written atomically ("-" is stdout for text).
   std::string output;
   EmitStage emit = EmitStage::SharedLibrary;
-  /// host, x86-64, x86-64-v2, x86-64-v3 or x86-64-v4.
+  /// NAME[:CHIP] of a registered target (atmoe/Target/Target.h).
   std::string target = "host";
   /// A transform script replacing the built-in CPU schedule ("" = built-in).
   std::string cpuSchedule;
+  /// Sequence granularity: auto, merge or unmerged
+  /// (--atmoe-merge-sequence-adapters).
+  std::string sequenceMerge = "auto";
   /// Hook to apply command-line pass-manager options (--mlir-timing,
   /// --mlir-print-ir-after-all, ...) to every pass manager the driver runs.
   std::function<LogicalResult(PassManager &)> configurePassManager;
@@ -54,7 +57,8 @@ enum class CompileFailure {
   /// A missing or malformed input (package, .mlir file, --cpu-schedule
   /// script), or an output path that cannot be written.
   Input = 1,
-  /// Options that make no sense (an unknown --target).
+  /// Options that make no sense (an unknown --target, --cpu-schedule for a
+  /// GPU).
   Usage = 2,
   /// The compiler's own fault: a pass failing on verified input, a failed
   /// translation or link.

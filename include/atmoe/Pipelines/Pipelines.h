@@ -13,6 +13,9 @@
 #define ATMOE_PIPELINES_PIPELINES_H
 
 #include "mlir/Pass/PassOptions.h"
+#include "llvm/ADT/StringRef.h"
+
+#include <string>
 
 namespace mlir {
 class OpPassManager;
@@ -22,6 +25,17 @@ namespace mlir::atmoe {
 
 /// atmoe (as imported) to fused linalg on tensors.
 struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
+  Option<std::string> sequenceMerge{
+      *this, "sequence-merge",
+      llvm::cl::desc("Sequence granularity: auto (cost model), merge (merge "
+                     "the experts into the base weight per segment) or "
+                     "unmerged (see --atmoe-merge-sequence-adapters)"),
+      llvm::cl::init("auto")};
+  Option<int64_t> sequenceMergeThreshold{
+      *this, "sequence-merge-threshold",
+      llvm::cl::desc("With sequence-merge=auto: merge segments of at least "
+                     "this many tokens (-1: the cost model's threshold)"),
+      llvm::cl::init(-1)};
 };
 
 /// Fused linalg on tensors to the LLVM dialect, for the CPU.
@@ -32,6 +46,66 @@ struct CPUCodegenOptions : public PassPipelineOptions<CPUCodegenOptions> {
                      "built-in CPU schedule"),
       llvm::cl::init("")};
 };
+
+/// Fused linalg on tensors to GPU kernels in the host function: bufferize,
+/// turn every linalg op into a tiled `gpu.launch`, outline the kernels, put
+/// temporaries in device memory and order everything on streams.
+struct GPUKernelOptions : public PassPipelineOptions<GPUKernelOptions> {
+  ListOption<int64_t> tileSizes{
+      *this, "tile-sizes",
+      llvm::cl::desc("Threads per block along the outer parallel loops "
+                     "(default 16,16)")};
+};
+
+/// GPU kernels to the LLVM dialect for an NVIDIA GPU: kernels through NVVM
+/// into a `gpu.binary` (cubin + PTX in a fatbin by default), host code to
+/// LLVM calling the `mgpu*` runtime functions.
+struct NVVMCodegenOptions : public PassPipelineOptions<NVVMCodegenOptions> {
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("Target GPU (sm_80, sm_90, ...)"),
+                           llvm::cl::init("sm_90")};
+  Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX features (default: the PTX version the chip needs)"),
+      llvm::cl::init("")};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("gpu.binary contents: fatbin (cubin + PTX), bin (cubin), "
+                     "isa (PTX text) or offload (LLVM bitcode)"),
+      llvm::cl::init("fatbin")};
+  Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit directory (ptxas, nvvm/libdevice); default "
+                     "CUDA_HOME, CUDA_ROOT, CUDA_PATH or the one found at "
+                     "configure time"),
+      llvm::cl::init("")};
+  ListOption<int64_t> tileSizes{
+      *this, "tile-sizes", llvm::cl::desc("As for the GPU kernel pipeline")};
+};
+
+/// GPU kernels to the LLVM dialect for an AMD GPU: kernels through ROCDL
+/// into a `gpu.binary` holding an HSA code object.
+struct ROCDLCodegenOptions : public PassPipelineOptions<ROCDLCodegenOptions> {
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("Target GPU (gfx90a, gfx942, ...)"),
+                           llvm::cl::init("gfx942")};
+  Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("gpu.binary contents: bin (code object), isa "
+                     "(assembly) or offload (LLVM bitcode)"),
+      llvm::cl::init("bin")};
+  Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("Directory holding llvm/bin/ld.lld, which links the "
+                     "code object (default: the one of this build)"),
+      llvm::cl::init("")};
+  ListOption<int64_t> tileSizes{
+      *this, "tile-sizes", llvm::cl::desc("As for the GPU kernel pipeline")};
+};
+
+/// The PTX feature a chip needs at least (`+ptx80` for sm_90); LLVM's
+/// default PTX version is too old for recent chips.
+std::string defaultPTXFeatures(llvm::StringRef chip);
 
 /// canonicalize, expand segments, fuse routers and adapters, convert to
 /// linalg.
@@ -44,8 +118,15 @@ void buildLowerToLinalgPipeline(OpPassManager &pm,
 void buildCPUCodegenPipeline(OpPassManager &pm,
                              const CPUCodegenOptions &options);
 
-/// Registers `--atmoe-lower-to-linalg-pipeline` and
-/// `--atmoe-cpu-codegen-pipeline`.
+void buildGPUKernelPipeline(OpPassManager &pm, const GPUKernelOptions &options);
+void buildNVVMCodegenPipeline(OpPassManager &pm,
+                              const NVVMCodegenOptions &options);
+void buildROCDLCodegenPipeline(OpPassManager &pm,
+                               const ROCDLCodegenOptions &options);
+
+/// Registers `--atmoe-lower-to-linalg-pipeline`,
+/// `--atmoe-cpu-codegen-pipeline`, `--atmoe-gpu-kernel-pipeline`,
+/// `--atmoe-nvvm-codegen-pipeline` and `--atmoe-rocdl-codegen-pipeline`.
 void registerAtmoePipelines();
 
 } // namespace mlir::atmoe

@@ -173,9 +173,49 @@ struct LoraScalesLowering : OpConversionPattern<LoraScalesOp> {
   }
 };
 
+/// merged = W + (up * scales) down. The product accumulates into a copy of
+/// W: W is a bound weight that the caller owns and later segments read
+/// again, so it must never be the destination bufferization writes into.
+struct MergeLoraLowering : OpConversionPattern<MergeLoraOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(MergeLoraOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
+    Value up = adaptor.getUp(), weight = adaptor.getWeight();
+    auto emptyLike = [&](Value value) {
+      return tensor::EmptyOp::create(
+          rewriter, loc, tensor::getMixedSizes(rewriter, loc, value),
+          rewriter.getF32Type());
+    };
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
+    AffineMap firstRow = AffineMap::get(
+        2, 0, {getAffineConstantExpr(0, context), getAffineDimExpr(1, context)},
+        context);
+    Value scaledUp =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{up.getType()},
+            ValueRange{up, adaptor.getScales()}, ValueRange{emptyLike(up)},
+            ArrayRef<AffineMap>{identity, firstRow, identity},
+            SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+            [](OpBuilder &b, Location loc, ValueRange args) {
+              Value product = arith::MulFOp::create(b, loc, args[0], args[1]);
+              linalg::YieldOp::create(b, loc, product);
+            })
+            .getResult(0);
+    Value copy = linalg::CopyOp::create(rewriter, loc, weight,
+                                        emptyLike(weight).getResult())
+                     .getResult(0);
+    rewriter.replaceOp(
+        op, matmul(rewriter, loc, scaledUp, adaptor.getDown(), copy));
+    return success();
+  }
+};
+
 } // namespace
 
 void lowering::populateLinearPatterns(RewritePatternSet &patterns) {
-  patterns.add<LinearLowering, StackedLoraLinearLowering, LoraScalesLowering>(
-      patterns.getContext());
+  patterns.add<LinearLowering, StackedLoraLinearLowering, LoraScalesLowering,
+               MergeLoraLowering>(patterns.getContext());
 }

@@ -56,6 +56,26 @@ func.func @scales(%r: tensor<?x2xf32>, %t: index) -> tensor<?x3xf32> {
 
 // -----
 
+// Tests that a merged weight scales the up-projection's columns by the single
+// row of scales and accumulates up * down into a copy of W, never into W.
+// CHECK-LABEL: func.func @merge_lora
+// CHECK-SAME: (%[[W:.+]]: tensor<4x8xf32>, %[[D:.+]]: tensor<3x8xf32>, %[[U:.+]]: tensor<4x3xf32>, %[[S:.+]]: tensor<1x3xf32>)
+// CHECK: %[[SCALED:.+]] = linalg.generic {{.*}} ins(%[[U]], %[[S]] : tensor<4x3xf32>, tensor<1x3xf32>)
+// CHECK:   arith.mulf
+// CHECK: %[[EMPTY:.+]] = tensor.empty() : tensor<4x8xf32>
+// CHECK: %[[COPY:.+]] = linalg.copy ins(%[[W]] : tensor<4x8xf32>) outs(%[[EMPTY]] : tensor<4x8xf32>)
+// CHECK: %[[M:.+]] = linalg.matmul ins(%[[SCALED]], %[[D]] : tensor<4x3xf32>, tensor<3x8xf32>) outs(%[[COPY]] : tensor<4x8xf32>)
+// CHECK: return %[[M]]
+// CHECK-NOT: atmoe.
+func.func @merge_lora(%w: tensor<4x8xf32>, %d: tensor<3x8xf32>, %u: tensor<4x3xf32>,
+                      %s: tensor<1x3xf32>) -> tensor<4x8xf32> {
+  %m = atmoe.merge_lora %w down(%d : tensor<3x8xf32>) up(%u : tensor<4x3xf32>)
+         scales(%s : tensor<1x3xf32>) : tensor<4x8xf32>
+  return %m : tensor<4x8xf32>
+}
+
+// -----
+
 // Tests that the structure is erased with the compute.
 // CHECK-LABEL: module
 // CHECK-NOT: atmoe.

@@ -628,28 +628,53 @@ LogicalResult LoraScalesOp::verify() {
 // StackedLoraLinearOp
 //===----------------------------------------------------------------------===//
 
+/// The stacked adapters of StackedLoraLinearOp and MergeLoraOp: down
+/// (R x d_in), up (d_out x R) and scales (_ x R), against the d_in and d_out
+/// the op takes them from (named in the messages).
+static LogicalResult verifyStackedAdapters(Operation *op, Value down, Value up,
+                                           Value scales, int64_t inFeatures,
+                                           StringRef inWhat,
+                                           int64_t outFeatures,
+                                           StringRef outWhat) {
+  int64_t rank = dimOf(down, 0);
+  if (staticMismatch(dimOf(down, 1), inFeatures))
+    return op->emitOpError("expects down columns (")
+           << dimOf(down, 1) << ") to equal " << inWhat << " (" << inFeatures
+           << ")";
+  if (staticMismatch(dimOf(up, 0), outFeatures))
+    return op->emitOpError("expects up rows (")
+           << dimOf(up, 0) << ") to equal " << outWhat << " (" << outFeatures
+           << ")";
+  if (staticMismatch(dimOf(up, 1), rank) ||
+      staticMismatch(dimOf(scales, 1), rank))
+    return op->emitOpError("expects up columns (")
+           << dimOf(up, 1) << ") and scales columns (" << dimOf(scales, 1)
+           << ") to equal down rows (" << rank << ")";
+  return success();
+}
+
 LogicalResult StackedLoraLinearOp::verify() {
   if (failed(verifyLinearShapes(*this, getInput(), getWeight(), getBias(),
-                                getOutput())))
+                                getOutput())) ||
+      failed(verifyStackedAdapters(*this, getDown(), getUp(), getScales(),
+                                   dimOf(getInput(), 1), "input features",
+                                   dimOf(getWeight(), 0), "output features")))
     return failure();
-  int64_t rank = dimOf(getDown(), 0);
-  if (staticMismatch(dimOf(getDown(), 1), dimOf(getInput(), 1)))
-    return emitOpError("expects down columns (")
-           << dimOf(getDown(), 1) << ") to equal input features ("
-           << dimOf(getInput(), 1) << ")";
-  if (staticMismatch(dimOf(getUp(), 0), dimOf(getWeight(), 0)))
-    return emitOpError("expects up rows (")
-           << dimOf(getUp(), 0) << ") to equal output features ("
-           << dimOf(getWeight(), 0) << ")";
-  if (staticMismatch(dimOf(getUp(), 1), rank) ||
-      staticMismatch(dimOf(getScales(), 1), rank))
-    return emitOpError("expects up columns (")
-           << dimOf(getUp(), 1) << ") and scales columns ("
-           << dimOf(getScales(), 1) << ") to equal down rows (" << rank << ")";
   if (staticMismatch(dimOf(getScales(), 0), dimOf(getInput(), 0)))
     return emitOpError("expects scales rows (")
            << dimOf(getScales(), 0) << ") to equal input rows ("
            << dimOf(getInput(), 0) << ")";
+  return success();
+}
+
+LogicalResult MergeLoraOp::verify() {
+  if (failed(verifyStackedAdapters(*this, getDown(), getUp(), getScales(),
+                                   dimOf(getWeight(), 1), "weight columns",
+                                   dimOf(getWeight(), 0), "weight rows")))
+    return failure();
+  if (staticMismatch(dimOf(getScales(), 0), 1))
+    return emitOpError("expects one row of scales, got ")
+           << dimOf(getScales(), 0);
   return success();
 }
 

@@ -822,3 +822,39 @@ func.func @f(%x: tensor<4x64xf32>, %w: tensor<32x64xf32>, %d: tensor<12x64xf32>,
   %y = atmoe.stacked_lora_linear %x, %w down(%d : tensor<12x64xf32>) up(%u : tensor<32x12xf32>) scales(%s : tensor<5x12xf32>) : tensor<4x64xf32>, tensor<32x64xf32> -> tensor<4x32xf32>
   return %y : tensor<4x32xf32>
 }
+
+// -----
+
+// Tests that the merged down-projection reads the weight's columns.
+func.func @f(%w: tensor<32x64xf32>, %d: tensor<12x32xf32>, %u: tensor<32x12xf32>, %s: tensor<1x12xf32>) -> tensor<32x64xf32> {
+  // expected-error @+1 {{expects down columns (32) to equal weight columns (64)}}
+  %m = atmoe.merge_lora %w down(%d : tensor<12x32xf32>) up(%u : tensor<32x12xf32>) scales(%s : tensor<1x12xf32>) : tensor<32x64xf32>
+  return %m : tensor<32x64xf32>
+}
+
+// -----
+
+// Tests that the merged up-projection writes the weight's rows.
+func.func @f(%w: tensor<32x64xf32>, %d: tensor<12x64xf32>, %u: tensor<16x12xf32>, %s: tensor<1x12xf32>) -> tensor<32x64xf32> {
+  // expected-error @+1 {{expects up rows (16) to equal weight rows (32)}}
+  %m = atmoe.merge_lora %w down(%d : tensor<12x64xf32>) up(%u : tensor<16x12xf32>) scales(%s : tensor<1x12xf32>) : tensor<32x64xf32>
+  return %m : tensor<32x64xf32>
+}
+
+// -----
+
+// Tests that up and scales of a merge span the stacked rank.
+func.func @f(%w: tensor<32x64xf32>, %d: tensor<12x64xf32>, %u: tensor<32x12xf32>, %s: tensor<1x8xf32>) -> tensor<32x64xf32> {
+  // expected-error @+1 {{expects up columns (12) and scales columns (8) to equal down rows (12)}}
+  %m = atmoe.merge_lora %w down(%d : tensor<12x64xf32>) up(%u : tensor<32x12xf32>) scales(%s : tensor<1x8xf32>) : tensor<32x64xf32>
+  return %m : tensor<32x64xf32>
+}
+
+// -----
+
+// Tests that a merge takes one routing row's scales.
+func.func @f(%w: tensor<32x64xf32>, %d: tensor<12x64xf32>, %u: tensor<32x12xf32>, %s: tensor<2x12xf32>) -> tensor<32x64xf32> {
+  // expected-error @+1 {{expects one row of scales, got 2}}
+  %m = atmoe.merge_lora %w down(%d : tensor<12x64xf32>) up(%u : tensor<32x12xf32>) scales(%s : tensor<2x12xf32>) : tensor<32x64xf32>
+  return %m : tensor<32x64xf32>
+}

@@ -147,3 +147,13 @@ func.func @fused(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %u: tensor<?x2xf32
          : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
   return %w0, %s, %y : tensor<?x3xf32>, tensor<?x3xf32>, tensor<?x32xf32>
 }
+
+// Tests the merged weight that --atmoe-merge-sequence-adapters produces.
+// CHECK-LABEL: func.func @merge_lora
+func.func @merge_lora(%w: tensor<32x64xf32>, %down: tensor<12x64xf32>,
+                      %up: tensor<32x12xf32>, %s: tensor<1x12xf32>) -> tensor<32x64xf32> {
+  // CHECK: atmoe.merge_lora %{{.*}} down(%{{.*}} : tensor<12x64xf32>) up(%{{.*}} : tensor<32x12xf32>) scales(%{{.*}} : tensor<1x12xf32>) : tensor<32x64xf32>
+  %m = atmoe.merge_lora %w down(%down : tensor<12x64xf32>) up(%up : tensor<32x12xf32>)
+         scales(%s : tensor<1x12xf32>) : tensor<32x64xf32>
+  return %m : tensor<32x64xf32>
+}

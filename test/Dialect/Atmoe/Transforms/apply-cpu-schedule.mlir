@@ -6,14 +6,13 @@
 // MISSING: missing.mlir
 // NO-ENTRY: error: the schedule has no @__transform_main
 
-// Tests that a matmul is split into feature blocks across threads, then
-// token and reduction blocks, then one weight row at a time.
+// Tests that a matmul is split into feature blocks across threads, and
+// nothing more (--atmoe-lower-cpu-matmuls blocks each block after
+// bufferization).
 // CHECK-LABEL: func.func @projection
 // CHECK: scf.forall (%{{.+}}) in (64) shared_outs
-// CHECK:   scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}}16
-// CHECK:     scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}}512
-// CHECK:       scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}}1
-// CHECK:         linalg.matmul {{.*}} ins(%{{.+}}, %{{.+}} : tensor<?x512xf32>, tensor<1x512xf32>) outs(%{{.+}} : tensor<?x1xf32>)
+// CHECK-NOT:   scf.for
+// CHECK:     linalg.matmul {{.*}} ins(%{{.+}}, %{{.+}} : tensor<?x4096xf32>, tensor<64x4096xf32>) outs(%{{.+}} : tensor<?x64xf32>)
 // CHECK:   scf.forall.in_parallel
 func.func @projection(%x: tensor<?x4096xf32>, %w: tensor<4096x4096xf32>,
                       %init: tensor<?x4096xf32>) -> tensor<?x4096xf32> {

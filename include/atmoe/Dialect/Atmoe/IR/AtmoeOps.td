@@ -508,4 +508,42 @@ def Atmoe_StackedLoraLinearOp : Atmoe_Op<"stacked_lora_linear", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Atmoe_MergeLoraOp : Atmoe_Op<"merge_lora", [
+    Pure, AllTypesMatch<["weight", "merged"]>]> {
+  let summary = "fold one scaled, stacked LoRA update into a base weight";
+  let description = [{
+    Produced by `--atmoe-merge-sequence-adapters` for a sequence whose task
+    plan (one routing row) holds for all of its tokens:
+
+    ```
+    merged = weight + (up * scales) down
+    ```
+
+    `weight` is W (d_out x d_in), `down` (R x d_in) and `up` (d_out x R) are
+    the stacked adapters of `atmoe.stacked_lora_linear`, and `scales` (1 x R)
+    is one row of `atmoe.lora_scales`, i.e. `lambda * w_e * alpha_e / r_e`
+    (or `(1 - lambda) * alpha_S / r_S`) for every rank slot. The result is
+    `W' = W + lambda * sum_e w_e s_e B_e A_e + (1 - lambda) s_S B_S A_S`, so
+    `x W'^T + b` equals the adapted projection of every token that uses that
+    routing row. The result is a new tensor: `weight` is never updated in
+    place.
+
+    Example:
+
+    ```mlir
+    %wm = atmoe.merge_lora %w down(%a : tensor<12x64xf32>)
+            up(%b : tensor<32x12xf32>) scales(%s : tensor<1x12xf32>)
+            : tensor<32x64xf32>
+    ```
+  }];
+  let arguments = (ins Atmoe_F32Matrix:$weight, Atmoe_F32Matrix:$down,
+                       Atmoe_F32Matrix:$up, Atmoe_F32Matrix:$scales);
+  let results = (outs Atmoe_F32Matrix:$merged);
+  let assemblyFormat = [{
+    $weight `down` `(` $down `:` type($down) `)` `up` `(` $up `:` type($up) `)`
+    `scales` `(` $scales `:` type($scales) `)` attr-dict `:` type($weight)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // ATMOE_DIALECT_ATMOE_IR_ATMOEOPS_TD

@@ -140,19 +140,13 @@ def ApplyCPUSchedulePass : Pass<"atmoe-apply-cpu-schedule", "mlir::ModuleOp"> {
   let summary = "Tile linalg on tensors for the CPU with a transform script";
   let description = [{
     Runs atmoe's CPU schedule, a transform-dialect script kept in
-    `lib/Dialect/Atmoe/Transforms/CPUSchedule.mlir`, on the module. For every
+    `lib/Dialect/Atmoe/Transforms/CPUSchedule.mlir`, on the module. Every
     `linalg.matmul` (the base projection, the LoRA down- and up-projections,
-    the router logits):
-
-    1. the output features are split into blocks of `feature-block` across
-       threads (`scf.forall`, later OpenMP);
-    2. inside a block, tokens are taken `token-block` at a time and the
-       reduction `k-block` at a time, so a token block of x and a feature
-       block of W stay in cache;
-    3. the innermost op computes one weight row for the whole token block:
-       that row stays in L1 while every token uses it, and its reduction loop
-       is contiguous, which LLVM vectorises once reassociation is allowed
-       (`--atmoe-allow-fp-reassociation`).
+    the router logits) has its output features split into blocks of 64
+    across threads (`scf.forall`, later OpenMP); after bufferization,
+    `--atmoe-lower-cpu-matmuls` blocks each thread's tile for the caches and
+    registers and vectorises it (the token count is dynamic, so that choice
+    is made at run time there).
 
     Pass `--transform-schedule=<file>` to experiment with another script
     with the same entry point (`@__transform_main`).
@@ -214,6 +208,197 @@ def HoistWeightConcatPass : Pass<"atmoe-hoist-weight-concat", "mlir::ModuleOp"> 
     }
     ```
   }];
+}
+
+def GPUDeviceAllocationsPass
+    : Pass<"atmoe-gpu-device-allocations", "mlir::func::FuncOp"> {
+  let summary = "Allocate the host function's temporaries in device memory";
+  let description = [{
+    After the linalg ops of a layer function have become `gpu.launch`
+    kernels, the buffers bufferization allocated for intermediate results
+    (`memref.alloc` / `memref.dealloc` in the host code) must live in device
+    memory, where the kernels read and write them. This pass turns each of
+    them into `gpu.alloc` / `gpu.dealloc`; `gpu-async-region` then makes them
+    stream-ordered. Allocations inside kernels are left alone. Constants a
+    kernel reads (`memref.get_global`, e.g. the rank-slot masks of fused
+    adapters) are cloned into the kernel, so that `gpu-kernel-outlining`
+    copies their globals into the GPU module. A host `memref.alloca` or
+    global reaching a kernel any other way is an error, as is a temporary the
+    host code itself loads from or stores to.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def GPUHostArgumentsPass
+    : Pass<"atmoe-gpu-host-arguments", "mlir::func::FuncOp"> {
+  let summary = "Record which layer-function arguments the host code reads";
+  let description = [{
+    Runs after kernel outlining. A public function's memref argument that
+    only host code dereferences (for example the segment lengths, which
+    drive the loop over sequences on the host) must be passed in host
+    memory; every other argument is passed in device memory. The pass
+    records the host-memory arguments' positions as
+    `atmoe.host_arguments = array<i64: ...>` on the function; the driver
+    copies them into the compiled model's manifest, which tells the runtime
+    where to put each buffer. An argument both dereferenced on the host and
+    passed to a kernel is an error.
+  }];
+}
+
+def MergeSequenceAdaptersPass : Pass<"atmoe-merge-sequence-adapters"> {
+  let summary = "Merge a sequence's experts into its base weight when cheaper";
+  let description = [{
+    With `granularity(sequence)` every token of a sequence (segment) uses
+    the same routing row, so its adapted projection is a plain linear with
+    the merged weight
+
+    ```
+    W' = W + lambda * sum_e w_e s_e B_e A_e + (1 - lambda) s_S B_S A_S
+    ```
+
+    Building W' costs `d_out * d_in * R` multiply-adds (R the sum of the
+    ranks) plus writing and reading W' once more; it saves the LoRA work of
+    the unmerged fused path, `T_seg * R * (d_in + d_out)`. A cost model
+    (docs/Passes.md) turns the static shapes into a threshold `N`: merging
+    a segment is cheaper iff it has at least `N` tokens. Segment lengths are
+    dynamic, so the pass rewrites every sequence-granularity
+    `atmoe.lora_linear` into
+
+    * nothing, when merging can never pay (`policy=unmerged`, or the token
+      count is static and below `N`): `--atmoe-expand-segments` and
+      `--atmoe-fuse-lora` handle the op as before;
+    * otherwise a run-time test: when no segment reaches `N`, the whole
+      batch takes the unmerged fused path
+      (`atmoe.expand_segments` + `atmoe.lora_scales` +
+      `atmoe.stacked_lora_linear`); else an `scf.for` over the segments
+      merges each segment of at least `N` tokens (`atmoe.lora_scales` of its
+      input) and computes the shorter ones unmerged. Empty segments never
+      build a merged weight. `policy=merge` (or `N <= 1`) merges every
+      non-empty segment and skips empty ones, without the test.
+
+    Both paths share one stacked down- and up-projection, so
+    `--atmoe-hoist-weight-concat` still stacks the adapters at bind time.
+    Projections whose adapters are all shared (no routing weights) merge
+    once for the whole batch.
+
+    Before:
+
+    ```mlir
+    %y = atmoe.lora_linear %x, %w layer(@l) granularity(sequence)
+           adapters [#atmoe.lora<@a, rank = 2, alpha = 4.0>]
+           lora_a(%a : tensor<2x64xf32>) lora_b(%b : tensor<32x2xf32>)
+           routing(%r : tensor<?x1xf32>) segments(%s : tensor<?xi64>)
+           : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+    ```
+
+    After (`policy=merge`, abridged):
+
+    ```mlir
+    %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+    %n = tensor.dim %s, %c0 : tensor<?xi64>
+    %init = tensor.empty(%t) : tensor<?x32xf32>
+    %y:2 = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %init, %off = %c0)
+        -> (tensor<?x32xf32>, index) {
+      %len = ... tensor.extract %s[%i] ...
+      %next = scf.if ... -> (tensor<?x32xf32>) {
+        %xs = tensor.extract_slice %x[%off, 0] [%len, 64] [1, 1]
+        %row = tensor.extract_slice %r[%i, 0] [1, 1] [1, 1]
+        %c = atmoe.lora_scales routing(%row : tensor<1x1xf32>) tokens %c1
+               ranks [2] columns [0] factors [2.0] : tensor<1x2xf32>
+        %wm = atmoe.merge_lora %w down(%a : tensor<2x64xf32>)
+                up(%b : tensor<32x2xf32>) scales(%c : tensor<1x2xf32>)
+                : tensor<32x64xf32>
+        %ys = atmoe.linear %xs, %wm
+                : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+        %ins = tensor.insert_slice %ys into %acc[%off, 0] [%len, 32] [1, 1]
+        scf.yield %ins : tensor<?x32xf32>
+      } else {
+        scf.yield %acc : tensor<?x32xf32>
+      }
+      ...
+    }
+    ```
+  }];
+  let options = [
+    Option<"policy", "policy", "std::string", "\"auto\"",
+           "auto (cost model), merge (every non-empty segment) or unmerged "
+           "(leave the ops to --atmoe-expand-segments)">,
+    Option<"mergeThreshold", "merge-threshold", "int64_t", "-1",
+           "With policy=auto: merge segments of at least this many tokens "
+           "instead of the cost model's threshold (-1)">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
+  let summary = "Lower y = x w^T matmuls on memrefs to register-blocked "
+                "vector FMA loops";
+  let description = [{
+    Rewrites every f32 `linalg.matmul` on buffers of the form
+    `y[t, n] += x[t, k] * w[n, k]` (the base projection, the LoRA down- and
+    up-projections and the router logits, all with `k` contiguous) into
+    loops the compiler fully controls:
+
+    - the reduction is vectorised along `k` into `token-tile` x
+      `feature-tile` vector accumulators: each vector of `w` feeds
+      `token-tile` FMAs and each vector of `x` `feature-tile` ones, so the
+      loop issues fewer loads than FMAs; the horizontal sums and the update
+      of `y` happen once per tile (all accumulators at once with shuffles
+      when there are as many as vector lanes);
+    - few tokens (`<= skinny-tokens`, tested at run time since the token
+      count is dynamic): weight rows outermost, so `w` streams from memory
+      once, a few long contiguous rows at a time, and each `skinny-k-block`
+      of a tile's rows stays in L1 while every `skinny-token-tile` tile uses
+      it; the rows are prefetched `skinny-prefetch` elements ahead (into L2)
+      so that DRAM streams while the FMAs run;
+    - more tokens: `k-block` x `token-block` blocks of `x` stay in L2 while
+      the `token-tile` x `feature-tile` register tiles sweep the weight rows
+      (6 x 4: 24 accumulators, 10 loads per 24 FMAs, within AVX-512's 32
+      registers);
+    - remainders: 1-row register tiles for tokens and features, masked loads
+      for `k`, so any shape works.
+
+    Other matmuls (other layouts, element types, non-unit inner strides)
+    are left to `convert-linalg-to-loops`.
+
+    ```mlir
+    linalg.matmul indexing_maps = [
+        affine_map<(t, n, k) -> (t, k)>, affine_map<(t, n, k) -> (n, k)>,
+        affine_map<(t, n, k) -> (t, n)>]
+      ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>)
+      outs(%y : memref<?x32xf32>)
+    // becomes scf.if (few tokens) over scf.for loops of vector.load +
+    // vector.fma into vector accumulators, then vector.shuffle + arith.addf
+    // sums added into %y
+    ```
+  }];
+  let options = [
+    Option<"tokenTile", "token-tile", "int64_t", "6",
+           "Token rows per register tile">,
+    Option<"featureTile", "feature-tile", "int64_t", "4",
+           "Weight rows per register tile">,
+    Option<"vectorWidth", "vector-width", "int64_t", "16",
+           "f32 lanes per vector (16: AVX-512)">,
+    Option<"skinnyTokens", "skinny-tokens", "int64_t", "32",
+           "Up to this many tokens, stream the weights once (rows outermost)">,
+    Option<"skinnyTokenTile", "skinny-token-tile", "int64_t", "4",
+           "Token rows per register tile for few tokens">,
+    Option<"skinnyKBlock", "skinny-k-block", "int64_t", "512",
+           "Reduction block for few tokens">,
+    Option<"skinnyPrefetch", "skinny-prefetch", "int64_t", "768",
+           "For few tokens, prefetch weight rows this many elements ahead "
+           "(0: off)">,
+    Option<"kBlock", "k-block", "int64_t", "2048",
+           "Reduction block for more tokens">,
+    Option<"tokenBlock", "token-block", "int64_t", "48",
+           "Token block for more tokens">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
 }
 
 #endif // ATMOE_DIALECT_ATMOE_TRANSFORMS_PASSES_TD

@@ -1,0 +1,47 @@
+//===- AMDGPUTarget.cpp - AMD GPUs through the rocdl dialect --------------===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The worked example of docs/targets.md: a second accelerator from the same
+// GPU kernels as nvptx, differing only in the dialect the kernels are lowered
+// through and the binary format. Compile-only: the runtime has no HIP
+// support yet and says so when such a model is opened.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/Target/Targets.h"
+
+#include "atmoe/Pipelines/Pipelines.h"
+
+using namespace mlir;
+using namespace mlir::atmoe;
+
+namespace {
+
+class AMDGPUTarget final : public Target {
+public:
+  StringRef getName() const override { return "amdgpu"; }
+  StringRef getDescription() const override {
+    return "AMD GPUs (HSA code objects, linked with LLVM's lld); compile only";
+  }
+  ArrayRef<StringRef> getChips() const override { return chips; }
+  DeviceKind getDevice() const override { return DeviceKind::HIP; }
+  void buildCodegenPipeline(OpPassManager &pm, StringRef chip,
+                            const CodegenOptions &) const override {
+    ROCDLCodegenOptions codegen;
+    codegen.chip = chip.str();
+    buildROCDLCodegenPipeline(pm, codegen);
+  }
+
+private:
+  static constexpr StringRef chips[] = {"gfx942", "gfx90a", "gfx950", "gfx1100",
+                                        "gfx1200"};
+};
+
+} // namespace
+
+void atmoe::registerAMDGPUTarget() {
+  registerTarget(std::make_unique<AMDGPUTarget>());
+}

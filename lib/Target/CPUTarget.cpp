@@ -1,0 +1,62 @@
+//===- CPUTarget.cpp - the host CPU and x86-64 levels ---------------------===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/Target/Targets.h"
+
+#include "atmoe/Pipelines/Pipelines.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/SubtargetFeature.h"
+
+using namespace mlir;
+using namespace mlir::atmoe;
+
+namespace {
+
+/// Everything runs on the CPU: OpenMP threads, LLVM's vectoriser.
+class CPUTarget final : public Target {
+public:
+  StringRef getName() const override { return "cpu"; }
+  StringRef getDescription() const override {
+    return "the CPU: host (this machine, with its features) or an x86-64 "
+           "micro-architecture level";
+  }
+  ArrayRef<StringRef> getChips() const override { return chips; }
+  ArrayRef<StringRef> getAliases() const override { return chips; }
+  DeviceKind getDevice() const override { return DeviceKind::CPU; }
+  llvm::Error checkOptions(const CodegenOptions &) const override {
+    return llvm::Error::success();
+  }
+  void buildCodegenPipeline(OpPassManager &pm, StringRef,
+                            const CodegenOptions &options) const override {
+    CPUCodegenOptions codegen;
+    codegen.transformSchedule = options.cpuSchedule;
+    buildCPUCodegenPipeline(pm, codegen);
+  }
+  HostCPU getHostCPU(StringRef chip) const override {
+    if (chip != "host")
+      return {chip.str(), ""};
+    llvm::SubtargetFeatures features;
+    for (const auto &feature : llvm::sys::getHostCPUFeatures())
+      features.AddFeature(feature.first(), feature.second);
+    return {llvm::sys::getHostCPUName().str(), features.getString()};
+  }
+  SmallVector<std::string> getLinkLibraries() const override {
+    // The feature blocks run on libomp's threads.
+    return {"omp", "m"};
+  }
+
+private:
+  static constexpr StringRef chips[] = {"host", "x86-64", "x86-64-v2",
+                                        "x86-64-v3", "x86-64-v4"};
+};
+
+} // namespace
+
+void atmoe::registerCPUTarget() {
+  registerTarget(std::make_unique<CPUTarget>());
+}

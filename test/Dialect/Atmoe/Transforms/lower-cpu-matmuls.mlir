@@ -1,0 +1,121 @@
+// RUN: atmoe-opt %s --split-input-file --atmoe-lower-cpu-matmuls="token-tile=2 feature-tile=3 skinny-token-tile=2 skinny-k-block=32 skinny-prefetch=0 k-block=32 token-block=5" --canonicalize | FileCheck %s
+// RUN: atmoe-opt %s --split-input-file --atmoe-lower-cpu-matmuls="token-tile=2 feature-tile=2 skinny-token-tile=2" --canonicalize | FileCheck %s --check-prefix=SHUF
+// RUN: atmoe-opt %s --split-input-file --atmoe-lower-cpu-matmuls | FileCheck %s --check-prefix=DEFAULT
+
+// Tests that y = x w^T becomes, for few tokens (tested at run time), weight
+// rows outermost, k blocks, then 2x3 register tiles of vector accumulators
+// along k, with 1-row remainder tiles, a masked k tail, and one horizontal
+// sum per accumulator added into y; for more tokens, k and token blocks
+// around the same tiles.
+// CHECK-LABEL: func.func @transposed
+// CHECK-SAME: (%[[X:.+]]: memref<?x37xf32>, %[[W:.+]]: memref<13x37xf32>, %[[Y:.+]]: memref<?x13xf32>)
+// CHECK-NOT: linalg.matmul
+// CHECK: %[[T:.+]] = memref.dim %[[X]], %c0
+// CHECK: %[[SKINNY:.+]] = arith.cmpi sle, %[[T]], %c32
+// CHECK: scf.if %[[SKINNY]] {
+// CHECK: scf.for {{.+}} step %c3
+// CHECK: scf.for {{.+}} step %c32
+// CHECK: scf.for {{.+}} step %c2
+// CHECK: scf.for {{.+}} step %c16 iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK-COUNT-3: vector.load %[[W]]
+// CHECK: vector.load %[[X]]
+// CHECK-COUNT-3: vector.fma
+// CHECK: vector.load %[[X]]
+// CHECK-COUNT-3: vector.fma
+// CHECK: scf.yield
+// CHECK: vector.create_mask
+// CHECK: vector.maskedload %[[W]]
+// CHECK: vector.reduction <add>, %{{.+}} fastmath<reassoc,contract>
+// CHECK: memref.load %[[Y]]
+// CHECK: memref.store {{.+}}, %[[Y]]
+// The remaining tokens, one at a time, over the whole reduction.
+// CHECK: scf.for {{.+}} step %c1
+// CHECK: scf.for {{.+}} step %c16 iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK: } else {
+// CHECK: scf.for {{.+}} step %c32
+// CHECK: scf.for {{.+}} step %c5
+// CHECK: scf.for {{.+}} step %c3
+// CHECK: scf.for {{.+}} step %c2
+// CHECK: vector.fma
+// CHECK-NOT: linalg.matmul
+// CHECK: return
+
+// Tests that with power-of-two feature tiles the accumulators are summed
+// together with shuffles and y is updated by row vectors.
+// SHUF-LABEL: func.func @transposed
+// SHUF: scf.for {{.+}} step %c16 iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// SHUF: vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+// SHUF: vector.shuffle %{{.+}}, %{{.+}} [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31] : vector<16xf32>, vector<16xf32>
+// SHUF: vector.extract_strided_slice %{{.+}} {offsets = [2], sizes = [2], strides = [1]} : vector<4xf32> to vector<2xf32>
+// SHUF: vector.load %{{.+}} : memref<?x13xf32>, vector<2xf32>
+// SHUF: vector.store %{{.+}} : memref<?x13xf32>, vector<2xf32>
+// SHUF-NOT: vector.reduction
+
+// Tests the default tiles (6x4 for many tokens, 4x4 for few) and that the
+// weight rows are prefetched for few tokens.
+// DEFAULT-LABEL: func.func @transposed
+// DEFAULT: scf.if
+// DEFAULT: memref.prefetch %{{.+}}, read, locality<1>, data : memref<13x37xf32>
+// DEFAULT: } else {
+// DEFAULT: -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+func.func @transposed(%x: memref<?x37xf32>, %w: memref<13x37xf32>,
+                      %y: memref<?x13xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                 affine_map<(t, n, k) -> (n, k)>,
+                                 affine_map<(t, n, k) -> (t, n)>]
+    ins(%x, %w : memref<?x37xf32>, memref<13x37xf32>)
+    outs(%y : memref<?x13xf32>)
+  return
+}
+
+// -----
+
+// Tests that a thread's tile (a strided subview with unit inner stride) is
+// lowered too.
+// CHECK-LABEL: func.func @subview
+// CHECK-NOT: linalg.matmul
+// CHECK: vector.fma
+func.func @subview(%x: memref<?x64xf32>,
+                   %w: memref<16x64xf32, strided<[64, 1], offset: ?>>,
+                   %y: memref<?x16xf32, strided<[128, 1], offset: ?>>) {
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                 affine_map<(t, n, k) -> (n, k)>,
+                                 affine_map<(t, n, k) -> (t, n)>]
+    ins(%x, %w : memref<?x64xf32>, memref<16x64xf32, strided<[64, 1], offset: ?>>)
+    outs(%y : memref<?x16xf32, strided<[128, 1], offset: ?>>)
+  return
+}
+
+// -----
+
+// Tests that other layouts, element types, non-unit inner strides and
+// tensors are left alone.
+// CHECK-LABEL: func.func @untouched
+// CHECK-COUNT-4: linalg.matmul
+// CHECK-NOT: vector.
+func.func @untouched(%a: memref<?x8xf32>, %b: memref<8x128xf32>,
+                     %c: memref<?x128xf32>, %h: memref<4x8xf16>,
+                     %hw: memref<2x8xf16>, %hy: memref<4x2xf16>,
+                     %s: memref<2x8xf32, strided<[1, 2]>>,
+                     %sy: memref<?x2xf32>, %t: tensor<4x8xf32>,
+                     %tw: tensor<2x8xf32>, %ty: tensor<4x2xf32>)
+    -> tensor<4x2xf32> {
+  linalg.matmul ins(%a, %b : memref<?x8xf32>, memref<8x128xf32>)
+    outs(%c : memref<?x128xf32>)
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                 affine_map<(t, n, k) -> (n, k)>,
+                                 affine_map<(t, n, k) -> (t, n)>]
+    ins(%h, %hw : memref<4x8xf16>, memref<2x8xf16>)
+    outs(%hy : memref<4x2xf16>)
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                 affine_map<(t, n, k) -> (n, k)>,
+                                 affine_map<(t, n, k) -> (t, n)>]
+    ins(%a, %s : memref<?x8xf32>, memref<2x8xf32, strided<[1, 2]>>)
+    outs(%sy : memref<?x2xf32>)
+  %r = linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                      affine_map<(t, n, k) -> (n, k)>,
+                                      affine_map<(t, n, k) -> (t, n)>]
+    ins(%t, %tw : tensor<4x8xf32>, tensor<2x8xf32>)
+    outs(%ty : tensor<4x2xf32>) -> tensor<4x2xf32>
+  return %r : tensor<4x2xf32>
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+# ===- device_images.py - list the device code a compiled model embeds ----===#
+#
+# Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+#
+# ===-----------------------------------------------------------------------===#
+"""Lists the GPU images inside a compiled model (.so) and its manifest, for
+lit tests: one line per distinct image kind, with how many there are, e.g.
+
+  manifest device=cuda compiled_for=nvptx:sm_90
+  argument segments memory=host
+  image cuda-elf sm_90 x26
+  image ptx sm_90 x26
+
+Reads CUDA fatbins (magic 0xBA55ED50: each entry is ELF or PTX with its SM
+version), bare CUDA ELF (EM_CUDA) and AMDGPU code objects (EM_AMDGPU, the
+gfx target from e_flags). Independent of the compiler: it only knows the
+published file formats.
+"""
+
+import json
+import struct
+import sys
+from collections import Counter
+
+FATBIN_MAGIC = 0xBA55ED50
+EM_CUDA = 190
+EM_AMDGPU = 224
+# EF_AMDGPU_MACH values (LLVM's ELF.h) for the chips atmoe accepts.
+AMDGPU_MACH = {0x3F: "gfx90a", 0x4C: "gfx942", 0x4F: "gfx950",
+               0x41: "gfx1100", 0x48: "gfx1200"}
+
+
+def fatbin_entries(data, start):
+    _, _, header, size = struct.unpack_from("<IHHQ", data, start)
+    offset, end = start + header, start + header + size
+    while offset + 32 <= end:
+        kind, _, entry_header, payload = struct.unpack_from("<HHIQ", data, offset)
+        arch = struct.unpack_from("<I", data, offset + 28)[0]
+        yield ({1: "ptx", 2: "cuda-elf"}.get(kind, "kind%d" % kind), "sm_%d" % arch)
+        offset += entry_header + payload
+    return end
+
+
+def main():
+    data = open(sys.argv[1], "rb").read()
+    images = Counter()
+    inside_fatbin = []
+    position = 0
+    while True:
+        position = data.find(struct.pack("<I", FATBIN_MAGIC), position)
+        if position < 0:
+            break
+        end = position
+        for image in fatbin_entries(data, position):
+            images[image] += 1
+        _, _, header, size = struct.unpack_from("<IHHQ", data, position)
+        inside_fatbin.append((position, position + header + size))
+        position += 4
+    position = 1  # skip the host ELF header
+    while True:
+        position = data.find(b"\x7fELF", position)
+        if position < 0:
+            break
+        if not any(a <= position < b for a, b in inside_fatbin):
+            machine = struct.unpack_from("<H", data, position + 18)[0]
+            flags = struct.unpack_from("<I", data, position + 48)[0]
+            if machine == EM_CUDA:
+                images[("cuda-elf", "sm_%d" % ((flags >> 8) & 0xFF))] += 1
+            elif machine == EM_AMDGPU:
+                images[("amdgpu-elf", AMDGPU_MACH.get(flags & 0xFF, hex(flags & 0xFF)))] += 1
+        position += 4
+
+    start = data.find(b'{"compiled_for"')
+    if start < 0:
+        start = data.find(b'{"device"')
+    if start >= 0:
+        manifest = json.loads(data[start:data.index(b"\0", start)])
+        print("manifest device=%s compiled_for=%s" % (
+            manifest.get("device", "cpu"), manifest.get("compiled_for", "?")))
+        for layer in manifest["layers"]:
+            for argument in layer["arguments"]:
+                if argument.get("memory") == "host":
+                    print("argument %s memory=host" % argument.get("name"))
+    for (kind, chip), count in sorted(images.items()):
+        print("image %s %s x%d" % (kind, chip, count))
+    if not images:
+        print("no device images")
+
+
+if __name__ == "__main__":
+    main()
