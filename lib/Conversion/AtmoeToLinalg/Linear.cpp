@@ -34,7 +34,7 @@ Value lowering::filled(OpBuilder &b, Location loc, RankedTensorType type,
 }
 
 static Value matmulWithMaps(OpBuilder &b, Location loc, Value lhs, Value rhs,
-                            Value init, bool transposeB) {
+                            Value init, bool transposeB, StringRef role) {
   MLIRContext *context = b.getContext();
   AffineExpr m, n, k;
   bindDims(context, m, n, k);
@@ -45,18 +45,19 @@ static Value matmulWithMaps(OpBuilder &b, Location loc, Value lhs, Value rhs,
       map({m, k}), transposeB ? map({n, k}) : map({k, n}), map({m, n})};
   auto op = linalg::MatmulOp::create(
       b, loc, TypeRange{init.getType()}, ValueRange{lhs, rhs}, ValueRange{init},
-      {b.getNamedAttr("indexing_maps", b.getArrayAttr(maps))});
+      {b.getNamedAttr("indexing_maps", b.getArrayAttr(maps)),
+       b.getNamedAttr(kMatmulRoleAttr, b.getStringAttr(role))});
   return op.getResult(0);
 }
 
 Value lowering::matmulTransposeB(OpBuilder &b, Location loc, Value lhs,
-                                 Value rhs, Value init) {
-  return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/true);
+                                 Value rhs, Value init, StringRef role) {
+  return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/true, role);
 }
 
 Value lowering::matmul(OpBuilder &b, Location loc, Value lhs, Value rhs,
-                       Value init) {
-  return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/false);
+                       Value init, StringRef role) {
+  return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/false, role);
 }
 
 Value lowering::biasOrZeros(OpBuilder &b, Location loc, RankedTensorType type,
@@ -80,7 +81,8 @@ struct LinearLowering : OpConversionPattern<LinearOp> {
     Value init = biasOrZeros(rewriter, loc, op.getType(), adaptor.getInput(),
                              adaptor.getBias());
     rewriter.replaceOp(op, matmulTransposeB(rewriter, loc, adaptor.getInput(),
-                                            adaptor.getWeight(), init));
+                                            adaptor.getWeight(), init,
+                                            "projection"));
     return success();
   }
 };
@@ -96,11 +98,13 @@ struct StackedLoraLinearLowering : OpConversionPattern<StackedLoraLinearOp> {
     Value x = adaptor.getInput();
     Value base = matmulTransposeB(
         rewriter, loc, x, adaptor.getWeight(),
-        biasOrZeros(rewriter, loc, op.getType(), x, adaptor.getBias()));
+        biasOrZeros(rewriter, loc, op.getType(), x, adaptor.getBias()),
+        "lora_base");
 
     auto scalesType = cast<RankedTensorType>(adaptor.getScales().getType());
     Value down = matmulTransposeB(rewriter, loc, x, adaptor.getDown(),
-                                  filled(rewriter, loc, scalesType, x, 0.0));
+                                  filled(rewriter, loc, scalesType, x, 0.0),
+                                  "lora_down");
     MLIRContext *context = rewriter.getContext();
     AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
     SmallVector<utils::IteratorType> parallel(2, utils::IteratorType::parallel);
@@ -114,8 +118,8 @@ struct StackedLoraLinearLowering : OpConversionPattern<StackedLoraLinearOp> {
                          linalg::YieldOp::create(b, loc, product);
                        })
                        .getResult(0);
-    rewriter.replaceOp(
-        op, matmulTransposeB(rewriter, loc, scaled, adaptor.getUp(), base));
+    rewriter.replaceOp(op, matmulTransposeB(rewriter, loc, scaled,
+                                            adaptor.getUp(), base, "lora_up"));
     return success();
   }
 };
@@ -166,7 +170,8 @@ struct LoraScalesLowering : OpConversionPattern<LoraScalesOp> {
       Value matrix = arith::ConstantOp::create(
           rewriter, loc,
           DenseElementsAttr::get(matrixType, ArrayRef<float>(selection)));
-      result = matmul(rewriter, loc, routing, matrix, result);
+      result =
+          matmul(rewriter, loc, routing, matrix, result, "scale_expansion");
     }
     rewriter.replaceOp(op, result);
     return success();
@@ -207,8 +212,8 @@ struct MergeLoraLowering : OpConversionPattern<MergeLoraOp> {
     Value copy = linalg::CopyOp::create(rewriter, loc, weight,
                                         emptyLike(weight).getResult())
                      .getResult(0);
-    rewriter.replaceOp(
-        op, matmul(rewriter, loc, scaledUp, adaptor.getDown(), copy));
+    rewriter.replaceOp(op, matmul(rewriter, loc, scaledUp, adaptor.getDown(),
+                                  copy, "merge_lora"));
     return success();
   }
 };

@@ -25,13 +25,21 @@ Value emptyWithRowsOf(OpBuilder &b, Location loc, RankedTensorType type,
 Value filled(OpBuilder &b, Location loc, RankedTensorType type, Value rowsOf,
              double value);
 
-/// `lhs * rhs^T + init` (lhs M x K, rhs N x K, init M x N) as a linalg.matmul
-/// with a transposed-B indexing map.
-Value matmulTransposeB(OpBuilder &b, Location loc, Value lhs, Value rhs,
-                       Value init);
+/// The discardable attribute naming what a matmul computes, which the CPU
+/// schedule (CPUSchedule.mlir) matches on: "projection" (x W^T of a plain
+/// linear), "lora_base" / "lora_down" / "lora_up" (the three products of a
+/// fused adapter stack), "merge_lora" (W' of a merged segment), "router",
+/// "scale_expansion".
+constexpr llvm::StringLiteral kMatmulRoleAttr = "atmoe.matmul_role";
 
-/// `lhs * rhs + init` (lhs M x K, rhs K x N, init M x N).
-Value matmul(OpBuilder &b, Location loc, Value lhs, Value rhs, Value init);
+/// `lhs * rhs^T + init` (lhs M x K, rhs N x K, init M x N) as a linalg.matmul
+/// with a transposed-B indexing map, tagged with `role`.
+Value matmulTransposeB(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                       Value init, StringRef role);
+
+/// `lhs * rhs + init` (lhs M x K, rhs K x N, init M x N), tagged with `role`.
+Value matmul(OpBuilder &b, Location loc, Value lhs, Value rhs, Value init,
+             StringRef role);
 
 /// The start of `x W^T + b`: `b` broadcast over rows, or zeros.
 Value biasOrZeros(OpBuilder &b, Location loc, RankedTensorType type,

@@ -268,8 +268,9 @@ struct CosineSimilarityLowering : OpConversionPattern<CosineSimilarityOp> {
     Location loc = op.getLoc();
     RankedTensorType type = op.getType();
     Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
-    Value dots = matmulTransposeB(rewriter, loc, lhs, rhs,
-                                  filled(rewriter, loc, type, lhs, 0.0));
+    Value dots =
+        matmulTransposeB(rewriter, loc, lhs, rhs,
+                         filled(rewriter, loc, type, lhs, 0.0), "router");
     Value lhsNorms = squaredRowNorms(rewriter, loc, lhs);
     Value rhsNorms = squaredRowNorms(rewriter, loc, rhs);
     MLIRContext *context = rewriter.getContext();

@@ -10,9 +10,9 @@
 // CHECK: %[[T:.+]] = tensor.dim %[[X]], %{{.+}}
 // CHECK: %[[E:.+]] = tensor.empty(%[[T]]) : tensor<?x4xf32>
 // CHECK: %[[INIT:.+]] = linalg.broadcast ins(%[[B]] : tensor<4xf32>) outs(%[[E]] : tensor<?x4xf32>) dimensions = [0]
-// CHECK: %[[Y:.+]] = linalg.matmul indexing_maps = [#[[$LHS]], #[[$RHST]], #[[$OUT]]] ins(%[[X]], %[[W]] : tensor<?x8xf32>, tensor<4x8xf32>) outs(%[[INIT]] : tensor<?x4xf32>)
+// CHECK: %[[Y:.+]] = linalg.matmul indexing_maps = [#[[$LHS]], #[[$RHST]], #[[$OUT]]] {atmoe.matmul_role = "projection"} ins(%[[X]], %[[W]] : tensor<?x8xf32>, tensor<4x8xf32>) outs(%[[INIT]] : tensor<?x4xf32>)
 // CHECK: return %[[Y]]
-// CHECK-NOT: atmoe.
+// CHECK-NOT: {{(= |^ *)atmoe\.}}
 func.func @linear_bias(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf32>) -> tensor<?x4xf32> {
   %y = atmoe.linear %x, %w bias(%b : tensor<4xf32>) : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<?x4xf32>
   return %y : tensor<?x4xf32>
@@ -25,14 +25,14 @@ func.func @linear_bias(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %b: tensor<4xf3
 // CHECK-LABEL: func.func @stacked
 // CHECK-SAME: (%[[X:.+]]: tensor<?x8xf32>, %[[W:.+]]: tensor<4x8xf32>, %[[D:.+]]: tensor<3x8xf32>, %[[U:.+]]: tensor<4x3xf32>, %[[S:.+]]: tensor<?x3xf32>)
 // CHECK: %[[ZERO:.+]] = linalg.fill {{.*}} -> tensor<?x4xf32>
-// CHECK: %[[BASE:.+]] = linalg.matmul {{.*}} ins(%[[X]], %[[W]] : {{.*}}) outs(%[[ZERO]] : tensor<?x4xf32>)
+// CHECK: %[[BASE:.+]] = linalg.matmul {{.*}} {atmoe.matmul_role = "lora_base"} ins(%[[X]], %[[W]] : {{.*}}) outs(%[[ZERO]] : tensor<?x4xf32>)
 // CHECK: %[[ZD:.+]] = linalg.fill {{.*}} -> tensor<?x3xf32>
-// CHECK: %[[DOWN:.+]] = linalg.matmul {{.*}} ins(%[[X]], %[[D]] : {{.*}}) outs(%[[ZD]] : tensor<?x3xf32>)
+// CHECK: %[[DOWN:.+]] = linalg.matmul {{.*}} {atmoe.matmul_role = "lora_down"} ins(%[[X]], %[[D]] : {{.*}}) outs(%[[ZD]] : tensor<?x3xf32>)
 // CHECK: %[[SCALED:.+]] = linalg.generic {{.*}} ins(%[[S]] : tensor<?x3xf32>) outs(%[[DOWN]] : tensor<?x3xf32>)
 // CHECK:   arith.mulf
-// CHECK: %[[Y:.+]] = linalg.matmul {{.*}} ins(%[[SCALED]], %[[U]] : {{.*}}) outs(%[[BASE]] : tensor<?x4xf32>)
+// CHECK: %[[Y:.+]] = linalg.matmul {{.*}} {atmoe.matmul_role = "lora_up"} ins(%[[SCALED]], %[[U]] : {{.*}}) outs(%[[BASE]] : tensor<?x4xf32>)
 // CHECK: return %[[Y]]
-// CHECK-NOT: atmoe.
+// CHECK-NOT: {{(= |^ *)atmoe\.}}
 func.func @stacked(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %d: tensor<3x8xf32>,
                    %u: tensor<4x3xf32>, %s: tensor<?x3xf32>) -> tensor<?x4xf32> {
   %y = atmoe.stacked_lora_linear %x, %w down(%d : tensor<3x8xf32>) up(%u : tensor<4x3xf32>)
@@ -48,7 +48,7 @@ func.func @stacked(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %d: tensor<3x8xf32>
 // CHECK: %[[SHARED:.+]] = arith.constant dense<[0.000000e+00, 0.000000e+00, 5.000000e-01]> : tensor<3xf32>
 // CHECK: %[[INIT:.+]] = linalg.broadcast ins(%[[SHARED]] : tensor<3xf32>)
 // CHECK: %[[SEL:.+]] = arith.constant dense<{{\[\[}}0.000000e+00, 0.000000e+00, 0.000000e+00], [2.000000e+00, 2.000000e+00, 0.000000e+00]]> : tensor<2x3xf32>
-// CHECK: linalg.matmul ins(%{{.+}}, %[[SEL]] : tensor<?x2xf32>, tensor<2x3xf32>) outs(%[[INIT]] : tensor<?x3xf32>)
+// CHECK: linalg.matmul {atmoe.matmul_role = "scale_expansion"} ins(%{{.+}}, %[[SEL]] : tensor<?x2xf32>, tensor<2x3xf32>) outs(%[[INIT]] : tensor<?x3xf32>)
 func.func @scales(%r: tensor<?x2xf32>, %t: index) -> tensor<?x3xf32> {
   %s = atmoe.lora_scales routing(%r : tensor<?x2xf32>) tokens %t ranks [2, 1] columns [1, -1] factors [2.0, 0.5] : tensor<?x3xf32>
   return %s : tensor<?x3xf32>
@@ -64,9 +64,9 @@ func.func @scales(%r: tensor<?x2xf32>, %t: index) -> tensor<?x3xf32> {
 // CHECK:   arith.mulf
 // CHECK: %[[EMPTY:.+]] = tensor.empty() : tensor<4x8xf32>
 // CHECK: %[[COPY:.+]] = linalg.copy ins(%[[W]] : tensor<4x8xf32>) outs(%[[EMPTY]] : tensor<4x8xf32>)
-// CHECK: %[[M:.+]] = linalg.matmul ins(%[[SCALED]], %[[D]] : tensor<4x3xf32>, tensor<3x8xf32>) outs(%[[COPY]] : tensor<4x8xf32>)
+// CHECK: %[[M:.+]] = linalg.matmul {atmoe.matmul_role = "merge_lora"} ins(%[[SCALED]], %[[D]] : tensor<4x3xf32>, tensor<3x8xf32>) outs(%[[COPY]] : tensor<4x8xf32>)
 // CHECK: return %[[M]]
-// CHECK-NOT: atmoe.
+// CHECK-NOT: {{(= |^ *)atmoe\.}}
 func.func @merge_lora(%w: tensor<4x8xf32>, %d: tensor<3x8xf32>, %u: tensor<4x3xf32>,
                       %s: tensor<1x3xf32>) -> tensor<4x8xf32> {
   %m = atmoe.merge_lora %w down(%d : tensor<3x8xf32>) up(%u : tensor<4x3xf32>)
@@ -78,7 +78,7 @@ func.func @merge_lora(%w: tensor<4x8xf32>, %d: tensor<3x8xf32>, %u: tensor<4x3xf
 
 // Tests that the structure is erased with the compute.
 // CHECK-LABEL: module
-// CHECK-NOT: atmoe.
+// CHECK-NOT: {{(= |^ *)atmoe\.}}
 atmoe.layer @l {
   atmoe.expert_group @a {
     atmoe.lora_expert @icd

@@ -1,15 +1,47 @@
-// atmoe's CPU schedule: how every linalg.matmul of a lowered layer is tiled.
-// Run by --atmoe-apply-cpu-schedule (embedded at build time); see that
-// pass's description for the reasoning behind each step.
+// atmoe's CPU schedule: how the matmuls of a lowered layer are spread over
+// threads. Run by --atmoe-apply-cpu-schedule (embedded at build time); see
+// that pass's description for the reasoning behind each step. Matmuls are
+// told apart by the atmoe.matmul_role the conversion to linalg gives them.
 module attributes {transform.with_named_sequence} {
   transform.named_sequence @__transform_main(
       %root: !transform.any_op {transform.readonly}) {
-    %matmuls = transform.structured.match ops{["linalg.matmul"]} in %root
+    // A LoRA up-projection accumulates onto the base product: one parallel
+    // loop over output features computes both for its tile (the base tile
+    // is fused in), so a call wakes the threads once for the two and each
+    // thread adds its LoRA part while its y tile is in cache.
+    %ups = transform.structured.match ops{["linalg.matmul"]}
+        attributes{atmoe.matmul_role = "lora_up"} in %root
         : (!transform.any_op) -> !transform.any_op
-    transform.foreach %matmuls : !transform.any_op {
+    transform.foreach %ups : !transform.any_op {
+    ^bb0(%up: !transform.any_op):
+      %base = transform.get_producer_of_operand %up[2]
+          : (!transform.any_op) -> !transform.any_op
+      %block, %forall = transform.structured.tile_using_forall %up
+          tile_sizes [0, 64]
+          : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+      %fused, %containing = transform.structured.fuse_into_containing_op
+          %base into %forall
+          : (!transform.any_op, !transform.any_op)
+          -> (!transform.any_op, !transform.any_op)
+    }
+    // The other large products: output features across threads. Router
+    // logits and the routing-to-scales expansion are too small to be worth
+    // waking a thread for; they stay on the calling thread.
+    %projections = transform.structured.match ops{["linalg.matmul"]}
+        attributes{atmoe.matmul_role = "projection"} in %root
+        : (!transform.any_op) -> !transform.any_op
+    %downs = transform.structured.match ops{["linalg.matmul"]}
+        attributes{atmoe.matmul_role = "lora_down"} in %root
+        : (!transform.any_op) -> !transform.any_op
+    %merges = transform.structured.match ops{["linalg.matmul"]}
+        attributes{atmoe.matmul_role = "merge_lora"} in %root
+        : (!transform.any_op) -> !transform.any_op
+    %large = transform.merge_handles %projections, %downs, %merges
+        : !transform.any_op
+    transform.foreach %large : !transform.any_op {
     ^bb0(%matmul: !transform.any_op):
-      // Output features across threads; --atmoe-lower-cpu-matmuls blocks
-      // and vectorises each thread's tile after bufferization.
+      // --atmoe-lower-cpu-matmuls blocks and vectorises each thread's tile
+      // after bufferization.
       %block, %forall = transform.structured.tile_using_forall %matmul
           tile_sizes [0, 64]
           : (!transform.any_op) -> (!transform.any_op, !transform.any_op)

@@ -140,10 +140,16 @@ def ApplyCPUSchedulePass : Pass<"atmoe-apply-cpu-schedule", "mlir::ModuleOp"> {
   let summary = "Tile linalg on tensors for the CPU with a transform script";
   let description = [{
     Runs atmoe's CPU schedule, a transform-dialect script kept in
-    `lib/Dialect/Atmoe/Transforms/CPUSchedule.mlir`, on the module. Every
-    `linalg.matmul` (the base projection, the LoRA down- and up-projections,
-    the router logits) has its output features split into blocks of 64
-    across threads (`scf.forall`, later OpenMP); after bufferization,
+    `lib/Dialect/Atmoe/Transforms/CPUSchedule.mlir`, on the module. It tells
+    matmuls apart by the `atmoe.matmul_role` the conversion to linalg gives
+    them. A LoRA up-projection and the base product it accumulates onto
+    share one parallel loop over blocks of 64 output features (the base
+    tile is fused into the up-projection's `scf.forall`): one OpenMP region
+    per call instead of two, which matters most with passive waiting
+    threads. Plain projections, down-projections and merged-weight products
+    get their own loop over feature blocks; router logits and the
+    routing-to-scales expansion are too small to wake a thread for and stay
+    serial. After bufferization,
     `--atmoe-lower-cpu-matmuls` blocks each thread's tile for the caches and
     registers and vectorises it (the token count is dynamic, so that choice
     is made at run time there).
