@@ -71,6 +71,7 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   ApplyCPUSchedulePassOptions schedule;
   schedule.scheduleFile = options.transformSchedule;
   pm.addPass(createApplyCPUSchedulePass(schedule));
+  pm.addNestedPass<func::FuncOp>(createSerializeSmallForallsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   addBufferizationPasses(pm);

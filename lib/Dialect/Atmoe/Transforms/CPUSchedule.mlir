@@ -36,7 +36,19 @@ module attributes {transform.with_named_sequence} {
     %merges = transform.structured.match ops{["linalg.matmul"]}
         attributes{atmoe.matmul_role = "merge_lora"} in %root
         : (!transform.any_op) -> !transform.any_op
-    %large = transform.merge_handles %projections, %downs, %merges
+    // The down-projection (R x d weights, 1-2 MiB) is not worth waking a
+    // thread for at small T: --atmoe-serialize-small-foralls runs its loop on
+    // the calling thread up to 32 tokens.
+    transform.foreach %downs : !transform.any_op {
+    ^bb0(%down: !transform.any_op):
+      %block, %forall = transform.structured.tile_using_forall %down
+          tile_sizes [0, 64]
+          : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
+      %max_rows = transform.param.constant 32 : i64 -> !transform.param<i64>
+      transform.annotate %forall "atmoe.serial_max_rows" = %max_rows
+          : !transform.any_op, !transform.param<i64>
+    }
+    %large = transform.merge_handles %projections, %merges
         : !transform.any_op
     transform.foreach %large : !transform.any_op {
     ^bb0(%matmul: !transform.any_op):

@@ -30,10 +30,12 @@ func.func @projection(%x: tensor<?x4096xf32>, %w: tensor<4096x4096xf32>,
 
 // Tests that the LoRA up-projection and the base product it accumulates
 // onto share one parallel loop: the base tile is computed in the loop body,
-// then the up-projection adds to it; the down-projection has its own loop.
+// then the up-projection adds to it; the down-projection has its own loop,
+// marked to run serially at small T (--atmoe-serialize-small-foralls).
 // CHECK-LABEL: func.func @fused_adapters
 // CHECK: scf.forall (%{{.+}}) in (2) shared_outs
 // CHECK:   linalg.matmul {{.*}} {atmoe.matmul_role = "lora_down"}
+// CHECK: } {atmoe.serial_max_rows = 32 : i64}
 // CHECK: scf.forall (%{{.+}}) in (4) shared_outs
 // CHECK:   %[[BASE:.+]] = linalg.matmul {{.*}} {atmoe.matmul_role = "lora_base"} {{.*}} -> tensor<?x64xf32>
 // CHECK:   linalg.matmul {{.*}} {atmoe.matmul_role = "lora_up"} {{.*}} outs(%[[BASE]] : tensor<?x64xf32>)

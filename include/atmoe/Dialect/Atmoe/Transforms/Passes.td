@@ -407,4 +407,30 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def SerializeSmallForallsPass
+    : Pass<"atmoe-serialize-small-foralls", "mlir::func::FuncOp"> {
+  let summary = "Run a parallel loop on the calling thread when T is small";
+  let description = [{
+    An `scf.forall` on tensors carrying `atmoe.serial_max_rows = N : i64`
+    (set by the CPU schedule with `transform.annotate`) becomes
+
+    ```mlir
+    scf.if (rows <= N) { serial scf.for over the same tiles }
+    else { the scf.forall }
+    ```
+
+    where `rows` is dimension 0 of its first shared output (the token count
+    T). Each OpenMP parallel region wakes the worker threads, which costs
+    about 100 us per region with passive waiting on this machine; for small
+    products at small T that costs more than the parallel work saves (the
+    LoRA down-projection at T = 1 is a 1 MiB read). The serial loop computes
+    the same tiles in the same order, so results are bitwise equal. Only
+    one-dimensional foralls whose terminator holds `tensor.parallel_insert_slice`
+    ops are handled; any other annotated forall is an error.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // ATMOE_DIALECT_ATMOE_TRANSFORMS_PASSES_TD
