@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Support/AtomicFile.h"
+#include "TemporaryDirectoryTest.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
@@ -21,19 +22,8 @@ using namespace atmoe;
 
 namespace {
 
-class AtomicFileTest : public ::testing::Test {
+class AtomicFileTest : public TemporaryDirectoryTest {
 protected:
-  void SetUp() override {
-    ASSERT_FALSE(sys::fs::createUniqueDirectory("atmoe-atomic-test", dir));
-  }
-  void TearDown() override { sys::fs::remove_directories(dir); }
-
-  std::string pathOf(StringRef name) const {
-    SmallString<256> path(dir);
-    sys::path::append(path, name);
-    return std::string(path);
-  }
-
   /// Names of the entries of the test directory, sorted.
   std::vector<std::string> listDir() const {
     std::vector<std::string> names;
@@ -46,14 +36,7 @@ protected:
     return names;
   }
 
-  std::string readFile(StringRef path) const {
-    ErrorOr<std::unique_ptr<MemoryBuffer>> buffer = MemoryBuffer::getFile(path);
-    if (!buffer)
-      return "<unreadable>";
-    return (*buffer)->getBuffer().str();
-  }
-
-  SmallString<256> dir;
+  std::string readFile(StringRef path) const { return readBytes(path); }
 };
 
 TEST_F(AtomicFileTest, WritesContents) {

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Support/Npy.h"
+#include "TemporaryDirectoryTest.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/Endian.h"
@@ -54,31 +55,10 @@ std::string bytesOf(const std::vector<T> &values) {
   return bytes;
 }
 
-class NpyTest : public ::testing::Test {
+class NpyTest : public TemporaryDirectoryTest {
 protected:
-  void SetUp() override {
-    ASSERT_FALSE(sys::fs::createUniqueDirectory("atmoe-npy-test", dir));
-  }
-  void TearDown() override { sys::fs::remove_directories(dir); }
-
-  std::string pathOf(StringRef name) const {
-    SmallString<256> path(dir);
-    sys::path::append(path, name);
-    return std::string(path);
-  }
-
   std::string writeFile(StringRef contents, StringRef name = "x.npy") {
-    std::string path = pathOf(name);
-    std::error_code ec;
-    raw_fd_ostream os(path, ec);
-    EXPECT_FALSE(ec) << ec.message();
-    os << contents;
-    return path;
-  }
-
-  std::string readBytes(StringRef path) {
-    ErrorOr<std::unique_ptr<MemoryBuffer>> buffer = MemoryBuffer::getFile(path);
-    return buffer ? (*buffer)->getBuffer().str() : "<unreadable>";
+    return writeFileNamed(name, contents);
   }
 
   void roundTrip(ArrayRef<int64_t> shape, const std::vector<float> &data) {
@@ -107,8 +87,6 @@ protected:
     EXPECT_NE(message.find(expected.str()), std::string::npos) << message;
     return message;
   }
-
-  SmallString<256> dir;
 };
 
 constexpr const char *kF4 = "{'descr': '<f4', 'fortran_order': False, ";

@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "TemporaryDirectoryTest.h"
 #include "atmoe/Support/Npy.h"
 #include "atmoe/Support/SafeTensors.h"
 
@@ -37,26 +38,10 @@ using namespace atmoe;
 
 namespace {
 
-class ResourceBoundsTest : public ::testing::Test {
+class ResourceBoundsTest : public TemporaryDirectoryTest {
 protected:
-  void SetUp() override {
-    ASSERT_FALSE(sys::fs::createUniqueDirectory("atmoe-bounds-test", dir));
-  }
-  void TearDown() override { sys::fs::remove_directories(dir); }
-
-  std::string pathOf(StringRef name) const {
-    SmallString<256> path(dir);
-    sys::path::append(path, name);
-    return std::string(path);
-  }
-
   std::string writeFile(StringRef name, StringRef contents) {
-    std::string path = pathOf(name);
-    std::error_code ec;
-    raw_fd_ostream os(path, ec);
-    EXPECT_FALSE(ec) << ec.message();
-    os << contents;
-    return path;
+    return writeFileNamed(name, contents);
   }
 
   std::string makeFifo(StringRef name) {
@@ -64,8 +49,6 @@ protected:
     EXPECT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
     return path;
   }
-
-  SmallString<256> dir;
 };
 
 /// A safetensors file: the length prefix, `header`, `data`.

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Support/SafeTensors.h"
+#include "TemporaryDirectoryTest.h"
 
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/APInt.h"
@@ -81,27 +82,11 @@ std::string buildFile(const std::vector<TestTensor> &tensors,
   return rawFile(header, data);
 }
 
-class SafeTensorsTest : public ::testing::Test {
+class SafeTensorsTest : public TemporaryDirectoryTest {
 protected:
-  void SetUp() override {
-    ASSERT_FALSE(sys::fs::createUniqueDirectory("atmoe-safetensors-test", dir));
-  }
-  void TearDown() override { sys::fs::remove_directories(dir); }
-
-  std::string pathOf(StringRef name) const {
-    SmallString<256> path(dir);
-    sys::path::append(path, name);
-    return std::string(path);
-  }
-
   std::string writeFile(StringRef contents,
                         StringRef name = "weights.safetensors") {
-    std::string path = pathOf(name);
-    std::error_code ec;
-    raw_fd_ostream os(path, ec);
-    EXPECT_FALSE(ec) << ec.message();
-    os << contents;
-    return path;
+    return writeFileNamed(name, contents);
   }
 
   std::unique_ptr<SafeTensorsFile> openOk(StringRef contents) {
@@ -141,8 +126,6 @@ protected:
   std::string oneEntry(StringRef entry, size_t dataSize = 24) {
     return rawFile(("{\"t\":" + entry + "}").str(), std::string(dataSize, 'x'));
   }
-
-  SmallString<256> dir;
 };
 
 //===----------------------------------------------------------------------===//
