@@ -49,26 +49,17 @@ scf::ForOp buildSerialLoop(RewriterBase &rewriter, scf::ForallOp forall) {
           auto dest = cast<BlockArgument>(insert.getDest());
           unsigned position =
               dest.getArgNumber() - forall.getInductionVars().size();
+          auto remap = [&](ArrayRef<OpFoldResult> values) {
+            return llvm::map_to_vector(values, [&](OpFoldResult r) {
+              if (auto v = dyn_cast<Value>(r))
+                return OpFoldResult(mapping.lookupOrDefault(v));
+              return r;
+            });
+          };
           results[position] = tensor::InsertSliceOp::create(
-              b, loc, mapping.lookup(insert.getSource()), results[position],
-              llvm::map_to_vector(insert.getMixedOffsets(),
-                                  [&](OpFoldResult r) -> OpFoldResult {
-                                    if (auto v = dyn_cast<Value>(r))
-                                      return mapping.lookupOrDefault(v);
-                                    return r;
-                                  }),
-              llvm::map_to_vector(insert.getMixedSizes(),
-                                  [&](OpFoldResult r) -> OpFoldResult {
-                                    if (auto v = dyn_cast<Value>(r))
-                                      return mapping.lookupOrDefault(v);
-                                    return r;
-                                  }),
-              llvm::map_to_vector(insert.getMixedStrides(),
-                                  [&](OpFoldResult r) -> OpFoldResult {
-                                    if (auto v = dyn_cast<Value>(r))
-                                      return mapping.lookupOrDefault(v);
-                                    return r;
-                                  }));
+              b, loc, mapping.lookupOrDefault(insert.getSource()),
+              results[position], remap(insert.getMixedOffsets()),
+              remap(insert.getMixedSizes()), remap(insert.getMixedStrides()));
         }
         scf::YieldOp::create(b, loc, results);
       });
