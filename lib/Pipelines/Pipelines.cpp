@@ -174,44 +174,62 @@ void atmoe::buildGPUKernelPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
 }
 
+/// From outlined kernels to LLVM, shared by the GPU targets: attach the
+/// target, lower the host code and (through `convertKernels`) the kernels to
+/// the LLVM dialect, serialise each gpu.module into a gpu.binary. With
+/// `mathAsIntrinsics`, kernel math becomes LLVM intrinsics the backend lowers
+/// itself; otherwise the kernel conversion maps it to the vendor's device
+/// library.
+static void addGPUToLLVMPasses(OpPassManager &pm,
+                               std::unique_ptr<Pass> attachTarget,
+                               std::unique_ptr<Pass> convertKernels,
+                               const GpuModuleToBinaryPassOptions &binary,
+                               bool mathAsIntrinsics) {
+  pm.addPass(std::move(attachTarget));
+  pm.addPass(createConvertVectorToSCFPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  if (mathAsIntrinsics)
+    pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(std::move(convertKernels));
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+  // Host-side math (none today; kept so the host is always fully lowered).
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
 void atmoe::buildNVVMCodegenPipeline(OpPassManager &pm,
                                      const NVVMCodegenOptions &options) {
   GPUKernelOptions kernels;
   kernels.tileSizes = options.tileSizes;
   buildGPUKernelPipeline(pm, kernels);
-  // The steps of upstream's gpu-lower-to-nvvm-pipeline, which cannot be
-  // told where the CUDA toolkit (ptxas, libdevice) is.
+  // Upstream's gpu-lower-to-nvvm-pipeline cannot be told where the CUDA
+  // toolkit (ptxas, libdevice) is, hence these steps of our own.
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
   target.features = options.features.empty() ? defaultPTXFeatures(options.chip)
                                              : std::string(options.features);
   target.optLevel = 3;
-  pm.addPass(createConvertVectorToSCFPass());
-  pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(createConvertNVVMToLLVMPass());
-  pm.addPass(createConvertFuncToLLVMPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createGpuNVVMAttachTarget(target));
-  pm.addPass(createLowerAffinePass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertIndexToLLVMPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-  // Kernels: math through libdevice (linked by the serialiser).
-  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
-  pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
-  pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
-  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
-  pm.addPass(createGpuToLLVMConversionPass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = options.format;
   binary.toolkitPath = options.toolkit.empty() ? cudaToolkitPath()
                                                : std::string(options.toolkit);
-  pm.addPass(createGpuModuleToBinaryPass(binary));
-  pm.addPass(createConvertMathToLLVMPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
+  // Kernel math through libdevice, which the serialiser links.
+  addGPUToLLVMPasses(pm, createGpuNVVMAttachTarget(target),
+                     createConvertGpuOpsToNVVMOps(), binary,
+                     /*mathAsIntrinsics=*/false);
 }
 
 void atmoe::buildROCDLCodegenPipeline(OpPassManager &pm,
@@ -219,35 +237,22 @@ void atmoe::buildROCDLCodegenPipeline(OpPassManager &pm,
   GPUKernelOptions kernels;
   kernels.tileSizes = options.tileSizes;
   buildGPUKernelPipeline(pm, kernels);
-
   GpuROCDLAttachTargetOptions target;
   target.chip = options.chip;
   target.optLevel = 3;
-  pm.addPass(createGpuROCDLAttachTarget(target));
-  pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createLowerAffinePass());
-  // Math as LLVM intrinsics, which the AMDGPU backend lowers itself: the
-  // ROCm device libraries (ocml) are not needed.
-  pm.addPass(createConvertMathToLLVMPass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertIndexToLLVMPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
   ConvertGpuOpsToROCDLOpsOptions rocdl;
   rocdl.chipset = options.chip;
   rocdl.runtime = gpu::amd::Runtime::HIP;
-  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToROCDLOps(rocdl));
-  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
-  pm.addPass(createGpuToLLVMConversionPass());
-  pm.addPass(createReconcileUnrealizedCastsPass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = options.format;
   binary.toolkitPath = options.toolkit.empty()
                            ? std::string(ATMOE_ROCM_TOOLKIT_DIR)
                            : std::string(options.toolkit);
-  pm.addPass(createGpuModuleToBinaryPass(binary));
-  pm.addPass(createCanonicalizerPass());
+  // Math as LLVM intrinsics, which the AMDGPU backend lowers itself: the ROCm
+  // device libraries (ocml) are not needed.
+  addGPUToLLVMPasses(pm, createGpuROCDLAttachTarget(target),
+                     createConvertGpuOpsToROCDLOps(rocdl), binary,
+                     /*mathAsIntrinsics=*/true);
 }
 
 void atmoe::registerAtmoePipelines() {
