@@ -96,6 +96,16 @@ inline LayerSet parseSet(const std::string &text) {
   return {text.substr(0, eq), parseList(text.substr(eq + 1))};
 }
 
+/// Every --set of the command line; at least one.
+inline std::vector<LayerSet> parseSets(const Args &args) {
+  std::vector<LayerSet> sets;
+  for (const std::string &text : args.all("set"))
+    sets.push_back(parseSet(text));
+  if (sets.empty())
+    fail("missing --set NAME=L0,L1,...");
+  return sets;
+}
+
 /// Reads `count` floats from a raw little-endian f32 file.
 inline std::vector<float> readFloats(const std::string &path, size_t count) {
   std::vector<float> data(count);

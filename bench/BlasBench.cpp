@@ -122,11 +122,7 @@ int main(int argc, char **argv) {
     fail("missing --d");
   std::vector<int64_t> segments = parseList(args.get("segments", ""));
 
-  std::vector<LayerSet> sets;
-  for (const std::string &text : args.all("set"))
-    sets.push_back(parseSet(text));
-  if (sets.empty())
-    fail("missing --set NAME=L0,L1,...");
+  std::vector<LayerSet> sets = parseSets(args);
 
   // Load and stack the weights of every layer (copy).
   int64_t experts = 0;

@@ -54,11 +54,7 @@ int main(int argc, char **argv) {
 
   int64_t tokens = std::atoll(args.get("tokens").c_str());
   std::vector<int64_t> segments = parseList(args.get("segments", ""));
-  std::vector<LayerSet> sets;
-  for (const std::string &text : args.all("set"))
-    sets.push_back(parseSet(text));
-  if (sets.empty())
-    fail("missing --set NAME=L0,L1,...");
+  std::vector<LayerSet> sets = parseSets(args);
 
   // Every layer of every set: its position and shapes. All projections read
   // the same x, so they must share d_in.
