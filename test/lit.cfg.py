@@ -31,6 +31,14 @@ llvm_config.add_tool_substitutions(tools, [config.atmoe_tools_dir])
 llvm_config.add_tool_substitutions(
     [ToolSubst("atmoe-compile", unresolved="fatal")], [config.atmoe_tools_dir])
 llvm_config.add_tool_substitutions(["llvm-nm"], [config.llvm_tools_dir])
+# mlir-runner executes lowered test programs (test/Integration/GPUEmulation)
+# with MLIR's C runner utilities for printing.
+llvm_config.add_tool_substitutions(
+    [ToolSubst("mlir-runner", unresolved="fatal")], [config.llvm_tools_dir])
+config.substitutions.append(
+    ("%mlir_c_runner_utils",
+     os.path.join(os.path.dirname(config.llvm_tools_dir), "lib",
+                  "libmlir_c_runner_utils.so")))
 # atmoe-run and the runtime's hand-written test models (runtime/test), which
 # are built into the build's lib directory.
 llvm_config.add_tool_substitutions(

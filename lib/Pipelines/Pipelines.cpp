@@ -147,7 +147,10 @@ void atmoe::buildGPUKernelPipeline(OpPassManager &pm,
   // The same buffers and ABI as on the CPU.
   addBufferizationPasses(pm);
 
-  // Every linalg op (matmuls, the fused router normalisation, the rank-slot
+  // The f32 matmuls become kernels that stage tiles in shared memory.
+  if (options.sharedMemoryMatmuls)
+    pm.addNestedPass<func::FuncOp>(createGPUTileMatmulsPass());
+  // Every other linalg op (the fused router normalisation, the rank-slot
   // scaling, copies) becomes one kernel: its parallel loops tiled into
   // blocks of threads, its reductions sequential in each thread. Constant
   // tile bounds with an in-bounds guard keep the launch sizes static.
@@ -164,6 +167,9 @@ void atmoe::buildGPUKernelPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addNestedPass<func::FuncOp>(createGPUDeviceAllocationsPass());
+  // Constants and index arithmetic the kernels use are recomputed inside
+  // them rather than passed: tile sizes stay compile-time constants there.
+  pm.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   // The host copies of constants the kernels now hold.
   pm.addPass(createSymbolDCEPass());
@@ -214,6 +220,7 @@ void atmoe::buildNVVMCodegenPipeline(OpPassManager &pm,
                                      const NVVMCodegenOptions &options) {
   GPUKernelOptions kernels;
   kernels.tileSizes = options.tileSizes;
+  kernels.sharedMemoryMatmuls = options.sharedMemoryMatmuls;
   buildGPUKernelPipeline(pm, kernels);
   // Upstream's gpu-lower-to-nvvm-pipeline cannot be told where the CUDA
   // toolkit (ptxas, libdevice) is, hence these steps of our own.
@@ -236,6 +243,7 @@ void atmoe::buildROCDLCodegenPipeline(OpPassManager &pm,
                                       const ROCDLCodegenOptions &options) {
   GPUKernelOptions kernels;
   kernels.tileSizes = options.tileSizes;
+  kernels.sharedMemoryMatmuls = options.sharedMemoryMatmuls;
   buildGPUKernelPipeline(pm, kernels);
   GpuROCDLAttachTargetOptions target;
   target.chip = options.chip;

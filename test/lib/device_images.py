@@ -9,12 +9,15 @@ lit tests: one line per distinct image kind, with how many there are, e.g.
 
   manifest device=cuda compiled_for=nvptx:sm_90
   argument segments memory=host
-  image cuda-elf sm_90 x26
+  image cuda-elf sm_90 x26 shared-memory-kernels x8
   image ptx sm_90 x26
 
 Reads CUDA fatbins (magic 0xBA55ED50: each entry is ELF or PTX with its SM
 version), bare CUDA ELF (EM_CUDA) and AMDGPU code objects (EM_AMDGPU, the
-gfx target from e_flags). Independent of the compiler: it only knows the
+gfx target from e_flags). For ELF images it also counts the kernels that use
+shared (workgroup) memory: a non-empty `.nv.shared.<kernel>` section in a
+CUDA ELF, a non-zero group_segment_fixed_size in an AMDGPU kernel descriptor
+(the `<kernel>.kd` symbol). Independent of the compiler: it only knows the
 published file formats.
 """
 
@@ -31,13 +34,50 @@ AMDGPU_MACH = {0x3F: "gfx90a", 0x4C: "gfx942", 0x4F: "gfx950",
                0x41: "gfx1100", 0x48: "gfx1200"}
 
 
+def elf_sections(data, start):
+    """(name, type, file offset, address, size, link) of each section of the
+    ELF64 image at data[start:]."""
+    shoff = struct.unpack_from("<Q", data, start + 0x28)[0]
+    entsize, count, names = struct.unpack_from("<HHH", data, start + 0x3A)
+    headers = [struct.unpack_from("<IIQQQQI", data, start + shoff + i * entsize)
+               for i in range(count)]
+    strtab = start + headers[names][4]
+
+    def name(offset):
+        return data[strtab + offset:data.index(b"\0", strtab + offset)].decode()
+    return [(name(h[0]), h[1], start + h[4], h[3], h[5], h[6]) for h in headers]
+
+
+def shared_memory_kernels(data, start, machine):
+    sections = elf_sections(data, start)
+    if machine == EM_CUDA:
+        return sum(1 for name, kind, _, _, size, _ in sections
+                   if name.startswith(".nv.shared.") and size > 0)
+    count = 0
+    for _, kind, offset, _, size, link in sections:
+        if kind != 2:  # SHT_SYMTAB
+            continue
+        names = sections[link][2]
+        for entry in range(offset, offset + size, 24):
+            name, _, _, index, value = struct.unpack_from("<IBBHQ", data, entry)
+            symbol = data[names + name:data.index(b"\0", names + name)]
+            if symbol.endswith(b".kd"):
+                _, _, section_offset, address, _, _ = sections[index]
+                descriptor = section_offset + value - address
+                count += struct.unpack_from("<I", data, descriptor)[0] > 0
+    return count
+
+
 def fatbin_entries(data, start):
     _, _, header, size = struct.unpack_from("<IHHQ", data, start)
     offset, end = start + header, start + header + size
     while offset + 32 <= end:
         kind, _, entry_header, payload = struct.unpack_from("<HHIQ", data, offset)
         arch = struct.unpack_from("<I", data, offset + 28)[0]
-        yield ({1: "ptx", 2: "cuda-elf"}.get(kind, "kind%d" % kind), "sm_%d" % arch)
+        image = offset + entry_header
+        shared = (kind == 2 and data[image:image + 4] == b"\x7fELF"
+                  and shared_memory_kernels(data, image, EM_CUDA))
+        yield ({1: "ptx", 2: "cuda-elf"}.get(kind, "kind%d" % kind), "sm_%d" % arch), shared
         offset += entry_header + payload
     return end
 
@@ -45,6 +85,7 @@ def fatbin_entries(data, start):
 def main():
     data = open(sys.argv[1], "rb").read()
     images = Counter()
+    shared = Counter()
     inside_fatbin = []
     position = 0
     while True:
@@ -52,8 +93,9 @@ def main():
         if position < 0:
             break
         end = position
-        for image in fatbin_entries(data, position):
+        for image, kernels in fatbin_entries(data, position):
             images[image] += 1
+            shared[image] += kernels
         _, _, header, size = struct.unpack_from("<IHHQ", data, position)
         inside_fatbin.append((position, position + header + size))
         position += 4
@@ -65,10 +107,14 @@ def main():
         if not any(a <= position < b for a, b in inside_fatbin):
             machine = struct.unpack_from("<H", data, position + 18)[0]
             flags = struct.unpack_from("<I", data, position + 48)[0]
+            image = None
             if machine == EM_CUDA:
-                images[("cuda-elf", "sm_%d" % ((flags >> 8) & 0xFF))] += 1
+                image = ("cuda-elf", "sm_%d" % ((flags >> 8) & 0xFF))
             elif machine == EM_AMDGPU:
-                images[("amdgpu-elf", AMDGPU_MACH.get(flags & 0xFF, hex(flags & 0xFF)))] += 1
+                image = ("amdgpu-elf", AMDGPU_MACH.get(flags & 0xFF, hex(flags & 0xFF)))
+            if image:
+                images[image] += 1
+                shared[image] += shared_memory_kernels(data, position, machine)
         position += 4
 
     start = data.find(b'{"compiled_for"')
@@ -83,7 +129,10 @@ def main():
                 if argument.get("memory") == "host":
                     print("argument %s memory=host" % argument.get("name"))
     for (kind, chip), count in sorted(images.items()):
-        print("image %s %s x%d" % (kind, chip, count))
+        line = "image %s %s x%d" % (kind, chip, count)
+        if kind != "ptx":
+            line += " shared-memory-kernels x%d" % shared[(kind, chip)]
+        print(line)
     if not images:
         print("no device images")
 

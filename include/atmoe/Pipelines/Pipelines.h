@@ -53,8 +53,14 @@ struct CPUCodegenOptions : public PassPipelineOptions<CPUCodegenOptions> {
 struct GPUKernelOptions : public PassPipelineOptions<GPUKernelOptions> {
   ListOption<int64_t> tileSizes{
       *this, "tile-sizes",
-      llvm::cl::desc("Threads per block along the outer parallel loops "
-                     "(default 16,16)")};
+      llvm::cl::desc("Threads per block along the outer parallel loops of "
+                     "the ops other than tiled matmuls (default 16,16)")};
+  Option<bool> sharedMemoryMatmuls{
+      *this, "shared-memory-matmuls",
+      llvm::cl::desc("f32 matmuls as shared-memory tiled kernels "
+                     "(--atmoe-gpu-tile-matmuls); off: one thread per output "
+                     "like the other ops"),
+      llvm::cl::init(true)};
 };
 
 /// GPU kernels to the LLVM dialect for an NVIDIA GPU: kernels through NVVM
@@ -81,6 +87,9 @@ struct NVVMCodegenOptions : public PassPipelineOptions<NVVMCodegenOptions> {
       llvm::cl::init("")};
   ListOption<int64_t> tileSizes{
       *this, "tile-sizes", llvm::cl::desc("As for the GPU kernel pipeline")};
+  Option<bool> sharedMemoryMatmuls{
+      *this, "shared-memory-matmuls",
+      llvm::cl::desc("As for the GPU kernel pipeline"), llvm::cl::init(true)};
 };
 
 /// GPU kernels to the LLVM dialect for an AMD GPU: kernels through ROCDL
@@ -101,6 +110,9 @@ struct ROCDLCodegenOptions : public PassPipelineOptions<ROCDLCodegenOptions> {
       llvm::cl::init("")};
   ListOption<int64_t> tileSizes{
       *this, "tile-sizes", llvm::cl::desc("As for the GPU kernel pipeline")};
+  Option<bool> sharedMemoryMatmuls{
+      *this, "shared-memory-matmuls",
+      llvm::cl::desc("As for the GPU kernel pipeline"), llvm::cl::init(true)};
 };
 
 /// The PTX feature a chip needs at least (`+ptx80` for sm_90); LLVM's

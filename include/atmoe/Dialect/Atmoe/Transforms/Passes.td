@@ -235,6 +235,76 @@ def GPUDeviceAllocationsPass
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def GPUTileMatmulsPass
+    : Pass<"atmoe-gpu-tile-matmuls", "mlir::func::FuncOp"> {
+  let summary = "Lower f32 matmuls on buffers to shared-memory tiled GPU "
+                "kernels";
+  let description = [{
+    Rewrites every f32 `linalg.matmul` on buffers, `y[t, n] += x[t, k] *
+    w[n, k]` (the projections, LoRA down/up, router logits) or `y[t, n] +=
+    x[t, k] * w[k, n]` (the rank-slot scale expansion), into a `gpu.launch`
+    the pass writes itself:
+
+    - each block computes a `tile[0]` x `tile[1]` tile of `y`; its threads
+      step through the reduction `tile[2]` at a time, copying the x and w
+      tiles into workgroup (shared) memory together (consecutive threads read
+      consecutive addresses of global memory), then, after a barrier, each
+      thread multiplies them into `thread-tile[0]` x `thread-tile[1]`
+      accumulators held in registers;
+    - a thread's outputs are strided by the number of threads along each
+      dimension, so that a warp reads consecutive shared-memory words (no
+      bank conflicts) and writes consecutive words of `y`; the w tile is
+      stored k-major with one word of padding per row, so that its transposed
+      copy is conflict-free too;
+    - out-of-range rows, columns and reduction steps read as zeros and are
+      not written, so any shape works;
+    - up to `skinny-rows` rows of `y` (tested at run time: the token count is
+      dynamic) use the `skinny-tile` / `skinny-thread-tile` variant, whose
+      blocks are only as tall as the batch, so that decoding a few tokens
+      does not leave most threads idle; no launch happens for zero rows.
+
+    With `cpu-emulation`, the kernels become sequential loops over blocks
+    and threads instead, the barriers the ends of those loops and the
+    accumulators memory: the tiling, the copies and the bounds can then be
+    checked numerically on a machine without a GPU
+    (test/Integration/GPUEmulation).
+
+    Other matmuls (other element types or layouts) are left to the generic
+    parallel-loop mapping of `--atmoe-gpu-kernel-pipeline`.
+
+    ```mlir
+    linalg.matmul indexing_maps = [
+        affine_map<(t, n, k) -> (t, k)>, affine_map<(t, n, k) -> (n, k)>,
+        affine_map<(t, n, k) -> (t, n)>]
+      ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>)
+      outs(%y : memref<?x32xf32>)
+    // becomes scf.if (rows > 0) { scf.if (rows <= skinny-rows)
+    //   { gpu.launch ... workgroup(memref<16x64xf32, #gpu.address_space<workgroup>>, ...) }
+    //   else { gpu.launch ... } }
+    ```
+  }];
+  let options = [
+    ListOption<"tile", "tile", "int64_t",
+               "Rows and columns of y per block, reduction step "
+               "(default 64,64,16)">,
+    ListOption<"threadTile", "thread-tile", "int64_t",
+               "Rows and columns of y per thread (default 4,4)">,
+    Option<"skinnyRows", "skinny-rows", "int64_t", "16",
+           "Up to this many rows, use the skinny variant (0: never)">,
+    ListOption<"skinnyTile", "skinny-tile", "int64_t",
+               "Block tile of the skinny variant (default 16,16,64)">,
+    ListOption<"skinnyThreadTile", "skinny-thread-tile", "int64_t",
+               "Thread tile of the skinny variant (default 1,1)">,
+    Option<"cpuEmulation", "cpu-emulation", "bool", "false",
+           "Emit sequential loops over blocks and threads instead of "
+           "gpu.launch (testing on a CPU)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
 def GPUHostArgumentsPass
     : Pass<"atmoe-gpu-host-arguments", "mlir::func::FuncOp"> {
   let summary = "Record which layer-function arguments the host code reads";
