@@ -14,6 +14,7 @@
 #include "atmoe/InitAllDialects.h"
 #include "atmoe/InitAllPasses.h"
 
+#include "atmoe/Support/CommandLine.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
@@ -26,31 +27,37 @@
 
 namespace cl = llvm::cl;
 
+static cl::OptionCategory compileCategory("atmoe-compile options");
+
 static cl::opt<std::string> input(cl::Positional, cl::Required,
                                   cl::desc("<model package directory, "
-                                           "model.json or .mlir file>"));
-static cl::opt<std::string> output("o", cl::Required,
+                                           "model.json or .mlir file>"),
+                                  cl::cat(compileCategory));
+static cl::opt<std::string> output("o", cl::Required, cl::cat(compileCategory),
                                    cl::desc("Output file ('-' for stdout, "
                                             "text stages only)"),
                                    cl::value_desc("file"));
 static cl::opt<std::string>
     emit("emit", cl::init("so"),
-         cl::desc("Stage to stop at: mlir, linalg, llvm, obj or so"));
+         cl::desc("Stage to stop at: mlir, linalg, llvm, obj or so"),
+         cl::cat(compileCategory));
 static cl::opt<std::string>
     target("target", cl::init("host"),
            cl::desc("NAME[:CHIP] of a registered target: host, x86-64, "
                     "x86-64-v2..v4, nvptx:sm_80, nvptx:sm_90, ..., "
                     "amdgpu:gfx942, ... (docs/targets.md; an unknown one "
-                    "lists them all)"));
+                    "lists them all)"),
+           cl::cat(compileCategory));
 static cl::opt<std::string> cpuSchedule(
     "cpu-schedule", cl::init(""),
     cl::desc("Transform script (entry @__transform_main) to tile the "
              "matmuls with instead of the built-in CPU schedule"),
-    cl::value_desc("file"));
+    cl::value_desc("file"), cl::cat(compileCategory));
 static cl::opt<std::string> sequenceMerge(
     "sequence-merge", cl::init("auto"),
     cl::desc("Sequence granularity: auto (cost model), merge (merge the "
-             "experts into the base weight per segment) or unmerged"));
+             "experts into the base weight per segment) or unmerged"),
+    cl::cat(compileCategory));
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
@@ -58,6 +65,7 @@ int main(int argc, char **argv) {
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
+  atmoe::hideUnrelatedOptions(compileCategory);
   // Exit codes (README): 0 success, 1 bad input, 2 bad command line, 3
   // internal error. llvm::cl would exit(1) on a bad command line by itself.
   if (!cl::ParseCommandLineOptions(

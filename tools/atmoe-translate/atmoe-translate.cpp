@@ -22,6 +22,7 @@
 
 #include "atmoe/Importer/ModelImporter.h"
 #include "atmoe/Support/AtomicFile.h"
+#include "atmoe/Support/CommandLine.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -49,14 +50,19 @@ enum ExitCode : int {
   ExitInternalError = 3,
 };
 
+cl::OptionCategory translateCategory("atmoe-translate options");
+
 cl::opt<bool> importModel(
     "import-atmoe-model",
     cl::desc("Import an atmoe model package (its model.json) into the atmoe "
-             "dialect"));
+             "dialect"),
+    cl::cat(translateCategory));
 cl::opt<std::string> inputPath(cl::Positional,
-                               cl::desc("<model.json or package directory>"));
+                               cl::desc("<model.json or package directory>"),
+                               cl::cat(translateCategory));
 cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
-                                cl::value_desc("file"), cl::init("-"));
+                                cl::value_desc("file"), cl::init("-"),
+                                cl::cat(translateCategory));
 
 /// Joins a message onto one line: tools and tests read errors line by line.
 std::string oneLine(llvm::StringRef message) {
@@ -87,6 +93,7 @@ int main(int argc, char **argv) {
   // --mlir-print-debuginfo, --mlir-print-local-scope, ... for the output.
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
+  ::atmoe::hideUnrelatedOptions(translateCategory);
 
   std::string parseErrors;
   llvm::raw_string_ostream parseStream(parseErrors);
