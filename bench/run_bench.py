@@ -199,7 +199,9 @@ def find_cxx():
     raise SystemExit("run_bench: no C++ compiler (clang++-22) found; run scripts/setup.sh")
 
 
-def build_drivers(build):
+def build_drivers(build, only=None):
+    """Builds the drivers (those named in `only`, else all) into BUILD/bench;
+    returns atmoe-compile's path and {driver: path}."""
     compiler = os.path.join(build, "bin", "atmoe-compile")
     runtime = os.path.join(build, "lib", "libatmoe_runtime.so")
     if not (os.path.exists(compiler) and os.path.exists(runtime)):
@@ -224,6 +226,8 @@ def build_drivers(build):
     }
     paths = {}
     for name, (sources, headers, extra) in drivers.items():
+        if only is not None and name not in only:
+            continue
         target = os.path.join(out, name)
         inputs = [os.path.join(HERE, s) for s in sources] + common + headers
         if not os.path.exists(target) or any(
@@ -291,7 +295,8 @@ def copies_for(d, requested):
     return max(2, math.ceil(4 * l3_bytes() / weight))
 
 
-def prepare_package(work, compiler, d, granularity, copies):
+def write_package(work, d, granularity, copies):
+    """The benchmark's model package (bench/workload.py) under `work`."""
     package = os.path.join(work, "d%d-%s-x%d" % (d, granularity, copies))
     description = package + ".json"
     subprocess.run([sys.executable, os.path.join(HERE, "workload.py"), "--d", str(d),
@@ -299,10 +304,21 @@ def prepare_package(work, compiler, d, granularity, copies):
                    check=True)
     subprocess.run([sys.executable, os.path.join(ROOT, "test", "lib", "model_package.py"),
                     "--desc", description, package], check=True, stdout=subprocess.DEVNULL)
-    compiled = package + ".so"
+    return package
+
+
+def compile_package(compiler, package, target="host"):
+    """Compiles `package` for `target`; returns the .so and the seconds it took."""
+    compiled = "%s.%s.so" % (package, target.replace(":", "-"))
     start = time.monotonic()
-    subprocess.run([compiler, package, "-o", compiled], check=True)
-    return package, compiled, time.monotonic() - start
+    subprocess.run([compiler, package, "--target=" + target, "-o", compiled], check=True)
+    return compiled, time.monotonic() - start
+
+
+def prepare_package(work, compiler, d, granularity, copies):
+    package = write_package(work, d, granularity, copies)
+    compiled, seconds = compile_package(compiler, package)
+    return package, compiled, seconds
 
 
 def layer_bytes(d, lora):
