@@ -26,8 +26,39 @@ namespace {
 /// y[t, n] += x[t, k] * w[n, k] (`transposedWeight`) or x[t, k] * w[k, n].
 struct Matmul {
   Value x, w, y;
-  bool transposedWeight;
+  bool transposedWeight = false;
+  /// What y holds before the product, when the op right before the matmul
+  /// sets all of it: a fill with `initialScalar`, or a broadcast of the
+  /// vector `initialBias` along the rows (a projection's bias). The kernel
+  /// then writes y = initial + x w instead of reading y, and that op goes.
+  Operation *initializer = nullptr;
+  Value initialScalar, initialBias;
 };
+
+/// Records in `mm` the op right before `op` that initialises all of y, if
+/// any.
+void matchInitializer(linalg::MatmulOp op, Matmul &mm) {
+  Operation *previous = op->getPrevNode();
+  if (auto fill = dyn_cast_or_null<linalg::FillOp>(previous)) {
+    if (fill.hasPureBufferSemantics() && fill.getOutputs()[0] == mm.y &&
+        fill.getInputs()[0].getType().isF32()) {
+      mm.initializer = fill;
+      mm.initialScalar = fill.getInputs()[0];
+    }
+    return;
+  }
+  auto broadcast = dyn_cast_or_null<linalg::BroadcastOp>(previous);
+  if (!broadcast || !broadcast.hasPureBufferSemantics() ||
+      broadcast.getInit() != mm.y ||
+      broadcast.getDimensions() != ArrayRef<int64_t>{0})
+    return;
+  auto biasType = dyn_cast<MemRefType>(broadcast.getInput().getType());
+  if (!biasType || biasType.getRank() != 1 ||
+      !biasType.getElementType().isF32())
+    return;
+  mm.initializer = broadcast;
+  mm.initialBias = broadcast.getInput();
+}
 
 std::optional<Matmul> matchMatmul(linalg::MatmulOp op) {
   if (!op.hasPureBufferSemantics())
@@ -46,11 +77,15 @@ std::optional<Matmul> matchMatmul(linalg::MatmulOp op) {
                                   AffineMap::get(3, 0, {t, n}, ctx)};
   };
   SmallVector<AffineMap> actual = op.getIndexingMapsArray();
-  Matmul matmul{op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0],
-                false};
+  Matmul matmul;
+  matmul.x = op.getDpsInputs()[0];
+  matmul.w = op.getDpsInputs()[1];
+  matmul.y = op.getDpsInits()[0];
   if (actual == maps(n, k))
     matmul.transposedWeight = true;
-  else if (actual != maps(k, n))
+  else if (actual == maps(k, n))
+    matmul.transposedWeight = false;
+  else
     return std::nullopt;
   return matmul;
 }
@@ -130,8 +165,8 @@ public:
     return loop.getResults();
   }
 
-  /// y[rowBase + ty + i * threadsY, colBase + tx + j * threadsX] += accs,
-  /// inside y's bounds.
+  /// y[rowBase + ty + i * threadsY, colBase + tx + j * threadsX] += accs
+  /// (= initial + accs with an initializer), inside y's bounds.
   void emitAccumulate(ImplicitLocOpBuilder &b, Value tid, Value rowBase,
                       Value colBase, ValueRange accs) {
     Value ty, tx;
@@ -145,9 +180,13 @@ public:
         Value acc = accs[i * shape.threadCols + j];
         scf::IfOp::create(b, inside, [&](OpBuilder &nested, Location loc) {
           ImplicitLocOpBuilder nb(loc, nested);
-          Value old = memref::LoadOp::create(nb, mm.y, ValueRange{row, col});
-          memref::StoreOp::create(nb, arith::AddFOp::create(nb, old, acc), mm.y,
-                                  ValueRange{row, col});
+          Value initial = mm.initialScalar;
+          if (mm.initialBias)
+            initial = memref::LoadOp::create(nb, mm.initialBias, col);
+          else if (!initial)
+            initial = memref::LoadOp::create(nb, mm.y, ValueRange{row, col});
+          memref::StoreOp::create(nb, arith::AddFOp::create(nb, initial, acc),
+                                  mm.y, ValueRange{row, col});
           scf::YieldOp::create(nb);
         });
       }
@@ -276,9 +315,12 @@ struct GPUTileMatmulsPass
         matmuls.emplace_back(op, *mm);
     });
     for (auto &[op, mm] : matmuls) {
+      matchInitializer(op, mm);
       ImplicitLocOpBuilder b(op.getLoc(), op);
       lower(b, mm, *large, *skinny);
       op.erase();
+      if (mm.initializer)
+        mm.initializer->erase();
     }
   }
 

@@ -122,3 +122,45 @@ func.func @unsupported(%a: memref<?x8xf16>, %b: memref<8x8xf16>, %c: memref<?x8x
     ins(%xt, %w : memref<8x?xf32>, memref<8x8xf32>) outs(%y : memref<?x8xf32>)
   return %r : tensor<4x8xf32>
 }
+
+// -----
+
+// Tests that a fill or a bias broadcast of y right before the matmul is
+// folded into the kernel, which then writes y = initial + x w^T without
+// reading y; one that is not right before it stays.
+// CHECK-LABEL: func.func @initialized
+// CHECK-SAME: (%[[X:.+]]: memref<?x64xf32>, %[[W:.+]]: memref<32x64xf32>, %[[BIAS:.+]]: memref<32xf32>, %[[Y0:.+]]: memref<?x32xf32>, %[[Y1:.+]]: memref<?x32xf32>, %[[Y2:.+]]: memref<?x32xf32>)
+// CHECK-NOT: linalg.
+// CHECK: gpu.launch
+// CHECK-NOT: memref.load %[[Y0]][
+// CHECK: %[[SUM:.+]] = arith.addf %{{.+}}, %cst_{{[0-9]+}} : f32
+// CHECK-NEXT: memref.store %[[SUM]], %[[Y0]]
+// CHECK: gpu.terminator
+// CHECK: gpu.launch
+// CHECK-NOT: memref.load %[[Y1]][
+// CHECK: %[[B:.+]] = memref.load %[[BIAS]][
+// CHECK-NEXT: %[[SUM:.+]] = arith.addf %[[B]], %{{.+}} : f32
+// CHECK-NEXT: memref.store %[[SUM]], %[[Y1]]
+// CHECK: gpu.terminator
+// CHECK: linalg.fill ins(%{{.+}} : f32) outs(%[[Y2]]
+// CHECK-NEXT: memref.copy
+// CHECK: gpu.launch
+// CHECK: memref.load %[[Y2]][
+// CHECK: gpu.terminator
+// ONE-LABEL: func.func @initialized
+// EMU-LABEL: func.func @initialized
+func.func @initialized(%x: memref<?x64xf32>, %w: memref<32x64xf32>, %bias: memref<32xf32>,
+                       %y0: memref<?x32xf32>, %y1: memref<?x32xf32>, %y2: memref<?x32xf32>) {
+  %s = arith.constant 2.5 : f32
+  linalg.fill ins(%s : f32) outs(%y0 : memref<?x32xf32>)
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>, affine_map<(t, n, k) -> (n, k)>, affine_map<(t, n, k) -> (t, n)>]
+    ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>) outs(%y0 : memref<?x32xf32>)
+  linalg.broadcast ins(%bias : memref<32xf32>) outs(%y1 : memref<?x32xf32>) dimensions = [0]
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>, affine_map<(t, n, k) -> (n, k)>, affine_map<(t, n, k) -> (t, n)>]
+    ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>) outs(%y1 : memref<?x32xf32>)
+  linalg.fill ins(%s : f32) outs(%y2 : memref<?x32xf32>)
+  memref.copy %y0, %y1 : memref<?x32xf32> to memref<?x32xf32>
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>, affine_map<(t, n, k) -> (n, k)>, affine_map<(t, n, k) -> (t, n)>]
+    ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>) outs(%y2 : memref<?x32xf32>)
+  return
+}

@@ -261,7 +261,13 @@ def GPUTileMatmulsPass
     - up to `skinny-rows` rows of `y` (tested at run time: the token count is
       dynamic) use the `skinny-tile` / `skinny-thread-tile` variant, whose
       blocks are only as tall as the batch, so that decoding a few tokens
-      does not leave most threads idle; no launch happens for zero rows.
+      does not leave most threads idle; one launch holds both variants (the
+      host picks the grid and block sizes, the kernel branches on the same
+      test), so that the host code does not branch between launches;
+    - a `linalg.fill` or a bias `linalg.broadcast` (along the rows) of `y`
+      right before the matmul is folded in: the kernel writes
+      `y = initial + x w` without reading `y`, and that op (one more launch
+      and one more pass over `y`) goes.
 
     With `cpu-emulation`, the kernels become sequential loops over blocks
     and threads instead, the barriers the ends of those loops and the
@@ -278,9 +284,13 @@ def GPUTileMatmulsPass
         affine_map<(t, n, k) -> (t, n)>]
       ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>)
       outs(%y : memref<?x32xf32>)
-    // becomes scf.if (rows > 0) { scf.if (rows <= skinny-rows)
-    //   { gpu.launch ... workgroup(memref<16x64xf32, #gpu.address_space<workgroup>>, ...) }
-    //   else { gpu.launch ... } }
+    // becomes
+    // gpu.launch blocks(...) in (select(few, ceil(n / 16), ceil(n / 64)), ...)
+    //     threads(...) in (256, 1, 1)
+    //     workgroup(%xt : memref<64x16xf32, #gpu.address_space<workgroup>>, ...) {
+    //   scf.if %few { skinny tiles } else { scf.for over k: copies into %xt,
+    //     %wt; gpu.barrier; register-tile FMAs; gpu.barrier; updates of %y }
+    // }
     ```
   }];
   let options = [
