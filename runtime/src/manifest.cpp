@@ -22,15 +22,6 @@ namespace {
 
 constexpr StringLiteral kFormat = "atmoe-compiled/1";
 
-std::string formatShape(ArrayRef<int64_t> shape) {
-  std::string text;
-  raw_string_ostream os(text);
-  os << '[';
-  interleave(shape, os, ", ");
-  os << ']';
-  return text;
-}
-
 /// A short rendering of a JSON value for messages, cut at 40 characters so
 /// that a huge value cannot flood the one-line error.
 std::string describe(const json::Value &value) {
@@ -577,6 +568,15 @@ Expected<Manifest> ManifestParser::parse(StringRef text) {
 }
 
 } // namespace
+
+std::string atmoe::rt::formatShape(ArrayRef<int64_t> shape) {
+  std::string text;
+  raw_string_ostream os(text);
+  os << '[';
+  interleave(shape, os, ", ");
+  os << ']';
+  return text;
+}
 
 Expected<Manifest> atmoe::rt::parseManifest(StringRef text, StringRef origin) {
   return ManifestParser(origin).parse(text);

@@ -122,15 +122,6 @@ atmoe_rt_status_t failWith(atmoe_rt_status_t status, Error error) {
   return fail(status, toString(std::move(error)));
 }
 
-std::string formatShape(ArrayRef<int64_t> shape) {
-  std::string text;
-  raw_string_ostream os(text);
-  os << '[';
-  interleave(shape, os, ", ");
-  os << ']';
-  return text;
-}
-
 std::string layerName(const Layer &layer) {
   return ("layer " + Twine(layer.index)).str();
 }
