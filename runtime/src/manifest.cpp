@@ -6,6 +6,8 @@
 
 #include "manifest.h"
 
+#include "atmoe/Support/Shape.h"
+
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/Twine.h"
@@ -17,6 +19,7 @@
 
 using namespace llvm;
 using namespace atmoe::rt;
+using atmoe::formatShape;
 
 namespace {
 
@@ -568,15 +571,6 @@ Expected<Manifest> ManifestParser::parse(StringRef text) {
 }
 
 } // namespace
-
-std::string atmoe::rt::formatShape(ArrayRef<int64_t> shape) {
-  std::string text;
-  raw_string_ostream os(text);
-  os << '[';
-  interleave(shape, os, ", ");
-  os << ']';
-  return text;
-}
 
 Expected<Manifest> atmoe::rt::parseManifest(StringRef text, StringRef origin) {
   return ManifestParser(origin).parse(text);

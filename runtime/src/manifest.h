@@ -18,7 +18,6 @@
 #ifndef ATMOE_RUNTIME_SRC_MANIFEST_H
 #define ATMOE_RUNTIME_SRC_MANIFEST_H
 
-#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -96,9 +95,6 @@ struct Manifest {
 /// `origin` (the compiled model's path), then "manifest", then the JSON path of
 /// the offending value, e.g. "m.so: manifest: layers[0].arguments[2].shape:
 /// expected [-1, 64] (h of a router of width 64), found [64]".
-/// A shape for messages: "[4, 4096]".
-std::string formatShape(llvm::ArrayRef<int64_t> shape);
-
 llvm::Expected<Manifest> parseManifest(llvm::StringRef text,
                                        llvm::StringRef origin);
 

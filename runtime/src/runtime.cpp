@@ -16,6 +16,7 @@
 #include "manifest.h"
 
 #include "atmoe/Support/SafeTensors.h"
+#include "atmoe/Support/Shape.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLExtras.h"

@@ -20,6 +20,7 @@
 #include "atmoe_rt/atmoe_rt.h"
 
 #include "atmoe/Support/Npy.h"
+#include "atmoe/Support/Shape.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
@@ -141,15 +142,6 @@ Error runtimeError(atmoe_rt_status_t status) {
 /// Converts a status into an Error (success for ATMOE_RT_OK).
 Error check(atmoe_rt_status_t status) {
   return status == ATMOE_RT_OK ? Error::success() : runtimeError(status);
-}
-
-std::string formatShape(ArrayRef<int64_t> shape) {
-  std::string text;
-  raw_string_ostream os(text);
-  os << '[';
-  interleave(shape, os, ", ");
-  os << ']';
-  return text;
 }
 
 //===----------------------------------------------------------------------===//
