@@ -18,8 +18,9 @@
 // prevent that, the importer must cope.
 //
 // Oracles beyond "no crash": the importer's checks must catch every package
-// that would give IR that does not verify (importerInternalErrorCode), and an
-// import that succeeds must print and parse back to a verified module.
+// that would give IR that does not verify (an internal fault), a package it
+// rejects gets exactly one diagnostic, and an import that succeeds must print
+// and parse back to a verified module.
 //
 //===----------------------------------------------------------------------===//
 
@@ -115,17 +116,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return mlir::success();
   });
 
-  llvm::Expected<mlir::OwningOpRef<mlir::ModuleOp>> module =
+  mlir::atmoe::FaultOr<mlir::OwningOpRef<mlir::ModuleOp>> module =
       mlir::atmoe::importModelFile(context, modelPath);
   if (!module) {
     // A package error is fine; IR that the importer emitted and that does
     // not verify means one of its checks is missing.
-    llvm::handleAllErrors(module.takeError(),
-                          [](const llvm::ErrorInfoBase &error) {
-                            if (error.convertToErrorCode() ==
-                                mlir::atmoe::importerInternalErrorCode())
-                              fail(error.message());
-                          });
+    if (module.getFault() != mlir::atmoe::Fault::Input)
+      fail("the importer failed on its own: " + diagnostics);
+    // One problem, one diagnostic.
+    if (diagnostics.empty() || diagnostics.find('\n') != diagnostics.size() - 1)
+      fail("a failed import emitted other than one diagnostic: " + diagnostics);
     return 0;
   }
   if (!diagnostics.empty())

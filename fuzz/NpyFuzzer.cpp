@@ -14,14 +14,16 @@
 
 #include "FuzzSupport.h"
 
-#include "atmoe/Support/Npy.h"
-
-#include "llvm/Support/Error.h"
+#include "atmoe_rt/support/Npy.h"
 
 #include <cstdint>
 #include <cstring>
 
-using namespace atmoe;
+using atmoe_rt::NpyArray;
+using atmoe_rt::readNpyF32;
+using atmoe_rt::Result;
+using atmoe_rt::Status;
+using atmoe_rt::writeNpyF32;
 using namespace atmoe::fuzz;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -29,11 +31,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const std::string outputPath = scratchPath("output.npy");
   writeInput(inputPath, data, size);
 
-  llvm::Expected<NpyArray> array = readNpyF32(inputPath);
-  if (!array) {
-    llvm::consumeError(array.takeError());
+  Result<NpyArray> array = readNpyF32(inputPath);
+  if (!array)
     return 0;
-  }
 
   uint64_t count = 1;
   for (int64_t dim : array->shape) {
@@ -44,18 +44,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (count != array->data.size())
     fail("the data does not hold the product of the shape");
 
-  if (llvm::Error err = writeNpyF32(outputPath, array->shape, array->data)) {
+  if (Status written = writeNpyF32(outputPath, array->shape, array->data.data(),
+                                   array->data.size());
+      !written) {
     // Only a header too long for format 1.0 (a shape with very many
     // dimensions) may be refused.
-    std::string message = llvm::toString(std::move(err));
+    const std::string &message = written.error();
     if (message.find("does not fit in a version 1.0") == std::string::npos)
       fail("writeNpyF32 refused an array readNpyF32 accepted: " + message);
     return 0;
   }
-  llvm::Expected<NpyArray> again = readNpyF32(outputPath);
+  Result<NpyArray> again = readNpyF32(outputPath);
   if (!again)
-    fail("cannot read back what writeNpyF32 wrote: " +
-         llvm::toString(again.takeError()));
+    fail("cannot read back what writeNpyF32 wrote: " + again.error());
   if (again->shape != array->shape || again->data.size() != array->data.size())
     fail("the round trip changed the shape");
   if (!array->data.empty() &&

@@ -14,27 +14,27 @@
 
 #include "FuzzSupport.h"
 
-#include "atmoe/Support/SafeTensors.h"
+#include "atmoe_rt/support/SafeTensors.h"
 
 #include "llvm/Support/Endian.h"
-#include "llvm/Support/Error.h"
 
 #include <cstdint>
 #include <cstring>
 
-using namespace atmoe;
+using atmoe_rt::DType;
+using atmoe_rt::dtypeSize;
+using atmoe_rt::Result;
+using atmoe_rt::SafeTensorsFile;
+using atmoe_rt::TensorInfo;
 using namespace atmoe::fuzz;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const std::string path = scratchPath("input.safetensors");
   writeInput(path, data, size);
 
-  llvm::Expected<std::unique_ptr<SafeTensorsFile>> file =
-      SafeTensorsFile::open(path);
-  if (!file) {
-    llvm::consumeError(file.takeError());
+  Result<std::unique_ptr<SafeTensorsFile>> file = SafeTensorsFile::open(path);
+  if (!file)
     return 0;
-  }
 
   // open() accepted the file, so the length prefix is there and in range.
   uint64_t dataSize = size - 8 - llvm::support::endian::read64le(data);
@@ -55,11 +55,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fail("lookup('" + info.name + "') does not find the tensor");
 
     // Read every byte of every float tensor, as binding weights does.
-    llvm::Expected<std::vector<float>> values = (*file)->readAsF32(info);
+    Result<std::vector<float>> values = (*file)->readAsF32(info);
     bool isFloat = info.dtype == DType::F32 || info.dtype == DType::F16 ||
                    info.dtype == DType::BF16 || info.dtype == DType::F64;
     if (!values) {
-      llvm::consumeError(values.takeError());
       if (isFloat)
         fail("readAsF32 rejected float tensor '" + info.name + "'");
       continue;
@@ -71,6 +70,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fail("tensor '" + info.name + "': in-place data differs from the copy");
   }
   for (const auto &entry : (*file)->metadata())
-    (void)entry.getValue().size();
+    (void)entry.second.size();
   return 0;
 }

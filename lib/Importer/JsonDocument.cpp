@@ -13,6 +13,9 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Location.h"
+
 #include <optional>
 
 using namespace mlir;
@@ -33,35 +36,6 @@ static constexpr uint64_t kMaxJsonFileSize = 64 << 20;
 /// keys of all its parents: a 300 KB file with one 100 KB key over 100,000
 /// array elements would need 10 GB of paths.
 static constexpr size_t kMaxJsonPathBytes = 128 << 20;
-
-/// `parent.key`, or `parent["key"]` when the key is not a plain identifier, so
-/// that a path always reads back unambiguously.
-std::string mlir::atmoe::importer::childPath(llvm::StringRef parent,
-                                             llvm::StringRef key) {
-  bool plain = !key.empty() && llvm::all_of(key, [](char c) {
-    return llvm::isAlnum(c) || c == '_' || c == '-';
-  });
-  std::string path = parent.str();
-  if (plain) {
-    if (!path.empty())
-      path += '.';
-    path += key;
-    return path;
-  }
-  path += "[\"";
-  for (char c : key) {
-    if (c == '"' || c == '\\')
-      path += '\\';
-    path += c;
-  }
-  path += "\"]";
-  return path;
-}
-
-std::string mlir::atmoe::importer::elementPath(llvm::StringRef parent,
-                                               size_t index) {
-  return (parent + "[" + llvm::Twine(index) + "]").str();
-}
 
 namespace mlir::atmoe::importer {
 
@@ -345,96 +319,84 @@ static std::optional<size_t> findExcessiveValues(llvm::StringRef text) {
   return std::nullopt;
 }
 
-LogicalResult JsonDocument::load(std::string &error) {
-  // Only regular files: reading a device such as /dev/zero never ends, and
-  // opening a FIFO blocks until someone writes to it.
+/// Reads the file, which must be a regular file of at most kMaxJsonFileSize
+/// bytes: reading a device such as /dev/zero never ends, and opening a FIFO
+/// blocks until someone writes to it.
+LogicalResult JsonDocument::readText(MLIRContext &context) {
+  // The file as a whole: no line or column.
+  Location file = FileLineColLoc::get(&context, displayPath, 0, 0);
   llvm::sys::fs::file_status status;
-  if (std::error_code ec = llvm::sys::fs::status(displayPath, status)) {
-    error = displayPath + ": cannot read the file: " + ec.message();
-    return failure();
-  }
-  if (status.type() != llvm::sys::fs::file_type::regular_file) {
-    error = displayPath + ": not a regular file";
-    return failure();
-  }
-  if (status.getSize() > kMaxJsonFileSize) {
-    error = (displayPath + ": file is " + llvm::Twine(status.getSize()) +
-             " bytes, more than the limit of " + llvm::Twine(kMaxJsonFileSize) +
-             " bytes for a JSON file")
-                .str();
-    return failure();
-  }
+  if (std::error_code ec = llvm::sys::fs::status(displayPath, status))
+    return emitError(file) << "cannot read the file: " << ec.message();
+  if (status.type() != llvm::sys::fs::file_type::regular_file)
+    return emitError(file) << "not a regular file";
+  if (status.getSize() > kMaxJsonFileSize)
+    return emitError(file) << "file is " << status.getSize()
+                           << " bytes, more than the limit of "
+                           << kMaxJsonFileSize << " bytes for a JSON file";
   auto fileOrErr =
       llvm::MemoryBuffer::getFile(displayPath, /*IsText=*/false,
                                   /*RequiresNullTerminator=*/false);
-  if (!fileOrErr) {
-    error = displayPath +
-            ": cannot read the file: " + fileOrErr.getError().message();
-    return failure();
-  }
+  if (!fileOrErr)
+    return emitError(file) << "cannot read the file: "
+                           << fileOrErr.getError().message();
   buffer = std::move(*fileOrErr);
   text = buffer->getBuffer();
   lineStarts.push_back(0);
   for (size_t i = 0, e = text.size(); i < e; ++i)
     if (text[i] == '\n')
       lineStarts.push_back(i + 1);
+  return success();
+}
 
-  if (std::optional<size_t> offset = findExcessiveNesting(text)) {
-    auto [line, col] = lineColOf(*offset);
-    error = (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
-             ": invalid JSON: nested deeper than " +
-             llvm::Twine(kMaxJsonDepth) + " levels")
-                .str();
-    return failure();
-  }
-  if (std::optional<size_t> offset = findExcessiveValues(text)) {
-    auto [line, col] = lineColOf(*offset);
-    error =
-        (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
-         ": invalid JSON: more than " + llvm::Twine(kMaxJsonValues) + " values")
-            .str();
-    return failure();
-  }
-
+/// Parses the text read, within the resource bounds, and records spans and
+/// key order.
+LogicalResult JsonDocument::parseText(MLIRContext &context) {
+  auto at = [&](size_t offset) {
+    auto [line, col] = lineColOf(offset);
+    return emitError(FileLineColLoc::get(&context, displayPath, line, col));
+  };
+  if (std::optional<size_t> offset = findExcessiveNesting(text))
+    return at(*offset) << "invalid JSON: nested deeper than " << kMaxJsonDepth
+                       << " levels";
+  if (std::optional<size_t> offset = findExcessiveValues(text))
+    return at(*offset) << "invalid JSON: more than " << kMaxJsonValues
+                       << " values";
   llvm::Expected<json::Value> parsed = json::parse(text);
   if (!parsed) {
-    // llvm::json reports "[line:col, byte=N]: message"; keep the position in
-    // the usual file:line:col form.
+    // llvm::json reports "[line:col, byte=N]: message".
     std::string raw = llvm::toString(parsed.takeError());
     llvm::StringRef message(raw), position;
-    if (message.starts_with("[")) {
-      size_t close = message.find("]: ");
-      if (close != llvm::StringRef::npos) {
-        position = message.slice(1, close).split(',').first;
-        message = message.substr(close + 3);
-      }
+    unsigned line = 0, col = 0;
+    if (message.starts_with("[") && message.contains("]: ")) {
+      position = message.slice(1, message.find(',')).trim();
+      message = message.substr(message.find("]: ") + 3);
+      auto [lineText, colText] = position.split(':');
+      if (lineText.getAsInteger(10, line) || colText.getAsInteger(10, col))
+        line = col = 0;
     }
-    error = displayPath + (position.empty() ? "" : ":" + position.str()) +
-            ": invalid JSON: " + message.str();
-    return failure();
+    return emitError(FileLineColLoc::get(&context, displayPath, line, col))
+           << "invalid JSON: " << message;
   }
   rootValue = std::move(*parsed);
 
   JsonScanner scanner(*this);
   bool scanned = scanner.scanValue("");
-  if (!scanned && scanner.pathLimitOffset) {
-    auto [line, col] = lineColOf(*scanner.pathLimitOffset);
-    error = (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
-             ": invalid JSON: the paths of its values exceed " +
-             llvm::Twine(kMaxJsonPathBytes) +
-             " bytes (keys too long for so many values)")
-                .str();
-    return failure();
-  }
-  if (!scanned && !scanner.duplicatePath.empty()) {
-    auto [line, col] = lineColOf(scanner.duplicateOffset);
-    error = (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col) +
-             ": " + scanner.duplicatePath + ": duplicate key '" +
-             scanner.duplicateKey + "' (a key may appear once per object)")
-                .str();
-    return failure();
-  }
+  if (!scanned && scanner.pathLimitOffset)
+    return at(*scanner.pathLimitOffset)
+           << "invalid JSON: the paths of its values exceed "
+           << kMaxJsonPathBytes << " bytes (keys too long for so many values)";
+  if (!scanned && !scanner.duplicatePath.empty())
+    return at(scanner.duplicateOffset)
+           << scanner.duplicatePath << ": duplicate key '"
+           << scanner.duplicateKey << "' (a key may appear once per object)";
   return success();
+}
+
+LogicalResult JsonDocument::load(MLIRContext &context) {
+  if (failed(readText(context)))
+    return failure();
+  return parseText(context);
 }
 
 /// How a value looks in the file, for "found ..." in errors.

@@ -14,6 +14,9 @@
 #ifndef ATMOE_LIB_IMPORTER_JSONDOCUMENT_H
 #define ATMOE_LIB_IMPORTER_JSONDOCUMENT_H
 
+#include "atmoe_rt/support/JsonPath.h"
+
+#include "mlir/IR/MLIRContext.h"
 #include "mlir/Support/LLVM.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringMap.h"
@@ -32,11 +35,16 @@ namespace mlir::atmoe::importer {
 namespace json = llvm::json;
 
 /// `parent.key`, or `parent["key"]` when the key is not a plain identifier, so
-/// that a path always reads back unambiguously.
-std::string childPath(llvm::StringRef parent, llvm::StringRef key);
+/// that a path always reads back unambiguously (the runtime's messages spell
+/// JSON paths the same way).
+inline std::string childPath(llvm::StringRef parent, llvm::StringRef key) {
+  return atmoe_rt::jsonChildPath(parent, key);
+}
 
 /// `parent[index]`.
-std::string elementPath(llvm::StringRef parent, size_t index);
+inline std::string elementPath(llvm::StringRef parent, size_t index) {
+  return atmoe_rt::jsonElementPath(parent, index);
+}
 
 class JsonScanner;
 
@@ -49,9 +57,9 @@ public:
   explicit JsonDocument(std::string displayPath)
       : displayPath(std::move(displayPath)) {}
 
-  /// Reads and parses the file; on failure sets `error` to one line
-  /// (`file[:line:col]: message`).
-  LogicalResult load(std::string &error);
+  /// Reads and parses the file. A failure is one error diagnostic, at
+  /// `file:line:col` where the text has a position, else naming the file.
+  LogicalResult load(MLIRContext &context);
 
   llvm::StringRef path() const { return displayPath; }
   const json::Value &root() const { return rootValue; }
@@ -63,15 +71,6 @@ public:
     if (it == spans.end())
       return {0, 0};
     return lineColOf(it->second.first);
-  }
-
-  /// `file:line:col` of the value at `jsonPath`, or just `file`.
-  std::string where(llvm::StringRef jsonPath) const {
-    auto [line, col] = lineCol(jsonPath);
-    if (line == 0)
-      return displayPath;
-    return (displayPath + ":" + llvm::Twine(line) + ":" + llvm::Twine(col))
-        .str();
   }
 
   /// The text of the value at `jsonPath` as written (empty when unknown).
@@ -99,6 +98,9 @@ public:
 
 private:
   friend class JsonScanner;
+
+  LogicalResult readText(MLIRContext &context);
+  LogicalResult parseText(MLIRContext &context);
 
   std::pair<unsigned, unsigned> lineColOf(size_t offset) const {
     auto next = llvm::upper_bound(lineStarts, offset);

@@ -1,4 +1,4 @@
-//===- AtomicFile.cpp - Write a file atomically ---------------------------===//
+//===- AtomicFile.cpp - Write a file atomically from LLVM streams ---------===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
@@ -6,64 +6,31 @@
 
 #include "atmoe/Support/AtomicFile.h"
 
-#include "llvm/ADT/SmallString.h"
-#include "llvm/ADT/Twine.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/Path.h"
-#include "llvm/Support/Signals.h"
+#include "atmoe_rt/support/OutputFile.h"
 
-using namespace llvm;
+using namespace mlir;
 
-namespace atmoe {
-
-static Error makeError(StringRef path, const Twine &what, std::error_code ec) {
-  return createStringError(ec, Twine(path) + ": " + what + ": " + ec.message());
+llvm::Error atmoe::writeFileAtomically(
+    llvm::StringRef path,
+    llvm::function_ref<llvm::Error(llvm::raw_ostream &)> write) {
+  std::string writeMessage;
+  atmoe_rt::Status status = atmoe_rt::writeFileAtomically(
+      path.str(), [&](int fd) -> atmoe_rt::Status {
+        llvm::raw_fd_ostream os(fd, /*shouldClose=*/false);
+        if (llvm::Error error = write(os)) {
+          writeMessage = llvm::toString(std::move(error));
+          return atmoe_rt::fail(writeMessage);
+        }
+        os.flush();
+        std::error_code ec = os.error();
+        // Checked here; cleared so that the destructor does not abort.
+        os.clear_error();
+        if (ec)
+          return atmoe_rt::fail(path.str() + ": cannot write: " + ec.message());
+        return atmoe_rt::Status::success();
+      });
+  if (status)
+    return llvm::Error::success();
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 status.error());
 }
-
-Error writeFileAtomically(StringRef path,
-                          function_ref<Error(raw_ostream &)> write) {
-  // The temporary file lives beside the target so that the final rename does
-  // not cross file systems.
-  SmallString<256> model(sys::path::parent_path(path));
-  sys::path::append(model, "." + sys::path::filename(path) + ".tmp-%%%%%%%%");
-
-  int fd = -1;
-  SmallString<256> tempPath;
-  if (std::error_code ec = sys::fs::createUniqueFile(model, fd, tempPath))
-    return makeError(path, "cannot create a temporary file beside it", ec);
-  sys::RemoveFileOnSignal(tempPath);
-
-  auto discard = [&]() {
-    sys::fs::remove(tempPath);
-    sys::DontRemoveFileOnSignal(tempPath);
-  };
-
-  Error writeErr = Error::success();
-  std::error_code streamEc;
-  {
-    raw_fd_ostream os(fd, /*shouldClose=*/true);
-    writeErr = write(os);
-    os.close();
-    streamEc = os.error();
-    // Checked above; clear it so that the destructor does not abort.
-    os.clear_error();
-  }
-  if (writeErr) {
-    discard();
-    return writeErr;
-  }
-  if (streamEc) {
-    discard();
-    return makeError(path, "cannot write temporary file '" + tempPath + "'",
-                     streamEc);
-  }
-  if (std::error_code ec = sys::fs::rename(tempPath, path)) {
-    discard();
-    return makeError(
-        path, "cannot rename temporary file '" + tempPath + "' onto it", ec);
-  }
-  sys::DontRemoveFileOnSignal(tempPath);
-  return Error::success();
-}
-
-} // namespace atmoe

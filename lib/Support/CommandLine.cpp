@@ -10,7 +10,7 @@
 
 namespace cl = llvm::cl;
 
-void atmoe::hideUnrelatedOptions(cl::OptionCategory &category) {
+void mlir::atmoe::hideUnrelatedOptions(cl::OptionCategory &category) {
   // HideUnrelatedOptions hides the MLIR options too: remember how visible
   // each of them was and restore it afterwards.
   llvm::StringMap<cl::OptionHidden> mlirOptions;

@@ -27,7 +27,7 @@ public:
     return "AMD GPUs (HSA code objects, linked with LLVM's lld); compile only";
   }
   ArrayRef<StringRef> getChips() const override { return chips; }
-  DeviceKind getDevice() const override { return DeviceKind::HIP; }
+  atmoe_rt::Device getDevice() const override { return atmoe_rt::Device::HIP; }
   void buildCodegenPipeline(OpPassManager &pm, StringRef chip,
                             const CodegenOptions &) const override {
     ROCDLCodegenOptions codegen;

@@ -27,7 +27,7 @@ public:
   }
   ArrayRef<StringRef> getChips() const override { return chips; }
   ArrayRef<StringRef> getAliases() const override { return chips; }
-  DeviceKind getDevice() const override { return DeviceKind::CPU; }
+  atmoe_rt::Device getDevice() const override { return atmoe_rt::Device::CPU; }
   llvm::Error checkOptions(const CodegenOptions &) const override {
     return llvm::Error::success();
   }

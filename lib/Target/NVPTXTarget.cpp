@@ -24,7 +24,7 @@ public:
            "the cubin";
   }
   ArrayRef<StringRef> getChips() const override { return chips; }
-  DeviceKind getDevice() const override { return DeviceKind::CUDA; }
+  atmoe_rt::Device getDevice() const override { return atmoe_rt::Device::CUDA; }
   void buildCodegenPipeline(OpPassManager &pm, StringRef chip,
                             const CodegenOptions &) const override {
     NVVMCodegenOptions codegen;

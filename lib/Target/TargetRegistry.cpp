@@ -16,18 +16,6 @@
 using namespace mlir;
 using namespace mlir::atmoe;
 
-StringRef atmoe::stringifyDeviceKind(DeviceKind kind) {
-  switch (kind) {
-  case DeviceKind::CPU:
-    return "cpu";
-  case DeviceKind::CUDA:
-    return "cuda";
-  case DeviceKind::HIP:
-    return "hip";
-  }
-  llvm_unreachable("unknown device kind");
-}
-
 Target::~Target() = default;
 
 llvm::Error Target::checkOptions(const CodegenOptions &options) const {

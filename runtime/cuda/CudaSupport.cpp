@@ -7,13 +7,13 @@
 // libatmoe_rt_cuda.so: the mgpu* functions that MLIR's gpu-to-llvm lowering
 // makes host code call (module loading, kernel launches, streams, events,
 // device memory), over the CUDA driver API, plus the buffer functions of
-// device_plugin.h. Debian ships no MLIR CUDA runtime wrappers, hence this
+// DevicePlugin.h. Debian ships no MLIR CUDA runtime wrappers, hence this
 // library. Errors never abort the process: the first one is kept until the
 // runtime takes it and reports it from the call that caused it.
 //
 //===----------------------------------------------------------------------===//
 
-#include "device_plugin.h"
+#include "DevicePlugin.h"
 
 #include <cuda.h>
 
@@ -96,7 +96,7 @@ bool ensureContext() {
 } // namespace
 
 //===----------------------------------------------------------------------===//
-// device_plugin.h
+// DevicePlugin.h
 //===----------------------------------------------------------------------===//
 
 ATMOE_EXPORT int atmoe_device_initialize(void) {

@@ -32,6 +32,8 @@
 #include <stdlib.h>
 
 #define EXPORT __attribute__((visibility("default")))
+/* Where atmoe-compile puts the manifest (docs/RuntimeABI.md). */
+#define MANIFEST EXPORT __attribute__((section(".atmoe_manifest"), used))
 
 /* Memref descriptors of rank 1 and 2 (docs/RuntimeABI.md). */
 typedef struct {
@@ -66,8 +68,8 @@ typedef struct {
 /* One string literal per line, as the JSON reads; clang-format would
  * reflow them around the macros. */
 /* clang-format off */
-EXPORT const char atmoe_manifest[] =
-    "{\"format\": \"atmoe-compiled/1\", \"model\": \"fake\", "
+MANIFEST const char atmoe_manifest[] =
+    "{\"format\": \"atmoe-compiled/2\", \"model\": \"fake\", "
     "\"target\": \"handwritten\", \"layers\": ["
     /* Layer 0. */
     "{\"index\": 0, \"function\": \"layer0_forward\", "

@@ -5,7 +5,7 @@
 |*                                                                            *|
 |*===----------------------------------------------------------------------===*|
 |*                                                                            *|
-|* Built three times, into libraries whose manifest is the point:             *|
+|* Built four times, into libraries whose manifest is the point:              *|
 |*  - ATMOE_FAKE_MISSING_ENTRY: a valid manifest whose entry point is not     *|
 |*    exported (atmoe_rt_model_open must refuse it);                          *|
 |*  - ATMOE_FAKE_BAD_MANIFEST: a routing output whose width disagrees with    *|
@@ -13,11 +13,15 @@
 |*  - ATMOE_FAKE_WIDE_ROUTER: a valid token-granularity layer whose router    *|
 |*    input is wider (d_h = 6) than its projection input (d_in = 4), so that  *|
 |*    the bare --x of atmoe-run cannot serve as h. It has no weights; its     *|
-|*    entry copies x to y and routes uniformly.                               *|
+|*    entry copies x to y and routes uniformly;                               *|
+|*  - ATMOE_FAKE_NEWER_MANIFEST: the wide-router model with the manifest      *|
+|*    version of a future atmoe-compile (refused, naming both versions).      *|
 |*                                                                            *|
 \*===----------------------------------------------------------------------===*/
 
 #define EXPORT __attribute__((visibility("default")))
+/* Where atmoe-compile puts the manifest (docs/RuntimeABI.md). */
+#define MANIFEST EXPORT __attribute__((section(".atmoe_manifest"), used))
 
 #include <stdint.h>
 
@@ -29,16 +33,23 @@
 #define ENTRY "atmoe_entry_layer0_forward"
 #define EXPERTS "[\"a\", \"b\", \"c\"]"
 #define D_H "4"
-#elif defined(ATMOE_FAKE_WIDE_ROUTER)
+#elif defined(ATMOE_FAKE_WIDE_ROUTER) || defined(ATMOE_FAKE_NEWER_MANIFEST)
 #define ENTRY "atmoe_entry_layer0_forward"
 #define EXPERTS "[\"a\", \"b\"]"
 #define D_H "6"
 #else
-#error "define one of ATMOE_FAKE_{MISSING_ENTRY,BAD_MANIFEST,WIDE_ROUTER}"
+#error                                                                         \
+    "define one of ATMOE_FAKE_{MISSING_ENTRY,BAD_MANIFEST,WIDE_ROUTER,NEWER_MANIFEST}"
 #endif
 
-EXPORT const char atmoe_manifest[] =
-    "{\"format\": \"atmoe-compiled/1\", \"model\": \"stub\", \"layers\": ["
+#if defined(ATMOE_FAKE_NEWER_MANIFEST)
+#define FORMAT "atmoe-compiled/99\", \"producer\": \"atmoe-compile 9.0.0"
+#else
+#define FORMAT "atmoe-compiled/2"
+#endif
+
+MANIFEST const char atmoe_manifest[] =
+    "{\"format\": \"" FORMAT "\", \"model\": \"stub\", \"layers\": ["
     "{\"index\": 0, \"entry\": \"" ENTRY "\", \"granularity\": \"token\", "
     "\"experts\": " EXPERTS ", \"arguments\": ["
     "{\"role\": \"input\", \"name\": \"q_proj\", \"dtype\": \"f32\", "

@@ -14,7 +14,8 @@ lit tests: one line per distinct image kind, with how many there are, e.g.
 
 Reads CUDA fatbins (magic 0xBA55ED50: each entry is ELF or PTX with its SM
 version), bare CUDA ELF (EM_CUDA) and AMDGPU code objects (EM_AMDGPU, the
-gfx target from e_flags). For ELF images it also counts the kernels that use
+gfx target from e_flags) and the manifest (the .atmoe_manifest section of
+the host library). For ELF images it also counts the kernels that use
 shared (workgroup) memory: a non-empty `.nv.shared.<kernel>` section in a
 CUDA ELF, a non-zero group_segment_fixed_size in an AMDGPU kernel descriptor
 (the `<kernel>.kd` symbol). Independent of the compiler: it only knows the
@@ -117,11 +118,12 @@ def main():
                 shared[image] += shared_memory_kernels(data, position, machine)
         position += 4
 
-    start = data.find(b'{"compiled_for"')
-    if start < 0:
-        start = data.find(b'{"device"')
-    if start >= 0:
-        manifest = json.loads(data[start:data.index(b"\0", start)])
+    # The manifest has a section of its own (docs/RuntimeABI.md).
+    manifest_sections = [(offset, size) for name, _, offset, _, size, _
+                         in elf_sections(data, 0) if name == ".atmoe_manifest"]
+    if manifest_sections:
+        offset, size = manifest_sections[0]
+        manifest = json.loads(data[offset:offset + size].rstrip(b"\0"))
         print("manifest device=%s compiled_for=%s" % (
             manifest.get("device", "cpu"), manifest.get("compiled_for", "?")))
         for layer in manifest["layers"]:

@@ -65,30 +65,28 @@ int main(int argc, char **argv) {
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
-  atmoe::hideUnrelatedOptions(compileCategory);
-  // Exit codes (README): 0 success, 1 bad input, 2 bad command line, 3
-  // internal error. llvm::cl would exit(1) on a bad command line by itself.
+  mlir::atmoe::hideUnrelatedOptions(compileCategory);
+  // llvm::cl would exit(1) on a bad command line by itself.
   if (!cl::ParseCommandLineOptions(
           argc, argv,
-          "atmoe compiler: model package to binary\n\n"
-          "Exit codes: 0 success, 1 bad input, 2 bad command line, 3 "
-          "internal error.\n",
+          std::string("atmoe compiler: model package to binary\n\n") +
+              atmoe_rt::kExitCodeHelp,
           &llvm::errs()))
-    return 2;
+    return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
 
   std::optional<mlir::atmoe::EmitStage> stage =
       mlir::atmoe::parseEmitStage(emit);
   if (!stage) {
     llvm::errs() << "atmoe-compile: error: unknown --emit=" << emit
                  << " (expected mlir, linalg, llvm, obj or so)\n";
-    return 2;
+    return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
   }
 
   if (sequenceMerge != "auto" && sequenceMerge != "merge" &&
       sequenceMerge != "unmerged") {
     llvm::errs() << "atmoe-compile: error: unknown --sequence-merge="
                  << sequenceMerge << " (expected auto, merge or unmerged)\n";
-    return 2;
+    return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
   }
 
   mlir::DialectRegistry registry;
@@ -111,8 +109,7 @@ int main(int argc, char **argv) {
     mlir::applyDefaultTimingPassManagerCLOptions(pm);
     return mlir::success();
   };
-  mlir::atmoe::CompileFailure failureKind;
-  if (mlir::failed(mlir::atmoe::compile(context, options, &failureKind)))
-    return static_cast<int>(failureKind);
-  return 0;
+  mlir::atmoe::FaultOr<> result = mlir::atmoe::compile(context, options);
+  return result ? atmoe_rt::kExitSuccess
+                : atmoe_rt::exitCode(result.getFault());
 }

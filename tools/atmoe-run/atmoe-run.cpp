@@ -11,142 +11,286 @@
 // of MODEL_DIR, runs layer L once and writes DIR/{proj}.npy per projection
 // and DIR/routing.npy. With --repeat N it then times N more runs and prints
 // one line with the median and minimum. Every failure is one line on stderr,
-// "atmoe-run: error: ...", with exit code 2 for a wrong command line, 1 for a
-// missing or malformed file (or data that does not fit the layer) and 3 for
-// an internal error; a failed run leaves no output file of its own behind.
+// "atmoe-run: error: ...", and the exit code of its fault (Fault.h); a failed
+// run leaves no output file of its own behind. Like the runtime, the tool
+// needs no LLVM: it ships with the runtime (docs/Deployment.md).
 //
 //===----------------------------------------------------------------------===//
 
 #include "atmoe_rt/atmoe_rt.h"
 
-#include "atmoe/Support/Npy.h"
-#include "atmoe/Support/Shape.h"
-
-#include "llvm/ADT/STLExtras.h"
-#include "llvm/ADT/SmallString.h"
-#include "llvm/ADT/SmallVector.h"
-#include "llvm/ADT/StringMap.h"
-#include "llvm/ADT/StringRef.h"
-#include "llvm/ADT/Twine.h"
-#include "llvm/Support/CommandLine.h"
-#include "llvm/Support/Error.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/Format.h"
-#include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/Path.h"
-#include "llvm/Support/Signals.h"
-#include "llvm/Support/raw_ostream.h"
+#include "atmoe_rt/support/Fault.h"
+#include "atmoe_rt/support/Npy.h"
+#include "atmoe_rt/support/OutputFile.h"
+#include "atmoe_rt/support/Result.h"
+#include "atmoe_rt/support/Text.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <getopt.h>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
 #include <vector>
 
-using namespace llvm;
-using namespace atmoe;
+using namespace atmoe_rt;
 
 namespace {
+
+constexpr const char *kUsage =
+    "atmoe-run: run one layer of a compiled atmoe model\n\n"
+    "  atmoe-run COMPILED --model MODEL_DIR --layer L --x X.npy\n"
+    "            [--x PROJ=X2.npy ...] [--h H.npy] [--segments T1,T2,...]\n"
+    "            --out-dir DIR [--repeat N]\n\n"
+    "  --model DIR        model package whose safetensors files hold the "
+    "weights\n"
+    "  --layer L          index of the layer to run (its \"index\" in the "
+    "model)\n"
+    "  --x [PROJ=]FILE    projection input, T x d_in (.npy, f32 or f64): "
+    "FILE for\n"
+    "                     every projection, PROJ=FILE for one\n"
+    "  --h FILE           router input (.npy): T x d_h, or S x d_h for "
+    "sequence\n"
+    "                     granularity (default: the bare --x)\n"
+    "  --segments T1,...  sequence lengths summing to T (default: one "
+    "sequence)\n"
+    "  --out-dir DIR      directory for {proj}.npy and routing.npy (created "
+    "if\n"
+    "                     missing)\n"
+    "  --repeat N         after the first run, time N more runs and print "
+    "the\n"
+    "                     median and minimum\n"
+    "  --version          print the atmoe version\n\n";
+
+Error usageError(std::string message) {
+  return fail(Fault::Usage, std::move(message));
+}
 
 //===----------------------------------------------------------------------===//
 // Command line
 //===----------------------------------------------------------------------===//
 
-cl::OptionCategory runCategory("atmoe-run options");
-
-// Every option is optional for llvm::cl: missing ones are reported here, so
-// that all usage errors share one format and exit code.
-cl::opt<std::string> compiledPath(cl::Positional,
-                                  cl::desc("<compiled model (.so)>"),
-                                  cl::cat(runCategory));
-cl::opt<std::string> modelDir("model",
-                              cl::desc("Model package directory whose "
-                                       "safetensors files hold the weights"),
-                              cl::value_desc("dir"), cl::cat(runCategory));
-cl::opt<std::string> layerOption("layer",
-                                 cl::desc("Index of the layer to run (its "
-                                          "\"index\" in the model)"),
-                                 cl::value_desc("L"), cl::cat(runCategory));
-cl::list<std::string>
-    xOptions("x",
-             cl::desc("Projection input, T x d_in (.npy, f32 or f64): FILE "
-                      "for every projection, PROJ=FILE for one"),
-             cl::value_desc("[PROJ=]file"), cl::cat(runCategory));
-cl::opt<std::string> hPath("h",
-                           cl::desc("Router input (.npy): T x d_h, or S x d_h "
-                                    "for sequence granularity (default: the "
-                                    "bare --x)"),
-                           cl::value_desc("file"), cl::cat(runCategory));
-cl::opt<std::string>
-    segmentsOption("segments",
-                   cl::desc("Sequence lengths T1,T2,... summing to T "
-                            "(default: one sequence of T tokens)"),
-                   cl::value_desc("T1,T2,..."), cl::cat(runCategory));
-cl::opt<std::string> outDir("out-dir",
-                            cl::desc("Directory for {proj}.npy and "
-                                     "routing.npy (created if missing)"),
-                            cl::value_desc("dir"), cl::cat(runCategory));
-cl::opt<std::string>
-    repeatOption("repeat",
-                 cl::desc("After the first run, time N more runs and print "
-                          "the median and minimum"),
-                 cl::value_desc("N"), cl::cat(runCategory));
-
-//===----------------------------------------------------------------------===//
-// Errors
-//===----------------------------------------------------------------------===//
-
-enum ExitCode : int {
-  ExitSuccess = 0,
-  ExitInputError = 1,
-  ExitUsageError = 2,
-  ExitInternalError = 3,
+/// The command line as given, before its values are interpreted.
+struct CommandLine {
+  std::string compiled;
+  std::optional<std::string> model, layer, h, segments, outDir, repeat;
+  std::vector<std::string> xs;
+  bool help = false, version = false;
 };
 
-/// An error that knows the exit code it maps to.
-class ToolError : public ErrorInfo<ToolError> {
-public:
-  static char ID;
+enum OptionId {
+  Model = 1,
+  Layer,
+  X,
+  H,
+  Segments,
+  OutDir,
+  Repeat,
+  Help,
+  Version
+};
 
-  ToolError(ExitCode exitCode, std::string message)
-      : exitCode(exitCode), message(std::move(message)) {}
+/// Stores the value of an option that may be given once.
+Status setOnce(std::optional<std::string> &field, const char *name) {
+  if (field)
+    return usageError(std::string("--") + name + " is given more than once");
+  field = optarg;
+  return Status::success();
+}
 
-  void log(raw_ostream &os) const override { os << message; }
-  std::error_code convertToErrorCode() const override {
-    return inconvertibleErrorCode();
+/// What getopt_long could not parse: an unknown option or a missing value.
+Error badOption(int code, char **argv) {
+  std::string option = argv[optind - 1];
+  if (code == ':')
+    return usageError("option '" + option + "' needs a value");
+  return usageError("unknown option '" + option +
+                    "' (atmoe-run --help lists the options)");
+}
+
+Result<CommandLine> parseCommandLine(int argc, char **argv) {
+  static const option options[] = {
+      {"model", required_argument, nullptr, Model},
+      {"layer", required_argument, nullptr, Layer},
+      {"x", required_argument, nullptr, X},
+      {"h", required_argument, nullptr, H},
+      {"segments", required_argument, nullptr, Segments},
+      {"out-dir", required_argument, nullptr, OutDir},
+      {"repeat", required_argument, nullptr, Repeat},
+      {"help", no_argument, nullptr, Help},
+      {"version", no_argument, nullptr, Version},
+      {nullptr, 0, nullptr, 0}};
+  CommandLine line;
+  std::map<int, std::pair<std::optional<std::string> *, const char *>> once = {
+      {Model, {&line.model, "model"}},
+      {Layer, {&line.layer, "layer"}},
+      {H, {&line.h, "h"}},
+      {Segments, {&line.segments, "segments"}},
+      {OutDir, {&line.outDir, "out-dir"}},
+      {Repeat, {&line.repeat, "repeat"}}};
+  opterr = 0;
+  for (int code;
+       (code = getopt_long(argc, argv, ":", options, nullptr)) != -1;) {
+    if (code == '?' || code == ':')
+      return badOption(code, argv);
+    if (code == X)
+      line.xs.push_back(optarg);
+    else if (code == Help || code == Version)
+      (code == Help ? line.help : line.version) = true;
+    else if (Status status = setOnce(*once[code].first, once[code].second);
+             !status)
+      return status.takeError();
   }
+  if (optind + 1 < argc)
+    return usageError("more than one compiled model: '" +
+                      std::string(argv[optind]) + "' and '" + argv[optind + 1] +
+                      "'");
+  if (optind < argc)
+    line.compiled = argv[optind];
+  return line;
+}
 
-  ExitCode exitCode;
-  std::string message;
+//===----------------------------------------------------------------------===//
+// What the command line asks for
+//===----------------------------------------------------------------------===//
+
+struct Request {
+  std::string compiled, model, outDir;
+  int64_t layerIndex = 0;
+  std::optional<std::string> bareX;
+  /// PROJ=FILE inputs, and their names in command-line order.
+  std::map<std::string, std::string> namedX;
+  std::vector<std::string> namedOrder;
+  std::string h;
+  std::optional<std::vector<int64_t>> segments;
+  std::string segmentsText;
+  unsigned repeats = 0;
 };
 
-char ToolError::ID;
-
-Error usageError(const Twine &message) {
-  return make_error<ToolError>(ExitUsageError, message.str());
+/// The whole of `text` as a decimal integer.
+std::optional<long long> parseInteger(const std::string &text) {
+  size_t begin = text.find_first_not_of(' '), end = text.find_last_not_of(' ');
+  if (begin == std::string::npos)
+    return std::nullopt;
+  std::string trimmed = text.substr(begin, end - begin + 1);
+  char *stop = nullptr;
+  errno = 0;
+  long long value = std::strtoll(trimmed.c_str(), &stop, 10);
+  if (errno || *stop || stop == trimmed.c_str())
+    return std::nullopt;
+  return value;
 }
 
-Error inputError(const Twine &message) {
-  return make_error<ToolError>(ExitInputError, message.str());
+/// "T1,T2,..." into non-negative lengths.
+Result<std::vector<int64_t>> parseSegments(const std::string &text) {
+  std::vector<int64_t> lengths;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma - start);
+    std::optional<long long> length = parseInteger(part);
+    if (!length)
+      return usageError("--segments: expected comma-separated integers, "
+                        "found '" +
+                        part + "' in '" + text + "'");
+    if (*length < 0)
+      return usageError("--segments: length " + std::to_string(*length) +
+                        " is negative");
+    lengths.push_back(*length);
+    if (comma == std::string::npos)
+      return lengths;
+    start = comma + 1;
+  }
 }
+
+/// A bare --x is the default input; PROJ=FILE gives one projection its own.
+/// A name before '=' that contains a path separator is part of a file name,
+/// so "dir/a=b.npy" stays a bare file.
+Status parseInputs(const std::vector<std::string> &xs, Request &request) {
+  for (const std::string &value : xs) {
+    if (value.empty())
+      return usageError("--x: expected FILE or PROJ=FILE, found ''");
+    size_t equals = value.find('=');
+    std::string name = value.substr(0, equals);
+    if (equals == std::string::npos || name.find('/') != std::string::npos) {
+      if (request.bareX)
+        return usageError("--x: more than one input for all projections ('" +
+                          *request.bareX + "' and '" + value +
+                          "'); use --x PROJ=FILE for one projection");
+      request.bareX = value;
+      continue;
+    }
+    std::string file = value.substr(equals + 1);
+    if (name.empty() || file.empty())
+      return usageError("--x: expected FILE or PROJ=FILE, found '" + value +
+                        "'");
+    if (!request.namedX.emplace(name, file).second)
+      return usageError("--x: projection '" + name + "' is given twice");
+    request.namedOrder.push_back(name);
+  }
+  return Status::success();
+}
+
+/// Checks what the command line says; none of this needs a file.
+Result<Request> interpret(const CommandLine &line) {
+  if (line.compiled.empty())
+    return usageError("missing the compiled model: atmoe-run COMPILED --model "
+                      "MODEL_DIR --layer L --x X.npy --out-dir DIR");
+  if (!line.model || line.model->empty())
+    return usageError("missing --model MODEL_DIR");
+  if (!line.layer)
+    return usageError("missing --layer L");
+  Request request;
+  std::optional<long long> layer = parseInteger(*line.layer);
+  if (!layer)
+    return usageError("--layer: expected an integer, found '" + *line.layer +
+                      "'");
+  request.layerIndex = *layer;
+  if (line.xs.empty())
+    return usageError("missing --x X.npy");
+  if (!line.outDir || line.outDir->empty())
+    return usageError("missing --out-dir DIR");
+  if (line.segments) {
+    Result<std::vector<int64_t>> segments = parseSegments(*line.segments);
+    if (!segments)
+      return segments.takeError();
+    request.segments = std::move(*segments);
+    request.segmentsText = *line.segments;
+  }
+  if (line.repeat) {
+    std::optional<long long> repeats = parseInteger(*line.repeat);
+    if (!repeats || *repeats < 1 || *repeats > 1'000'000'000)
+      return usageError("--repeat: expected a positive integer, found '" +
+                        *line.repeat + "'");
+    request.repeats = unsigned(*repeats);
+  }
+  if (Status status = parseInputs(line.xs, request); !status)
+    return status.takeError();
+  request.compiled = line.compiled;
+  request.model = *line.model;
+  request.outDir = *line.outDir;
+  request.h = line.h.value_or("");
+  return request;
+}
+
+//===----------------------------------------------------------------------===//
+// The model and its layer
+//===----------------------------------------------------------------------===//
 
 /// The runtime's last error, classified by its status.
 Error runtimeError(atmoe_rt_status_t status) {
-  ExitCode code = status == ATMOE_RT_INVALID_ARGUMENT ? ExitUsageError
-                  : status == ATMOE_RT_INPUT_ERROR    ? ExitInputError
-                                                      : ExitInternalError;
-  return make_error<ToolError>(code, atmoe_rt_last_error());
+  return fail(faultOf(status), atmoe_rt_last_error());
 }
 
-/// Converts a status into an Error (success for ATMOE_RT_OK).
-Error check(atmoe_rt_status_t status) {
-  return status == ATMOE_RT_OK ? Error::success() : runtimeError(status);
+Status check(atmoe_rt_status_t status) {
+  if (status == ATMOE_RT_OK)
+    return Status::success();
+  return runtimeError(status);
 }
-
-//===----------------------------------------------------------------------===//
-// Running
-//===----------------------------------------------------------------------===//
 
 struct ModelCloser {
   void operator()(atmoe_rt_model_t *model) const {
@@ -157,54 +301,262 @@ using ModelPtr = std::unique_ptr<atmoe_rt_model_t, ModelCloser>;
 
 struct ProjectionInfo {
   std::string name;
-  int64_t dIn, dOut;
+  int64_t dIn = 0, dOut = 0;
   /// The .npy file with its input.
   std::string file;
 };
 
-/// Parses "T1,T2,..." into non-negative lengths.
-Expected<SmallVector<int64_t>> parseSegments(StringRef text) {
-  SmallVector<int64_t> lengths;
-  SmallVector<StringRef> parts;
-  text.split(parts, ',');
-  for (StringRef part : parts) {
-    int64_t length;
-    if (part.trim().getAsInteger(10, length))
-      return usageError("--segments: expected comma-separated integers, "
-                        "found '" +
-                        part + "' in '" + text + "'");
-    if (length < 0)
-      return usageError("--segments: length " + Twine(length) + " is negative");
-    lengths.push_back(length);
+/// The layer to run, as the runtime describes it.
+struct LayerInfo {
+  size_t position = 0;
+  std::vector<ProjectionInfo> projections;
+  size_t numExperts = 0;
+  int64_t routerWidth = 0;
+  bool perSequence = false;
+
+  bool hasRouter() const { return numExperts > 0; }
+};
+
+Result<LayerInfo> describeLayer(const atmoe_rt_model_t *model,
+                                int64_t layerIndex) {
+  LayerInfo layer;
+  size_t numProjections;
+  atmoe_rt_granularity_t granularity;
+  if (Status status =
+          check(atmoe_rt_model_find_layer(model, layerIndex, &layer.position));
+      !status)
+    return status.takeError();
+  if (Status status = check(atmoe_rt_layer_get_num_projections(
+          model, layer.position, &numProjections));
+      !status)
+    return status.takeError();
+  if (Status status = check(
+          atmoe_rt_layer_get_router(model, layer.position, &layer.routerWidth,
+                                    &layer.numExperts, &granularity));
+      !status)
+    return status.takeError();
+  layer.perSequence = granularity == ATMOE_RT_GRANULARITY_SEQUENCE;
+  layer.projections.resize(numProjections);
+  for (size_t p = 0; p < numProjections; ++p) {
+    ProjectionInfo &info = layer.projections[p];
+    const char *name;
+    if (Status status = check(atmoe_rt_layer_get_projection(
+            model, layer.position, p, &name, &info.dIn, &info.dOut));
+        !status)
+      return status.takeError();
+    info.name = name;
   }
-  return lengths;
+  return layer;
 }
 
-/// Removes the files this run has written, so that a failed run leaves no
-/// output of its own behind.
+/// Gives every projection its input file.
+Status assignInputs(const Request &request, LayerInfo &layer) {
+  auto known = [&] {
+    return joinComma(layer.projections,
+                     [](const ProjectionInfo &info) { return info.name; });
+  };
+  for (const std::string &name : request.namedOrder)
+    if (std::none_of(
+            layer.projections.begin(), layer.projections.end(),
+            [&](const ProjectionInfo &info) { return info.name == name; }))
+      return usageError("--x: layer " + std::to_string(request.layerIndex) +
+                        " has no projection '" + name +
+                        "' (its projections: " + known() + ")");
+  for (ProjectionInfo &info : layer.projections) {
+    auto named = request.namedX.find(info.name);
+    if (named != request.namedX.end())
+      info.file = named->second;
+    else if (request.bareX)
+      info.file = *request.bareX;
+    else
+      return usageError("no input for projection '" + info.name +
+                        "' of layer " + std::to_string(request.layerIndex) +
+                        ": give --x FILE or --x " + info.name + "=FILE");
+  }
+  return Status::success();
+}
+
+/// The router input file. Layers without a router take none, and a --h given
+/// for them is ignored, so that one command line serves a layer and its
+/// router-less baseline.
+Result<std::string> routerInputFile(const Request &request,
+                                    const LayerInfo &layer) {
+  std::string index = std::to_string(request.layerIndex);
+  if (!layer.hasRouter() || !request.h.empty())
+    return request.h;
+  if (layer.perSequence)
+    return usageError("missing --h: layer " + index +
+                      " routes per sequence and needs one router input row "
+                      "per sequence (S x " +
+                      std::to_string(layer.routerWidth) + ")");
+  if (!request.bareX)
+    return usageError("missing --h: the router input of layer " + index +
+                      " defaults to the bare --x, and none is given");
+  for (const ProjectionInfo &info : layer.projections)
+    if (info.file == *request.bareX && info.dIn != layer.routerWidth)
+      return usageError(
+          "missing --h: the router input of layer " + index +
+          " has width d_h = " + std::to_string(layer.routerWidth) +
+          ", so the bare --x (input of projection '" + info.name +
+          "', d_in = " + std::to_string(info.dIn) + ") cannot serve as h");
+  return *request.bareX;
+}
+
+//===----------------------------------------------------------------------===//
+// Inputs
+//===----------------------------------------------------------------------===//
+
+/// The input arrays of one run, each file read once.
+struct Inputs {
+  std::map<std::string, NpyArray> arrays;
+  int64_t numTokens = -1;
+  std::string tokensFile;
+  std::vector<const float *> x;
+  const float *h = nullptr;
+  int64_t routerRows = 0;
+
+  Result<const NpyArray *> load(const std::string &path) {
+    auto it = arrays.find(path);
+    if (it != arrays.end())
+      return &it->second;
+    Result<NpyArray> array = readNpyF32(path);
+    if (!array)
+      return array.takeError();
+    return &arrays.emplace(path, std::move(*array)).first->second;
+  }
+};
+
+/// The projections' inputs: T x d_in each, one T for all.
+Status loadProjectionInputs(const LayerInfo &layer, Inputs &inputs) {
+  for (const ProjectionInfo &info : layer.projections) {
+    Result<const NpyArray *> array = inputs.load(info.file);
+    if (!array)
+      return array.takeError();
+    const std::vector<int64_t> &shape = (*array)->shape;
+    std::string what = info.file + ": input of projection '" + info.name + "'";
+    if (shape.size() != 2 || shape[1] != info.dIn)
+      return fail(what + " must be T x d_in = T x " + std::to_string(info.dIn) +
+                  ", found shape " + formatShape(shape));
+    if (shape[0] < 1)
+      return fail(what + " has no rows; at least one token is needed");
+    if (inputs.numTokens < 0) {
+      inputs.numTokens = shape[0];
+      inputs.tokensFile = info.file;
+    } else if (shape[0] != inputs.numTokens) {
+      return fail(what + " has " + std::to_string(shape[0]) +
+                  " rows (tokens), but " + inputs.tokensFile + " has " +
+                  std::to_string(inputs.numTokens) +
+                  "; all projections need the same T");
+    }
+    inputs.x.push_back((*array)->data.data());
+  }
+  return Status::success();
+}
+
+Status checkSegmentsSum(const Request &request, const Inputs &inputs) {
+  if (!request.segments)
+    return Status::success();
+  int64_t total = 0;
+  bool overflow = false;
+  for (int64_t length : *request.segments)
+    overflow |= __builtin_add_overflow(total, length, &total);
+  if (!overflow && total == inputs.numTokens)
+    return Status::success();
+  return fail(
+      "--segments: lengths " + request.segmentsText + " sum to " +
+      (overflow ? std::string("more than 2^63") : std::to_string(total)) +
+      ", but " + inputs.tokensFile +
+      " has T = " + std::to_string(inputs.numTokens) + " tokens");
+}
+
+Status loadRouterInput(const std::string &file, const Request &request,
+                       const LayerInfo &layer, Inputs &inputs) {
+  int64_t sequences = request.segments ? int64_t(request.segments->size()) : 1;
+  inputs.routerRows = layer.perSequence ? sequences : inputs.numTokens;
+  if (!layer.hasRouter())
+    return Status::success();
+  Result<const NpyArray *> array = inputs.load(file);
+  if (!array)
+    return array.takeError();
+  const std::vector<int64_t> &shape = (*array)->shape;
+  std::string rows = std::to_string(inputs.routerRows);
+  std::string width = std::to_string(layer.routerWidth);
+  std::string expected =
+      layer.perSequence
+          ? "S x d_h = " + rows + " x " + width + " (one row per sequence)"
+          : "T x d_h = " + rows + " x " + width;
+  if (shape.size() != 2 || shape[0] != inputs.routerRows ||
+      shape[1] != layer.routerWidth)
+    return fail(file + ": router input h of layer " +
+                std::to_string(request.layerIndex) + " must be " + expected +
+                ", found shape " + formatShape(shape));
+  inputs.h = (*array)->data.data();
+  return Status::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Running and writing
+//===----------------------------------------------------------------------===//
+
+/// The output buffers of the layer and the call that fills them.
+struct Run {
+  const atmoe_rt_model_t *model;
+  const LayerInfo &layer;
+  const Request &request;
+  const Inputs &inputs;
+  std::vector<std::vector<float>> y;
+  std::vector<float *> yData;
+  std::vector<float> routing;
+
+  Run(const atmoe_rt_model_t *model, const LayerInfo &layer,
+      const Request &request, const Inputs &inputs)
+      : model(model), layer(layer), request(request), inputs(inputs) {
+    for (const ProjectionInfo &info : layer.projections) {
+      y.emplace_back(size_t(inputs.numTokens * info.dOut));
+      yData.push_back(y.back().data());
+    }
+    routing.resize(size_t(inputs.routerRows) * layer.numExperts);
+  }
+
+  Status forward() {
+    const std::optional<std::vector<int64_t>> &segments = request.segments;
+    return check(atmoe_rt_layer_forward(
+        model, layer.position, inputs.numTokens, layer.projections.size(),
+        inputs.x.data(), inputs.h, segments ? segments->size() : 0,
+        segments ? segments->data() : nullptr, yData.data(),
+        layer.hasRouter() ? routing.data() : nullptr));
+  }
+};
+
+/// Removes the files this run has written unless it succeeds, so that a
+/// failed or interrupted run (SIGINT, SIGTERM; e.g. during --repeat) leaves
+/// no output of its own behind.
 class OutputFiles {
 public:
   ~OutputFiles() {
-    if (!keep)
-      for (const std::string &path : written)
-        sys::fs::remove(path);
+    if (keep)
+      return;
+    for (const std::string &path : written) {
+      std::remove(path.c_str());
+      keepOnInterrupt(path);
+    }
   }
 
-  Error write(StringRef path, ArrayRef<int64_t> shape, ArrayRef<float> data) {
-    if (Error err = writeNpyF32(path, shape, data))
-      return inputError(toString(std::move(err)));
-    written.push_back(path.str());
-    // An interrupted run (SIGINT, SIGTERM; e.g. during --repeat) must not
-    // leave some of its outputs either.
-    sys::RemoveFileOnSignal(path);
-    return Error::success();
+  Status write(const std::string &path, const std::vector<int64_t> &shape,
+               const std::vector<float> &data) {
+    if (Status status = writeNpyF32(path, shape, data.data(), data.size());
+        !status)
+      return status;
+    written.push_back(path);
+    removeOnInterrupt(path);
+    return Status::success();
   }
 
   /// Called once the run has succeeded.
   void commit() {
     keep = true;
     for (const std::string &path : written)
-      sys::DontRemoveFileOnSignal(path);
+      keepOnInterrupt(path);
   }
 
 private:
@@ -212,339 +564,137 @@ private:
   bool keep = false;
 };
 
-Error run() {
-  // Command-line checks first: none of them needs a file. llvm::cl lets a
-  // later occurrence of an option override an earlier one; a command line
-  // that says two different things is more likely a mistake.
-  for (const cl::Option *option : std::initializer_list<const cl::Option *>{
-           &modelDir, &layerOption, &hPath, &segmentsOption, &outDir,
-           &repeatOption})
-    if (option->getNumOccurrences() > 1)
-      return usageError("--" + option->ArgStr + " is given more than once");
-  if (compiledPath.empty())
-    return usageError("missing the compiled model: atmoe-run COMPILED --model "
-                      "MODEL_DIR --layer L --x X.npy --out-dir DIR");
-  if (modelDir.empty())
-    return usageError("missing --model MODEL_DIR");
-  if (layerOption.getNumOccurrences() == 0)
-    return usageError("missing --layer L");
-  int64_t layerIndex;
-  if (StringRef(layerOption).trim().getAsInteger(10, layerIndex))
-    return usageError("--layer: expected an integer, found '" + layerOption +
-                      "'");
-  if (xOptions.empty())
-    return usageError("missing --x X.npy");
-  if (outDir.empty())
-    return usageError("missing --out-dir DIR");
-
-  std::optional<SmallVector<int64_t>> segments;
-  if (segmentsOption.getNumOccurrences()) {
-    Expected<SmallVector<int64_t>> parsed = parseSegments(segmentsOption);
-    if (!parsed)
-      return parsed.takeError();
-    segments = std::move(*parsed);
+/// Creates `dir` and its parents, like `mkdir -p`.
+Status createDirectories(const std::string &dir) {
+  std::string prefix = "cannot create the output directory: ";
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    std::string part = dir.substr(0, slash);
+    if (::mkdir(part.c_str(), 0777) != 0 && errno != EEXIST)
+      return fail(dir + ": " + prefix + std::strerror(errno));
+    if (slash == std::string::npos)
+      break;
   }
-
-  unsigned repeats = 0;
-  if (repeatOption.getNumOccurrences() &&
-      (StringRef(repeatOption).trim().getAsInteger(10, repeats) ||
-       repeats == 0))
-    return usageError("--repeat: expected a positive integer, found '" +
-                      repeatOption + "'");
-
-  // A bare --x is the default input; PROJ=FILE gives one projection its own.
-  // A name before '=' that contains a path separator is part of a file name,
-  // so "dir/a=b.npy" stays a bare file.
-  std::optional<std::string> bareX;
-  StringMap<std::string> namedX;
-  // The names in command-line order, for deterministic messages.
-  SmallVector<std::string> namedOrder;
-  for (const std::string &value : xOptions) {
-    if (value.empty())
-      return usageError("--x: expected FILE or PROJ=FILE, found ''");
-    auto [name, file] = StringRef(value).split('=');
-    if (!StringRef(value).contains('=') || name.contains('/')) {
-      if (bareX)
-        return usageError("--x: more than one input for all projections ('" +
-                          *bareX + "' and '" + value +
-                          "'); use --x PROJ=FILE for one projection");
-      bareX = value;
-      continue;
-    }
-    if (name.empty() || file.empty())
-      return usageError("--x: expected FILE or PROJ=FILE, found '" + value +
-                        "'");
-    if (!namedX.try_emplace(name, file.str()).second)
-      return usageError("--x: projection '" + name + "' is given twice");
-    namedOrder.push_back(name.str());
-  }
-
-  // The model.
-  atmoe_rt_model_t *rawModel = nullptr;
-  atmoe_rt_status_t openStatus =
-      atmoe_rt_model_open(compiledPath.c_str(), &rawModel);
-  ModelPtr model(rawModel);
-  if (openStatus != ATMOE_RT_OK)
-    return runtimeError(openStatus);
-  const atmoe_rt_model_t *m = model.get();
-
-  size_t layer;
-  if (Error err = check(atmoe_rt_model_find_layer(m, layerIndex, &layer)))
-    return err;
-  size_t numProjections, numExperts;
-  int64_t routerWidth;
-  atmoe_rt_granularity_t granularity;
-  if (Error err =
-          check(atmoe_rt_layer_get_num_projections(m, layer, &numProjections)))
-    return err;
-  if (Error err = check(atmoe_rt_layer_get_router(m, layer, &routerWidth,
-                                                  &numExperts, &granularity)))
-    return err;
-  bool hasRouter = numExperts > 0;
-  bool perSequence = granularity == ATMOE_RT_GRANULARITY_SEQUENCE;
-
-  std::vector<ProjectionInfo> projections(numProjections);
-  for (auto [p, info] : enumerate(projections)) {
-    const char *name;
-    if (Error err = check(atmoe_rt_layer_get_projection(m, layer, p, &name,
-                                                        &info.dIn, &info.dOut)))
-      return err;
-    info.name = name;
-  }
-  for (const std::string &name : namedOrder) {
-    if (none_of(projections, [&](const ProjectionInfo &info) {
-          return info.name == name;
-        })) {
-      std::string known;
-      raw_string_ostream os(known);
-      interleaveComma(projections, os,
-                      [&](const ProjectionInfo &info) { os << info.name; });
-      return usageError("--x: layer " + Twine(layerIndex) +
-                        " has no projection '" + name +
-                        "' (its projections: " + known + ")");
-    }
-  }
-  for (ProjectionInfo &info : projections) {
-    auto named = namedX.find(info.name);
-    if (named != namedX.end())
-      info.file = named->second;
-    else if (bareX)
-      info.file = *bareX;
-    else
-      return usageError("no input for projection '" + info.name +
-                        "' of layer " + Twine(layerIndex) +
-                        ": give --x FILE or --x " + info.name + "=FILE");
-  }
-
-  // The router input. Layers without a router take none, and a --h given for
-  // them is ignored, so that one command line serves a layer and its
-  // router-less baseline.
-  std::string routerFile;
-  if (hasRouter) {
-    if (!hPath.empty()) {
-      routerFile = hPath;
-    } else if (perSequence) {
-      return usageError("missing --h: layer " + Twine(layerIndex) +
-                        " routes per sequence and needs one router input "
-                        "row per sequence (S x " +
-                        Twine(routerWidth) + ")");
-    } else if (!bareX) {
-      return usageError("missing --h: the router input of layer " +
-                        Twine(layerIndex) +
-                        " defaults to the bare --x, and none is given");
-    } else {
-      for (const ProjectionInfo &info : projections)
-        if (info.file == *bareX && info.dIn != routerWidth)
-          return usageError(
-              "missing --h: the router input of layer " + Twine(layerIndex) +
-              " has width d_h = " + Twine(routerWidth) +
-              ", so the bare --x (input of projection '" + info.name +
-              "', d_in = " + Twine(info.dIn) + ") cannot serve as h");
-      routerFile = *bareX;
-    }
-  }
-
-  // Inputs, each file read once. readNpyF32 accepts '<f4' and '<f8' (rounded
-  // to f32) in C order; its errors already name the file.
-  StringMap<NpyArray> arrays;
-  auto load = [&](const std::string &path) -> Expected<const NpyArray *> {
-    auto it = arrays.find(path);
-    if (it != arrays.end())
-      return &it->second;
-    Expected<NpyArray> array = readNpyF32(path);
-    if (!array)
-      return inputError(toString(array.takeError()));
-    return &arrays.try_emplace(path, std::move(*array)).first->second;
-  };
-
-  int64_t numTokens = -1;
-  std::string tokensFile;
-  std::vector<const float *> xData;
-  for (const ProjectionInfo &info : projections) {
-    Expected<const NpyArray *> array = load(info.file);
-    if (!array)
-      return array.takeError();
-    ArrayRef<int64_t> shape = (*array)->shape;
-    if (shape.size() != 2 || shape[1] != info.dIn)
-      return inputError(info.file + ": input of projection '" + info.name +
-                        "' must be T x d_in = T x " + Twine(info.dIn) +
-                        ", found shape " + formatShape(shape));
-    if (shape[0] < 1)
-      return inputError(info.file + ": input of projection '" + info.name +
-                        "' has no rows; at least one token is needed");
-    if (numTokens < 0) {
-      numTokens = shape[0];
-      tokensFile = info.file;
-    } else if (shape[0] != numTokens) {
-      return inputError(info.file + ": input of projection '" + info.name +
-                        "' has " + Twine(shape[0]) + " rows (tokens), but " +
-                        tokensFile + " has " + Twine(numTokens) +
-                        "; all projections need the same T");
-    }
-    xData.push_back((*array)->data.data());
-  }
-
-  if (segments) {
-    int64_t total = 0;
-    bool overflow = false;
-    for (int64_t length : *segments)
-      overflow |= __builtin_add_overflow(total, length, &total);
-    if (overflow || total != numTokens)
-      return inputError("--segments: lengths " + segmentsOption + " sum to " +
-                        (overflow ? "more than 2^63" : Twine(total)) +
-                        ", but " + tokensFile + " has T = " + Twine(numTokens) +
-                        " tokens");
-  }
-  int64_t numSequences = segments ? int64_t(segments->size()) : 1;
-  int64_t routerRows = perSequence ? numSequences : numTokens;
-
-  const float *hData = nullptr;
-  if (hasRouter) {
-    Expected<const NpyArray *> array = load(routerFile);
-    if (!array)
-      return array.takeError();
-    ArrayRef<int64_t> shape = (*array)->shape;
-    std::string expected = perSequence
-                               ? "S x d_h = " + std::to_string(routerRows) +
-                                     " x " + std::to_string(routerWidth) +
-                                     " (one row per sequence)"
-                               : "T x d_h = " + std::to_string(routerRows) +
-                                     " x " + std::to_string(routerWidth);
-    if (shape.size() != 2 || shape[0] != routerRows || shape[1] != routerWidth)
-      return inputError(routerFile + ": router input h of layer " +
-                        Twine(layerIndex) + " must be " + expected +
-                        ", found shape " + formatShape(shape));
-    hData = (*array)->data.data();
-  }
-
-  // Weights are bound after the inputs are checked: binding may convert
-  // large tensors, which a typo in an input should not have to wait for.
-  if (Error err =
-          check(atmoe_rt_model_bind_weights(model.get(), modelDir.c_str())))
-    return err;
-
-  std::vector<std::vector<float>> yBuffers;
-  std::vector<float *> yData;
-  for (const ProjectionInfo &info : projections) {
-    yBuffers.emplace_back(size_t(numTokens * info.dOut));
-    yData.push_back(yBuffers.back().data());
-  }
-  std::vector<float> routing(size_t(routerRows) * numExperts);
-  auto forward = [&] {
-    return check(atmoe_rt_layer_forward(
-        m, layer, numTokens, numProjections, xData.data(), hData,
-        segments ? segments->size() : 0, segments ? segments->data() : nullptr,
-        yData.data(), hasRouter ? routing.data() : nullptr));
-  };
-  if (Error err = forward())
-    return err;
-
-  OutputFiles outputs;
-  if (std::error_code ec = sys::fs::create_directories(outDir))
-    return inputError(outDir +
-                      ": cannot create the output directory: " + ec.message());
-  // create_directories accepts an existing file of that name.
-  if (!sys::fs::is_directory(outDir))
-    return inputError(outDir + ": cannot create the output directory: a "
-                               "file of that name exists");
-  for (auto [info, y] : zip(projections, yBuffers)) {
-    SmallString<256> path(outDir);
-    sys::path::append(path, info.name + ".npy");
-    if (Error err = outputs.write(path, {numTokens, info.dOut}, y))
-      return err;
-  }
-  if (hasRouter) {
-    SmallString<256> path(outDir);
-    sys::path::append(path, "routing.npy");
-    if (Error err = outputs.write(
-            path, {routerRows, static_cast<int64_t>(numExperts)}, routing))
-      return err;
-  }
-
-  if (repeats) {
-    std::vector<double> micros;
-    for (unsigned i = 0; i < repeats; ++i) {
-      auto start = std::chrono::steady_clock::now();
-      if (Error err = forward())
-        return err;
-      auto stop = std::chrono::steady_clock::now();
-      micros.push_back(
-          std::chrono::duration<double, std::micro>(stop - start).count());
-    }
-    std::sort(micros.begin(), micros.end());
-    size_t mid = micros.size() / 2;
-    double median =
-        micros.size() % 2 ? micros[mid] : (micros[mid - 1] + micros[mid]) / 2;
-    outs() << "atmoe-run: layer " << layerIndex
-           << ": median_us=" << format("%.3f", median)
-           << " min_us=" << format("%.3f", micros.front())
-           << " repeats=" << repeats << "\n";
-    outs().flush();
-  }
-  outputs.commit();
-  return Error::success();
+  struct stat status;
+  if (::stat(dir.c_str(), &status) != 0 || !S_ISDIR(status.st_mode))
+    return fail(dir + ": " + prefix + "a file of that name exists");
+  return Status::success();
 }
 
-/// The first line of llvm::cl's diagnostics, without its "prog: " prefix.
-std::string firstLine(StringRef text, StringRef programName) {
-  StringRef line = text.split('\n').first.trim();
-  if (line.consume_front(programName))
-    line.consume_front(":");
-  return line.trim().str();
+Status writeOutputs(const Run &run, OutputFiles &outputs) {
+  const std::string &dir = run.request.outDir;
+  if (Status status = createDirectories(dir); !status)
+    return status;
+  std::string prefix = dir + (dir.back() == '/' ? "" : "/");
+  for (size_t p = 0; p < run.layer.projections.size(); ++p) {
+    const ProjectionInfo &info = run.layer.projections[p];
+    if (Status status =
+            outputs.write(prefix + info.name + ".npy",
+                          {run.inputs.numTokens, info.dOut}, run.y[p]);
+        !status)
+      return status;
+  }
+  if (!run.layer.hasRouter())
+    return Status::success();
+  return outputs.write(prefix + "routing.npy",
+                       {run.inputs.routerRows, int64_t(run.layer.numExperts)},
+                       run.routing);
+}
+
+/// Times `repeats` more forward calls and prints the median and minimum.
+Status timeRepeats(Run &run) {
+  std::vector<double> micros;
+  for (unsigned i = 0; i < run.request.repeats; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    if (Status status = run.forward(); !status)
+      return status;
+    auto stop = std::chrono::steady_clock::now();
+    micros.push_back(
+        std::chrono::duration<double, std::micro>(stop - start).count());
+  }
+  std::sort(micros.begin(), micros.end());
+  size_t mid = micros.size() / 2;
+  double median =
+      micros.size() % 2 ? micros[mid] : (micros[mid - 1] + micros[mid]) / 2;
+  std::printf("atmoe-run: layer %lld: median_us=%.3f min_us=%.3f repeats=%u\n",
+              static_cast<long long>(run.request.layerIndex), median,
+              micros.front(), run.request.repeats);
+  std::fflush(stdout);
+  return Status::success();
+}
+
+/// Loads everything the layer needs, checking it against the layer.
+Status prepare(const Request &request, LayerInfo &layer, Inputs &inputs) {
+  if (Status status = assignInputs(request, layer); !status)
+    return status;
+  Result<std::string> routerFile = routerInputFile(request, layer);
+  if (!routerFile)
+    return routerFile.takeError();
+  // readNpyF32 accepts '<f4' and '<f8' (rounded to f32) in C order; its
+  // errors already name the file.
+  if (Status status = loadProjectionInputs(layer, inputs); !status)
+    return status;
+  if (Status status = checkSegmentsSum(request, inputs); !status)
+    return status;
+  return loadRouterInput(*routerFile, request, layer, inputs);
+}
+
+Status run(const Request &request) {
+  atmoe_rt_model_t *rawModel = nullptr;
+  atmoe_rt_status_t opened =
+      atmoe_rt_model_open(request.compiled.c_str(), &rawModel);
+  ModelPtr model(rawModel);
+  if (opened != ATMOE_RT_OK)
+    return runtimeError(opened);
+  Result<LayerInfo> layer = describeLayer(model.get(), request.layerIndex);
+  if (!layer)
+    return layer.takeError();
+  Inputs inputs;
+  if (Status status = prepare(request, *layer, inputs); !status)
+    return status;
+  // Weights are bound after the inputs are checked: binding may convert
+  // large tensors, which a typo in an input should not have to wait for.
+  if (Status status = check(
+          atmoe_rt_model_bind_weights(model.get(), request.model.c_str()));
+      !status)
+    return status;
+  Run call(model.get(), *layer, request, inputs);
+  if (Status status = call.forward(); !status)
+    return status;
+  OutputFiles outputs;
+  if (Status status = writeOutputs(call, outputs); !status)
+    return status;
+  if (request.repeats)
+    if (Status status = timeRepeats(call); !status)
+      return status;
+  outputs.commit();
+  return Status::success();
+}
+
+Status runCommandLine(int argc, char **argv) {
+  Result<CommandLine> line = parseCommandLine(argc, argv);
+  if (!line)
+    return line.takeError();
+  if (line->help) {
+    std::fputs(kUsage, stdout);
+    std::fputs(kExitCodeHelp, stdout);
+    return Status::success();
+  }
+  if (line->version) {
+    std::printf("atmoe-run %s\n", atmoe_rt_version());
+    return Status::success();
+  }
+  Result<Request> request = interpret(*line);
+  if (!request)
+    return request.takeError();
+  return run(*request);
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-  InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions(runCategory);
-
-  std::string parseErrors;
-  raw_string_ostream parseStream(parseErrors);
-  bool parsed = cl::ParseCommandLineOptions(
-      argc, argv,
-      "atmoe-run: run one layer of a compiled atmoe model\n\n"
-      "  atmoe-run COMPILED --model MODEL_DIR --layer L --x X.npy\n"
-      "            [--x PROJ=X2.npy ...] [--h H.npy] [--segments T1,T2,...]\n"
-      "            --out-dir DIR [--repeat N]\n\n"
-      "Exit codes: 0 success, 1 bad input file or data, 2 bad command line, "
-      "3 internal error.\n",
-      &parseStream);
-
-  Error err =
-      parsed ? run()
-             : usageError(firstLine(parseErrors, sys::path::filename(argv[0])));
-  if (!err)
-    return ExitSuccess;
-  int exitCode = ExitInternalError;
-  handleAllErrors(
-      std::move(err),
-      [&](const ToolError &error) {
-        exitCode = error.exitCode;
-        errs() << "atmoe-run: error: " << error.message << "\n";
-      },
-      [&](const ErrorInfoBase &error) {
-        errs() << "atmoe-run: error: " << error.message() << "\n";
-      });
-  return exitCode;
+  Status status = runCommandLine(argc, argv);
+  if (status)
+    return kExitSuccess;
+  std::fprintf(stderr, "atmoe-run: error: %s\n", status.error().c_str());
+  return exitCode(status.fault());
 }

@@ -6,10 +6,9 @@
 //
 //   atmoe-translate --import-atmoe-model PKG/model.json [-o OUT.mlir]
 //
-// (a package directory works too). Every failure is reported as exactly one
-// line `error: <message>` on stderr. Exit codes: 0 success, 1 a missing or
-// malformed input (or an output that cannot be written), 2 a wrong command
-// line, 3 an internal error (the importer emitted IR that does not verify).
+// (a package directory works too). Errors are MLIR diagnostics
+// (`model.json:24:15: error: ...` with the line beneath); the exit code says
+// whose fault the failure was (atmoe_rt/support/Fault.h).
 //
 // The tool has one translation, so it parses its own command line instead of
 // going through mlirTranslateMain: that lets it keep usage errors apart from
@@ -26,29 +25,22 @@
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
-#include "llvm/ADT/SmallString.h"
-#include "llvm/ADT/StringRef.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/Error.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <string>
 
 using namespace mlir;
 namespace cl = llvm::cl;
+using atmoe::Fault;
+using atmoe::FaultOr;
 
 namespace {
-
-enum ExitCode : int {
-  ExitSuccess = 0,
-  ExitInputError = 1,
-  ExitUsageError = 2,
-  ExitInternalError = 3,
-};
 
 cl::OptionCategory translateCategory("atmoe-translate options");
 
@@ -64,26 +56,32 @@ cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(translateCategory));
 
-/// Joins a message onto one line: tools and tests read errors line by line.
-std::string oneLine(llvm::StringRef message) {
-  std::string line = message.trim().str();
-  for (char &c : line)
-    if (c == '\n' || c == '\r')
-      c = ' ';
-  return line;
+int usageError(const llvm::Twine &message) {
+  llvm::errs() << "atmoe-translate: error: " << message << "\n";
+  return atmoe_rt::exitCode(Fault::Usage);
 }
 
-int report(ExitCode code, llvm::StringRef message) {
-  llvm::errs() << "error: " << oneLine(message) << "\n";
-  return code;
-}
-
-/// The first line of llvm::cl's diagnostics, without its "prog: " prefix.
-std::string firstLine(llvm::StringRef text, llvm::StringRef programName) {
-  llvm::StringRef line = text.split('\n').first.trim();
-  if (line.consume_front(programName))
-    line.consume_front(":");
-  return line.trim().str();
+/// Writes the module to -o; a failure is one diagnostic.
+FaultOr<> writeOutput(ModuleOp module) {
+  auto print = [&](llvm::raw_ostream &os) {
+    module->print(os);
+    os << "\n";
+  };
+  if (outputPath == "-") {
+    print(llvm::outs());
+    llvm::outs().flush();
+    return FaultOr<>::success();
+  }
+  if (llvm::Error err = atmoe::writeFileAtomically(
+          outputPath, [&](llvm::raw_ostream &os) -> llvm::Error {
+            print(os);
+            return llvm::Error::success();
+          })) {
+    emitError(FileLineColLoc::get(module.getContext(), inputPath, 0, 0))
+        << llvm::toString(std::move(err));
+    return Fault::Input;
+  }
+  return FaultOr<>::success();
 }
 
 } // namespace
@@ -93,64 +91,33 @@ int main(int argc, char **argv) {
   // --mlir-print-debuginfo, --mlir-print-local-scope, ... for the output.
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
-  ::atmoe::hideUnrelatedOptions(translateCategory);
-
-  std::string parseErrors;
-  llvm::raw_string_ostream parseStream(parseErrors);
+  atmoe::hideUnrelatedOptions(translateCategory);
+  // llvm::cl would exit(1) on a bad command line by itself.
   if (!cl::ParseCommandLineOptions(
           argc, argv,
-          "atmoe model package translator\n\n"
-          "  atmoe-translate --import-atmoe-model PKG/model.json [-o OUT]\n\n"
-          "Exit codes: 0 success, 1 bad input, 2 bad command line, 3 "
-          "internal error.\n",
-          &parseStream))
-    return report(ExitUsageError,
-                  firstLine(parseErrors, llvm::sys::path::filename(argv[0])));
+          std::string("atmoe model package translator\n\n"
+                      "  atmoe-translate --import-atmoe-model PKG/model.json "
+                      "[-o OUT]\n\n") +
+              atmoe_rt::kExitCodeHelp,
+          &llvm::errs()))
+    return atmoe_rt::exitCode(Fault::Usage);
   if (!importModel)
-    return report(ExitUsageError, "no translation selected: pass "
-                                  "--import-atmoe-model");
+    return usageError("no translation selected: pass --import-atmoe-model");
   if (inputPath.empty() || inputPath == "-")
-    return report(ExitUsageError,
-                  "--import-atmoe-model reads a model package: pass the path "
-                  "of its model.json (or its directory), not standard input");
-
-  std::string path = inputPath;
-  if (llvm::sys::fs::is_directory(path)) {
-    llvm::SmallString<256> json(path);
-    llvm::sys::path::append(json, "model.json");
-    path = std::string(json);
-  }
+    return usageError(
+        "--import-atmoe-model reads a model package: pass the path of its "
+        "model.json (or its directory), not standard input");
 
   MLIRContext context;
-  llvm::Expected<OwningOpRef<ModuleOp>> module =
-      mlir::atmoe::importModelFile(context, path);
-  if (!module) {
-    ExitCode code = ExitInputError;
-    std::string message;
-    llvm::handleAllErrors(module.takeError(),
-                          [&](const llvm::ErrorInfoBase &error) {
-                            if (error.convertToErrorCode() ==
-                                mlir::atmoe::importerInternalErrorCode())
-                              code = ExitInternalError;
-                            message = error.message();
-                          });
-    return report(code, message);
-  }
-
-  auto print = [&](llvm::raw_ostream &os) {
-    (*module)->print(os);
-    os << "\n";
-  };
-  if (outputPath == "-") {
-    print(llvm::outs());
-    llvm::outs().flush();
-    return ExitSuccess;
-  }
-  if (llvm::Error err = ::atmoe::writeFileAtomically(
-          outputPath, [&](llvm::raw_ostream &os) -> llvm::Error {
-            print(os);
-            return llvm::Error::success();
-          }))
-    return report(ExitInputError, llvm::toString(std::move(err)));
-  return ExitSuccess;
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  FaultOr<OwningOpRef<ModuleOp>> module =
+      llvm::sys::fs::is_directory(inputPath)
+          ? atmoe::importModelPackage(context, inputPath)
+          : atmoe::importModelFile(context, inputPath);
+  if (!module)
+    return atmoe_rt::exitCode(module.getFault());
+  FaultOr<> written = writeOutput(**module);
+  return written ? atmoe_rt::kExitSuccess
+                 : atmoe_rt::exitCode(written.getFault());
 }

@@ -507,7 +507,7 @@ TEST(RuntimeOpenTest, MissingFile) {
 TEST(RuntimeOpenTest, NotASharedLibrary) {
   Package package;
   expectOpenFails(package.path("weights.safetensors"), ATMOE_RT_INPUT_ERROR,
-                  "not a loadable shared library");
+                  "weights.safetensors: not a compiled model: not an ELF file");
 }
 
 TEST(RuntimeOpenTest, Directory) {
@@ -517,7 +517,19 @@ TEST(RuntimeOpenTest, Directory) {
 
 TEST(RuntimeOpenTest, NoManifest) {
   expectOpenFails(ATMOE_RUNTIME_PATH, ATMOE_RT_INPUT_ERROR,
-                  "no atmoe_manifest symbol");
+                  "libatmoe_runtime.so: no .atmoe_manifest section: not a "
+                  "model compiled by atmoe-compile");
+}
+
+TEST(RuntimeOpenTest, NewerManifest) {
+  expectOpenFails(ATMOE_FAKE_NEWER_MANIFEST_PATH, ATMOE_RT_INPUT_ERROR,
+                  "libatmoe_fake_model_newer_manifest.so: compiled by a newer "
+                  "atmoe-compile (manifest atmoe-compiled/99, by atmoe-compile "
+                  "9.0.0); this runtime (atmoe " +
+                      std::string(atmoe_rt_version()) +
+                      ") reads atmoe-compiled/2: use a runtime at least as "
+                      "new as the compiler");
+  EXPECT_EQ(atmoe_rt_manifest_version(), 2);
 }
 
 TEST(RuntimeOpenTest, BadManifest) {

@@ -18,7 +18,8 @@
 #include <vector>
 
 using namespace llvm;
-using namespace atmoe;
+using atmoe_test::TemporaryDirectoryTest;
+using mlir::atmoe::writeFileAtomically;
 
 namespace {
 

@@ -3,9 +3,18 @@
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
+//
+// atmoe-compile's logic: from a model package (or an .mlir file with the
+// layer ABI) through the pipelines of the chosen target to LLVM IR, an object
+// file or a shared library with entry points and a manifest. The tool only
+// parses its command line and calls compile().
+//
+//===----------------------------------------------------------------------===//
 
 #ifndef ATMOE_DRIVER_DRIVER_H
 #define ATMOE_DRIVER_DRIVER_H
+
+#include "atmoe/Support/FaultOr.h"
 
 #include "mlir/Support/LLVM.h"
 #include "llvm/ADT/StringRef.h"
@@ -51,26 +60,11 @@ struct CompileOptions {
   std::function<LogicalResult(PassManager &)> configurePassManager;
 };
 
-/// Whose fault a failed compilation is. The values are atmoe-compile's exit
-/// codes (README).
-enum class CompileFailure {
-  /// A missing or malformed input (package, .mlir file, --cpu-schedule
-  /// script), or an output path that cannot be written.
-  Input = 1,
-  /// Options that make no sense (an unknown --target, --cpu-schedule for a
-  /// GPU).
-  Usage = 2,
-  /// The compiler's own fault: a pass failing on verified input, a failed
-  /// translation or link.
-  Internal = 3,
-};
-
 /// Runs the whole compilation. Errors are emitted as MLIR diagnostics (with
-/// locations where there are some); nothing is written on failure, and an
-/// interrupted run (SIGINT, SIGTERM) leaves no temporary file. On failure
-/// `*failureKind`, when given, says whose fault it was.
-LogicalResult compile(MLIRContext &context, const CompileOptions &options,
-                      CompileFailure *failureKind = nullptr);
+/// locations where there are some) and the result says whose fault a failure
+/// was (the tool's exit code); nothing is written on failure, and an
+/// interrupted run (SIGINT, SIGTERM) leaves no temporary file.
+FaultOr<> compile(MLIRContext &context, const CompileOptions &options);
 
 } // namespace mlir::atmoe
 

@@ -1,6 +1,12 @@
-//===- AtomicFile.h - Write a file atomically -------------------*- C++ -*-===//
+//===- AtomicFile.h - Write a file atomically from LLVM streams -*- C++ -*-===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The compiler's view of atmoe_rt::writeFileAtomically (runtime/support): the
+// same temporary-beside-and-rename protocol and interrupt cleanup, fed from an
+// llvm::raw_ostream, which is what MLIR and LLVM print to.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,7 +18,7 @@
 #include "llvm/Support/Error.h"
 #include "llvm/Support/raw_ostream.h"
 
-namespace atmoe {
+namespace mlir::atmoe {
 
 /// Writes `path` atomically: `write` fills a uniquely named temporary file in
 /// the directory of `path`, which is then renamed onto `path`. If `write`
@@ -23,6 +29,6 @@ llvm::Error
 writeFileAtomically(llvm::StringRef path,
                     llvm::function_ref<llvm::Error(llvm::raw_ostream &)> write);
 
-} // namespace atmoe
+} // namespace mlir::atmoe
 
 #endif // ATMOE_SUPPORT_ATOMICFILE_H

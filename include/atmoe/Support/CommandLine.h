@@ -9,13 +9,13 @@
 
 #include "llvm/Support/CommandLine.h"
 
-namespace atmoe {
+namespace mlir::atmoe {
 
 /// Leaves in --help only the options of `category` and MLIR's own (--mlir-*,
 /// e.g. --mlir-timing): the tools link every LLVM backend, whose hundreds of
 /// options would bury theirs. The hidden options keep working.
 void hideUnrelatedOptions(llvm::cl::OptionCategory &category);
 
-} // namespace atmoe
+} // namespace mlir::atmoe
 
 #endif // ATMOE_SUPPORT_COMMANDLINE_H

@@ -16,6 +16,8 @@
 #ifndef ATMOE_TARGET_TARGET_H
 #define ATMOE_TARGET_TARGET_H
 
+#include "atmoe_rt/support/Manifest.h"
+
 #include "mlir/Support/LLVM.h"
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/SmallVector.h"
@@ -30,12 +32,6 @@ class OpPassManager;
 } // namespace mlir
 
 namespace mlir::atmoe {
-
-/// What executes a compiled model's kernels; the manifest's "device", by
-/// which the runtime picks its device support.
-enum class DeviceKind { CPU, CUDA, HIP };
-
-llvm::StringRef stringifyDeviceKind(DeviceKind kind);
 
 /// Code generation settings that come from the command line rather than
 /// from the target.
@@ -64,7 +60,9 @@ public:
   /// Spellings that select this target with one of its chips without a
   /// NAME: (`--target=x86-64-v3`). Each must also be a chip.
   virtual llvm::ArrayRef<llvm::StringRef> getAliases() const { return {}; }
-  virtual DeviceKind getDevice() const = 0;
+  /// What executes the kernels: the manifest's "device", by which the
+  /// runtime picks its device support.
+  virtual atmoe_rt::Device getDevice() const = 0;
 
   /// Rejects options the target cannot honour (a usage error).
   virtual llvm::Error checkOptions(const CodegenOptions &options) const;

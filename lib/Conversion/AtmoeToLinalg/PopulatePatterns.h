@@ -11,6 +11,8 @@
 #ifndef ATMOE_LIB_CONVERSION_ATMOETOLINALG_POPULATEPATTERNS_H
 #define ATMOE_LIB_CONVERSION_ATMOETOLINALG_POPULATEPATTERNS_H
 
+#include "atmoe/Dialect/Atmoe/IR/AtmoeDialect.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -30,7 +32,8 @@ Value filled(OpBuilder &b, Location loc, RankedTensorType type, Value rowsOf,
 /// linear), "lora_base" / "lora_down" / "lora_up" (the three products of a
 /// fused adapter stack), "merge_lora" (W' of a merged segment), "router",
 /// "scale_expansion".
-constexpr llvm::StringLiteral kMatmulRoleAttr = "atmoe.matmul_role";
+constexpr llvm::StringLiteral kMatmulRoleAttr =
+    AtmoeDialect::kMatmulRoleAttrName;
 
 /// `lhs * rhs^T + init` (lhs M x K, rhs N x K, init M x N) as a linalg.matmul
 /// with a transposed-B indexing map, tagged with `role`.

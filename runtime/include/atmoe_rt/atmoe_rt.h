@@ -5,11 +5,12 @@
 |*                                                                            *|
 |*===----------------------------------------------------------------------===*|
 |*                                                                            *|
-|* The runtime opens a model compiled by atmoe-compile (a shared library that *|
-|* exports `atmoe_manifest` and one `atmoe_entry_<function>` per layer, see   *|
-|* docs/RuntimeABI.md), binds the weights of a model package to it and runs   *|
-|* its layers on caller-owned f32 row-major buffers. docs/Runtime.md has the  *|
-|* full description and an example.                                          *|
+|* The runtime opens a model compiled by atmoe-compile (a shared library     *|
+|* with a manifest in its .atmoe_manifest section and one                     *|
+|* `atmoe_entry_<function>` per layer, see docs/RuntimeABI.md), binds the     *|
+|* weights of a model package to it and runs its layers on caller-owned f32   *|
+|* row-major buffers. docs/Runtime.md has the full description and an         *|
+|* example.                                                                   *|
 |*                                                                            *|
 |* Conventions: every function that can fail returns an atmoe_rt_status_t;   *|
 |* on failure atmoe_rt_last_error() describes it. Layers, projections and     *|
@@ -74,12 +75,22 @@ ATMOE_RT_API const char *atmoe_rt_last_error(void);
 /// "internal error" ("unknown status" otherwise).
 ATMOE_RT_API const char *atmoe_rt_status_string(atmoe_rt_status_t status);
 
+/// The version of this runtime ("0.5.0"), which is also the version of the
+/// atmoe-compile it belongs to.
+ATMOE_RT_API const char *atmoe_rt_version(void);
+
+/// The manifest version this runtime reads (the N of "atmoe-compiled/N");
+/// atmoe_rt_model_open rejects a model of another version and says whether
+/// the model or the runtime is the older one.
+ATMOE_RT_API int atmoe_rt_manifest_version(void);
+
 /*===----------------------------------------------------------------------===*\
 |* Opening, binding, closing                                                  *|
 \*===----------------------------------------------------------------------===*/
 
-/// Loads the compiled model at `path` (dlopen with RTLD_NOW | RTLD_LOCAL),
-/// validates its manifest and resolves the entry point of every layer. On
+/// Reads and validates the manifest of the compiled model at `path`, loads
+/// the device support it needs, loads the model (dlopen with RTLD_NOW |
+/// RTLD_LOCAL) and resolves the entry point of every layer. On
 /// success stores a new handle in `*out_model` (release it with
 /// atmoe_rt_model_close); on failure stores NULL.
 ATMOE_RT_API atmoe_rt_status_t

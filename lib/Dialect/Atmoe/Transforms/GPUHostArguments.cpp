@@ -17,6 +17,7 @@ namespace mlir::atmoe {
 } // namespace mlir::atmoe
 
 using namespace mlir;
+using namespace mlir::atmoe;
 
 namespace {
 
@@ -84,7 +85,7 @@ struct GPUHostArgumentsPass
       if (placement.hostUse)
         hostArguments.push_back(argument.getArgNumber());
     }
-    func->setAttr("atmoe.host_arguments",
+    func->setAttr(AtmoeDialect::kHostArgumentsAttrName,
                   DenseI64ArrayAttr::get(&getContext(), hostArguments));
   }
 };

@@ -18,6 +18,7 @@ namespace mlir::atmoe {
 } // namespace mlir::atmoe
 
 using namespace mlir;
+using namespace mlir::atmoe;
 
 namespace {
 
@@ -26,7 +27,8 @@ BlockArgument singleUseWeight(func::FuncOp func, Value value) {
   auto arg = dyn_cast<BlockArgument>(value);
   if (!arg || arg.getOwner() != &func.getBody().front() || !arg.hasOneUse())
     return {};
-  if (!func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "atmoe.tensor"))
+  if (!func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
+                                         AtmoeDialect::kTensorAttrName))
     return {};
   return arg;
 }
@@ -46,19 +48,20 @@ void hoist(func::FuncOp func, tensor::ConcatOp concat) {
     replaced.push_back(arg);
     DictionaryAttr attrs = func.getArgAttrDict(index);
     auto shape = cast<RankedTensorType>(arg.getType()).getShape();
-    names.push_back(attrs.getAs<StringAttr>("atmoe.tensor").str());
+    names.push_back(
+        attrs.getAs<StringAttr>(AtmoeDialect::kTensorAttrName).str());
     parts.push_back(b.getDictionaryAttr(
-        {b.getNamedAttr("tensor", attrs.get("atmoe.tensor")),
-         b.getNamedAttr("file", attrs.get("atmoe.file")),
-         b.getNamedAttr("source", attrs.get("atmoe.source")),
+        {b.getNamedAttr("tensor", attrs.get(AtmoeDialect::kTensorAttrName)),
+         b.getNamedAttr("file", attrs.get(AtmoeDialect::kFileAttrName)),
+         b.getNamedAttr("source", attrs.get(AtmoeDialect::kSourceAttrName)),
          b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))}));
   }
   DictionaryAttr stackedAttrs = b.getDictionaryAttr(
       {b.getNamedAttr(
-           "atmoe.tensor",
+           AtmoeDialect::kTensorAttrName,
            b.getStringAttr("stack(" + llvm::join(names, ", ") + ")")),
-       b.getNamedAttr("atmoe.parts", b.getArrayAttr(parts)),
-       b.getNamedAttr("atmoe.concat_dim",
+       b.getNamedAttr(AtmoeDialect::kPartsAttrName, b.getArrayAttr(parts)),
+       b.getNamedAttr(AtmoeDialect::kConcatDimAttrName,
                       b.getI64IntegerAttr(concat.getDim()))});
   // Insert where the first part was, so weights stay in one run of the
   // argument list.

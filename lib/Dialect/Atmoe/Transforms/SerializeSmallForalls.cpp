@@ -19,10 +19,11 @@ namespace mlir::atmoe {
 } // namespace mlir::atmoe
 
 using namespace mlir;
+using namespace mlir::atmoe;
 
 namespace {
 
-constexpr StringLiteral kSerialMaxRows = "atmoe.serial_max_rows";
+constexpr StringLiteral kSerialMaxRows = AtmoeDialect::kSerialMaxRowsAttrName;
 
 /// The serial form of a one-dimensional `forall`: an scf.for over the same
 /// induction values whose iteration arguments are the shared outputs, each
@@ -75,13 +76,9 @@ struct SerializeSmallForallsPass
     });
     IRRewriter rewriter(&getContext());
     for (scf::ForallOp forall : annotated) {
-      auto maxRows = forall->getAttrOfType<IntegerAttr>(kSerialMaxRows);
+      // An integer: the atmoe dialect verifies its attributes.
+      auto maxRows = cast<IntegerAttr>(forall->getAttr(kSerialMaxRows));
       forall->removeAttr(kSerialMaxRows);
-      if (!maxRows) {
-        forall.emitOpError()
-            << "expects " << kSerialMaxRows << " to be an integer";
-        return signalPassFailure();
-      }
       auto rowsOf = forall.getOutputs().empty()
                         ? RankedTensorType()
                         : dyn_cast<RankedTensorType>(

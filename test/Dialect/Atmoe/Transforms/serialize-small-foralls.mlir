@@ -61,21 +61,6 @@ func.func @unannotated(%init: tensor<?x128xf32>, %v: tensor<?x64xf32>) -> tensor
 
 // -----
 
-func.func @not_an_integer(%init: tensor<?x128xf32>, %v: tensor<?x64xf32>) -> tensor<?x128xf32> {
-  // expected-error @below {{expects atmoe.serial_max_rows to be an integer}}
-  %r = scf.forall (%i) in (2) shared_outs(%out = %init) -> (tensor<?x128xf32>) {
-    %c0 = arith.constant 0 : index
-    %t = tensor.dim %v, %c0 : tensor<?x64xf32>
-    %n = affine.apply affine_map<(i) -> (i * 64)>(%i)
-    scf.forall.in_parallel {
-      tensor.parallel_insert_slice %v into %out[0, %n] [%t, 64] [1, 1] : tensor<?x64xf32> into tensor<?x128xf32>
-    }
-  } {atmoe.serial_max_rows = "32"}
-  return %r : tensor<?x128xf32>
-}
-
-// -----
-
 func.func @two_dimensional(%init: tensor<?x128xf32>, %v: tensor<?x64xf32>) -> tensor<?x128xf32> {
   // expected-error @below {{with atmoe.serial_max_rows must be one-dimensional, with tensor shared outputs written by tensor.parallel_insert_slice}}
   %r = scf.forall (%i, %j) in (2, 1) shared_outs(%out = %init) -> (tensor<?x128xf32>) {

@@ -43,6 +43,38 @@ def Atmoe_Dialect : Dialect {
                            "::mlir::tensor::TensorDialect"];
   let useDefaultAttributePrinterParser = 1;
   let hasConstantMaterializer = 1;
+  // The ABI attributes of layer functions and the annotations of the codegen
+  // schedule are checked where they appear (AtmoeAttrVerifiers.cpp).
+  let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
+  let extraClassDeclaration = [{
+    // The layer ABI (docs/ModelABI.md): what each argument and result of a
+    // layer function is, and where the runtime finds a weight.
+    static constexpr ::llvm::StringLiteral kInputAttrName = "atmoe.input";
+    static constexpr ::llvm::StringLiteral kOutputAttrName = "atmoe.output";
+    static constexpr ::llvm::StringLiteral kTensorAttrName = "atmoe.tensor";
+    static constexpr ::llvm::StringLiteral kFileAttrName = "atmoe.file";
+    static constexpr ::llvm::StringLiteral kSourceAttrName = "atmoe.source";
+    static constexpr ::llvm::StringLiteral kPartsAttrName = "atmoe.parts";
+    static constexpr ::llvm::StringLiteral kConcatDimAttrName =
+        "atmoe.concat_dim";
+    // On a layer function: its index in the package; on a lowered GPU host
+    // function: the arguments only host code reads.
+    static constexpr ::llvm::StringLiteral kLayerIndexAttrName =
+        "atmoe.layer_index";
+    static constexpr ::llvm::StringLiteral kHostArgumentsAttrName =
+        "atmoe.host_arguments";
+    // On the module: the model's name and package directory.
+    static constexpr ::llvm::StringLiteral kModelAttrName = "atmoe.model";
+    static constexpr ::llvm::StringLiteral kPackageAttrName = "atmoe.package";
+    // On linalg ops, for the codegen schedule: what a matmul computes and up
+    // to how many rows a loop runs serially.
+    static constexpr ::llvm::StringLiteral kMatmulRoleAttrName =
+        "atmoe.matmul_role";
+    static constexpr ::llvm::StringLiteral kSerialMaxRowsAttrName =
+        "atmoe.serial_max_rows";
+  }];
 }
 
 class Atmoe_Op<string mnemonic, list<Trait> traits = []>

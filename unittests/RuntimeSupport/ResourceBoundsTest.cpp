@@ -14,8 +14,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "TemporaryDirectoryTest.h"
-#include "atmoe/Support/Npy.h"
-#include "atmoe/Support/SafeTensors.h"
+#include "atmoe_rt/support/Npy.h"
+#include "atmoe_rt/support/SafeTensors.h"
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/Endian.h"
@@ -34,7 +34,8 @@
 #include <unistd.h>
 
 using namespace llvm;
-using namespace atmoe;
+using atmoe_test::TemporaryDirectoryTest;
+using namespace atmoe_rt;
 
 namespace {
 
@@ -59,10 +60,10 @@ std::string safetensors(StringRef header, StringRef data) {
 }
 
 template <typename T>
-std::string errorOf(Expected<T> value) {
+std::string errorOf(Result<T> value) {
   if (value)
     return "<no error>";
-  return toString(value.takeError());
+  return value.error();
 }
 
 //===----------------------------------------------------------------------===//
@@ -206,9 +207,9 @@ TEST_F(ResourceBoundsTest, NpyFromPipe) {
       return;
     }
   });
-  Expected<NpyArray> array = readNpyF32(fifo);
+  Result<NpyArray> array = readNpyF32(fifo);
   writer.join();
-  ASSERT_TRUE(bool(array)) << toString(array.takeError());
+  ASSERT_TRUE(bool(array)) << array.error();
   EXPECT_EQ(array->data, (std::vector<float>{1.0f, 2.0f}));
 }
 

@@ -8,39 +8,39 @@
 // N, N bytes of JSON header, then the raw data section. The file is mapped
 // into memory and the header is validated completely when the file is opened;
 // every error is one message that starts with the file path, then names the
-// tensor or header key, then says what was expected and what was found.
+// tensor or header key, then says what was expected and what was found. The
+// importer (which checks what a package holds) and the runtime (which binds
+// it) read packages with this one reader.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef ATMOE_SUPPORT_SAFETENSORS_H
-#define ATMOE_SUPPORT_SAFETENSORS_H
+#ifndef ATMOE_RT_SUPPORT_SAFETENSORS_H
+#define ATMOE_RT_SUPPORT_SAFETENSORS_H
 
-#include "llvm/ADT/ArrayRef.h"
-#include "llvm/ADT/SmallVector.h"
-#include "llvm/ADT/StringMap.h"
-#include "llvm/ADT/StringRef.h"
-#include "llvm/Support/Error.h"
-#include "llvm/Support/FileSystem.h"
-#include "llvm/Support/MemoryBuffer.h"
+#include "atmoe_rt/support/MappedFile.h"
+#include "atmoe_rt/support/Result.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
-namespace atmoe {
+namespace atmoe_rt {
 
 /// Element types of a safetensors file that atmoe understands.
 enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool };
 
 /// The safetensors spelling of `dtype`: "F32", "F16", "BF16", "F64", "I64",
 /// "I32", "I16", "I8", "U8", "BOOL".
-llvm::StringRef dtypeName(DType dtype);
+std::string_view dtypeName(DType dtype);
 
 /// Parses a safetensors dtype string; std::nullopt when unknown.
-std::optional<DType> parseDType(llvm::StringRef name);
+std::optional<DType> parseDType(std::string_view name);
 
 /// Size in bytes of one element of `dtype`.
 size_t dtypeSize(DType dtype);
@@ -49,7 +49,7 @@ size_t dtypeSize(DType dtype);
 struct TensorInfo {
   std::string name;
   DType dtype;
-  llvm::SmallVector<int64_t> shape;
+  std::vector<int64_t> shape;
   /// Byte offsets into the data section (the bytes after the header).
   uint64_t begin, end;
   /// The first byte of the tensor; points into the file mapping.
@@ -64,35 +64,34 @@ struct TensorInfo {
 /// A validated, memory-mapped safetensors file.
 class SafeTensorsFile {
 public:
-  /// Maps `path`, which must be a regular file, into memory (a read-only
-  /// mmap; the file is read into the heap only when it cannot be mapped,
-  /// e.g. when it is shorter than 8 bytes) and validates the
-  /// header: its length, JSON syntax (nesting at most 64 levels), unique keys,
-  /// `__metadata__` (optional object of strings), and for every tensor a known
-  /// `dtype`, a `shape` of non-negative integers and `data_offsets` [begin,
-  /// end] whose length is shape product x dtype size, within the data section,
-  /// not overlapping any other tensor.
-  static llvm::Expected<std::unique_ptr<SafeTensorsFile>>
-  open(llvm::StringRef path);
+  /// Maps `path`, which must be a regular file, and validates the header:
+  /// its length, JSON syntax (nesting at most kMaxJsonDepth levels), unique
+  /// keys, `__metadata__` (optional object of strings), and for every tensor
+  /// a known `dtype`, a `shape` of non-negative integers and `data_offsets`
+  /// [begin, end] whose length is shape product x dtype size, within the data
+  /// section, not overlapping any other tensor.
+  static Result<std::unique_ptr<SafeTensorsFile>> open(const std::string &path);
 
   /// The tensor called `name`, or nullptr if there is none.
-  const TensorInfo *lookup(llvm::StringRef name) const;
+  const TensorInfo *lookup(std::string_view name) const;
 
   /// All tensors, ordered by their data offsets (ties by name).
-  llvm::ArrayRef<TensorInfo> tensors() const { return tensorList; }
+  const std::vector<TensorInfo> &tensors() const { return tensorList; }
 
-  /// The `__metadata__` entries of the header, in no particular order.
-  const llvm::StringMap<std::string> &metadata() const { return metadataMap; }
+  /// The `__metadata__` entries of the header.
+  const std::map<std::string, std::string> &metadata() const {
+    return metadataMap;
+  }
 
   /// The path the file was opened with.
-  llvm::StringRef path() const { return filePath; }
+  const std::string &path() const { return filePath; }
 
   /// Copies a tensor into f32: F32 as is, F16 and BF16 converted exactly, F64
   /// rounded to nearest. Any other dtype is an error naming file and tensor.
-  llvm::Expected<std::vector<float>> readAsF32(const TensorInfo &info) const;
+  Result<std::vector<float>> readAsF32(const TensorInfo &info) const;
 
-  /// True when the tensor is F32, the host is little-endian and its data is
-  /// 4-byte aligned, so callers may read `data` as `const float *` in place.
+  /// True when the tensor is F32 and its data is 4-byte aligned, so callers
+  /// may read `data` as `const float *` in place (hosts are little-endian).
   bool isDirectlyUsableF32(const TensorInfo &info) const;
 
   SafeTensorsFile(const SafeTensorsFile &) = delete;
@@ -100,17 +99,15 @@ public:
 
 private:
   SafeTensorsFile() = default;
+  Status parseHeader(std::string_view header, std::string_view data);
 
   std::string filePath;
-  /// Exactly one of `region` and `buffer` holds the file contents.
-  llvm::sys::fs::mapped_file_region region;
-  std::unique_ptr<llvm::MemoryBuffer> buffer;
-  llvm::StringRef contents;
+  std::unique_ptr<MappedFile> file;
   std::vector<TensorInfo> tensorList;
-  llvm::StringMap<size_t> index;
-  llvm::StringMap<std::string> metadataMap;
+  std::unordered_map<std::string, size_t> index;
+  std::map<std::string, std::string> metadataMap;
 };
 
-} // namespace atmoe
+} // namespace atmoe_rt
 
-#endif // ATMOE_SUPPORT_SAFETENSORS_H
+#endif // ATMOE_RT_SUPPORT_SAFETENSORS_H

@@ -4,8 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef ATMOE_UNITTESTS_SUPPORT_TEMPORARYDIRECTORYTEST_H
-#define ATMOE_UNITTESTS_SUPPORT_TEMPORARYDIRECTORYTEST_H
+#ifndef ATMOE_UNITTESTS_TEMPORARYDIRECTORYTEST_H
+#define ATMOE_UNITTESTS_TEMPORARYDIRECTORYTEST_H
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/StringRef.h"
@@ -18,7 +18,7 @@
 
 #include <string>
 
-namespace atmoe {
+namespace atmoe_test {
 
 /// A test fixture owning a fresh directory, removed after each test, and the
 /// file helpers the reader tests share.
@@ -55,6 +55,6 @@ protected:
   llvm::SmallString<256> dir;
 };
 
-} // namespace atmoe
+} // namespace atmoe_test
 
-#endif // ATMOE_UNITTESTS_SUPPORT_TEMPORARYDIRECTORYTEST_H
+#endif // ATMOE_UNITTESTS_TEMPORARYDIRECTORYTEST_H

@@ -1,4 +1,4 @@
-//===- device_plugin.h - the interface of device support libraries -------===//
+//===- DevicePlugin.h - The interface of device support libraries -*- C -*-===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //

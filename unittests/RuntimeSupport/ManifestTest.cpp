@@ -10,7 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "manifest.h"
+#include "atmoe_rt/support/Manifest.h"
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
@@ -20,7 +20,7 @@
 #include <string>
 
 using namespace llvm;
-using namespace atmoe::rt;
+using namespace atmoe_rt;
 
 namespace {
 
@@ -49,22 +49,22 @@ struct LayerText {
 };
 
 std::string manifestOf(const std::string &layers) {
-  return R"({"format": "atmoe-compiled/1", "model": "m", "layers": [)" +
+  return R"({"format": "atmoe-compiled/2", "model": "m", "layers": [)" +
          layers + "]}";
 }
 
 /// The error of parsing `text`, or "" if it parses.
 std::string errorOf(const std::string &text) {
-  Expected<Manifest> manifest = parseManifest(text, "m.so");
+  Result<Manifest> manifest = readManifest(text, "m.so");
   if (manifest)
     return "";
-  return toString(manifest.takeError());
+  return manifest.error();
 }
 
 TEST(ManifestTest, Valid) {
   LayerText layer;
-  Expected<Manifest> manifest = parseManifest(manifestOf(layer.str()), "m.so");
-  ASSERT_TRUE(bool(manifest)) << toString(manifest.takeError());
+  Result<Manifest> manifest = readManifest(manifestOf(layer.str()), "m.so");
+  ASSERT_TRUE(bool(manifest)) << manifest.error();
   ASSERT_EQ(manifest->layers.size(), 1u);
   const Layer &l = manifest->layers[0];
   EXPECT_EQ(manifest->model, "m");
@@ -95,9 +95,9 @@ TEST(ManifestTest, SequenceAndNoRouter) {
       R"({"role": "input", "name": "q_proj", "dtype": "f32", "shape": [-1, 8]})";
   plain.outputs =
       R"({"role": "output", "name": "q_proj", "dtype": "f32", "shape": [-1, 4]})";
-  Expected<Manifest> manifest =
-      parseManifest(manifestOf(sequence.str() + "," + plain.str()), "m.so");
-  ASSERT_TRUE(bool(manifest)) << toString(manifest.takeError());
+  Result<Manifest> manifest =
+      readManifest(manifestOf(sequence.str() + "," + plain.str()), "m.so");
+  ASSERT_TRUE(bool(manifest)) << manifest.error();
   EXPECT_TRUE(manifest->layers[0].takesSegments);
   EXPECT_EQ(manifest->layers[0].granularity, Granularity::Sequence);
   EXPECT_FALSE(manifest->layers[1].hasRouter());
@@ -105,22 +105,58 @@ TEST(ManifestTest, SequenceAndNoRouter) {
 }
 
 TEST(ManifestTest, TopLevelErrors) {
-  // The rest of the message is llvm::json's.
-  EXPECT_TRUE(
-      StringRef(errorOf("{"))
-          .starts_with("m.so: manifest: invalid JSON: [1:1, byte=1]: "));
+  // The rest of the message is nlohmann::json's.
+  EXPECT_TRUE(StringRef(errorOf("{"))
+                  .starts_with("m.so: manifest: invalid JSON: byte 2: parse "
+                               "error at line 1, column 2"));
   EXPECT_EQ(errorOf("[]"),
             "m.so: manifest: (root): expected an object, found []");
-  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2", "layers": []})"),
-            "m.so: manifest: format: expected \"atmoe-compiled/1\", found "
-            "\"atmoe-compiled/2\"");
-  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/1"})"),
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-model/1", "layers": []})"),
+            "m.so: manifest: format: expected \"atmoe-compiled/2\", found "
+            "\"atmoe-model/1\"");
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2"})"),
             "m.so: manifest: (root): missing key 'layers'");
   EXPECT_EQ(errorOf(manifestOf("")),
             "m.so: manifest: layers: expected at least one layer");
   LayerText layer;
   EXPECT_EQ(errorOf(manifestOf(layer.str() + "," + layer.str())),
             "m.so: manifest: layers[1].index: duplicate layer index 0");
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2", "format": "x"})"),
+            "m.so: manifest: invalid JSON: duplicate key 'format' in the "
+            "top-level object (a key may appear once per object)");
+}
+
+TEST(ManifestTest, Versions) {
+  std::string runtime = "this runtime (atmoe " + std::string(atmoeVersion()) +
+                        ") reads atmoe-compiled/2";
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/3",
+                       "producer": "atmoe-compile 9.1.0", "layers": []})"),
+            "m.so: compiled by a newer atmoe-compile (manifest "
+            "atmoe-compiled/3, by atmoe-compile 9.1.0); " +
+                runtime + ": use a runtime at least as new as the compiler");
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/1", "layers": []})"),
+            "m.so: compiled by an older atmoe-compile (manifest "
+            "atmoe-compiled/1); " +
+                runtime + ": compile the model again");
+}
+
+/// What the compiler writes reads back the same.
+TEST(ManifestTest, WriteThenRead) {
+  LayerText text;
+  Result<Manifest> original = readManifest(manifestOf(text.str()), "m.so");
+  ASSERT_TRUE(bool(original)) << original.error();
+  original->producer = "atmoe-compile test";
+  original->device = Device::CUDA;
+  original->layers[0].arguments[1].inHostMemory = true;
+  std::string written = writeManifest(*original);
+  EXPECT_NE(written.find(R"("memory":"device")"), std::string::npos);
+  Result<Manifest> again = readManifest(written, "m.so");
+  ASSERT_TRUE(bool(again)) << again.error();
+  EXPECT_EQ(again->producer, "atmoe-compile test");
+  EXPECT_EQ(again->device, Device::CUDA);
+  EXPECT_EQ(writeManifest(*again), written);
+  EXPECT_TRUE(again->layers[0].arguments[1].inHostMemory);
+  EXPECT_FALSE(again->layers[0].arguments[0].inHostMemory);
 }
 
 /// The error for one layer whose text `edit` changed.
@@ -300,9 +336,9 @@ const char *kTwoParts = R"([
 } // namespace
 
 TEST(ManifestTest, StackedWeight) {
-  Expected<Manifest> manifest =
-      parseManifest(manifestOf(stackedLayer(kTwoParts).str()), "m.so");
-  ASSERT_TRUE(static_cast<bool>(manifest)) << toString(manifest.takeError());
+  Result<Manifest> manifest =
+      readManifest(manifestOf(stackedLayer(kTwoParts).str()), "m.so");
+  ASSERT_TRUE(static_cast<bool>(manifest)) << manifest.error();
   const Argument &weight = manifest->layers[0].arguments[2];
   EXPECT_EQ(weight.name, "stack(b0, b1)");
   EXPECT_EQ(weight.concatDim, 1);
@@ -338,21 +374,21 @@ TEST(ManifestTest, DeviceAndMemory) {
      "memory": "device"},
     {"role": "input", "name": "h", "dtype": "f32", "shape": [-1, 6],
      "memory": "host"})";
-  std::string text = R"({"format": "atmoe-compiled/1", "device": "cuda",
+  std::string text = R"({"format": "atmoe-compiled/2", "device": "cuda",
                          "compiled_for": "nvptx:sm_90", "layers": [)" +
                      layer.str() + "]}";
-  Expected<Manifest> manifest = parseManifest(text, "m.so");
-  ASSERT_TRUE(static_cast<bool>(manifest)) << toString(manifest.takeError());
+  Result<Manifest> manifest = readManifest(text, "m.so");
+  ASSERT_TRUE(static_cast<bool>(manifest)) << manifest.error();
   EXPECT_EQ(manifest->device, Device::CUDA);
   EXPECT_FALSE(manifest->layers[0].arguments[0].inHostMemory);
   EXPECT_TRUE(manifest->layers[0].arguments[1].inHostMemory);
 
   // Absent means a CPU model with everything in host memory.
-  Expected<Manifest> cpu = parseManifest(manifestOf(LayerText().str()), "m.so");
-  ASSERT_TRUE(static_cast<bool>(cpu)) << toString(cpu.takeError());
+  Result<Manifest> cpu = readManifest(manifestOf(LayerText().str()), "m.so");
+  ASSERT_TRUE(static_cast<bool>(cpu)) << cpu.error();
   EXPECT_EQ(cpu->device, Device::CPU);
 
-  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/1", "device": "tpu",
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2", "device": "tpu",
                         "layers": []})"),
             "m.so: manifest: device: expected \"cpu\", \"cuda\" or \"hip\", "
             "found \"tpu\"");

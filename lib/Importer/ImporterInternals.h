@@ -1,0 +1,302 @@
+//===- ImporterInternals.h - The importer's shared state --------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The importer turns a model package into atmoe IR in steps, one file each,
+// around one ImportContext (the model as parsed so far, and how to report an
+// error at a JSON value):
+//
+//   ModelSchema.cpp   model.json: every value checked where it is read
+//   Peft.cpp          PEFT adapters: adapter_config.json and tensor names
+//   Resolve.cpp       per layer and projection: experts, router, rank/alpha
+//   Tensors.cpp       tensors in the package's safetensors files
+//   Emit.cpp          the module of docs/ModelABI.md
+//   ModelImporter.cpp the entry points
+//
+// Every error is an MLIR diagnostic at the JSON value it is about
+// (`NameLoc(json path, FileLineColLoc(file))`, the locations the emitted ops
+// carry too), whose message starts with that JSON path.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_LIB_IMPORTER_IMPORTERINTERNALS_H
+#define ATMOE_LIB_IMPORTER_IMPORTERINTERNALS_H
+
+#include "JsonDocument.h"
+
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
+
+#include "atmoe_rt/support/SafeTensors.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Location.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mlir::atmoe::importer {
+
+//===----------------------------------------------------------------------===//
+// The model as parsed
+//===----------------------------------------------------------------------===//
+
+/// A safetensors file of the package, with its path relative to the package
+/// (what `atmoe.file` records) and as displayed in errors.
+struct WeightFile {
+  std::string relative;
+  std::string display;
+  std::unique_ptr<atmoe_rt::SafeTensorsFile> file;
+};
+
+/// An expert given as a PEFT adapter directory.
+struct PeftAdapter {
+  std::string dirRelative;
+  std::unique_ptr<JsonDocument> config;
+  int64_t rank = 0;
+  double alpha = 0.0;
+  bool rslora = false;
+  enum class Targets { List, Regex, AllLinear } targetKind = Targets::List;
+  std::vector<std::string> targetList;
+  std::string targetRegex;
+  std::optional<std::vector<int64_t>> layers;
+  std::vector<std::pair<std::string, int64_t>> rankPattern;
+  std::vector<std::pair<std::string, double>> alphaPattern;
+  WeightFile weights;
+  /// The module prefixes of the lora_A tensors in the adapter file, by
+  /// (layer index, projection name).
+  std::map<std::pair<int64_t, std::string>, std::vector<std::string>> modules;
+};
+
+struct ExpertDef {
+  std::string name;
+  std::string path;
+  std::optional<int64_t> rank;
+  std::optional<double> alpha;
+  std::unique_ptr<PeftAdapter> peft;
+  /// Index of the top-level group holding it, if any.
+  std::optional<size_t> group;
+};
+
+struct GroupDef {
+  std::string name;
+  std::string path;
+  std::vector<size_t> experts;
+  std::vector<std::string> expertPaths;
+};
+
+/// A router configuration, with the JSON path that set each field so that
+/// errors found per layer (top_k larger than the layer's experts) point at
+/// the value to change.
+struct RouterConfig {
+  RouterKind kind = RouterKind::grouped_softmax;
+  Granularity granularity = Granularity::token;
+  double temperature = 1.0;
+  std::optional<double> groupTemperature, expertTemperature;
+  std::optional<int64_t> topK, topKGroups;
+  std::string path;
+  std::string groupTemperaturePath, expertTemperaturePath, topKPath,
+      topKGroupsPath;
+};
+
+struct SharedDef {
+  std::string name;
+  double lambda = 1.0;
+  std::string path;
+  std::string namePath;
+};
+
+/// A per-layer or per-projection entry of an `experts` map.
+struct Override {
+  bool removed = false;
+  std::optional<int64_t> rank;
+  std::optional<double> alpha;
+  std::string path;
+};
+
+struct ProjectionDef {
+  std::string name;
+  std::string path;
+  int64_t inFeatures = 0, outFeatures = 0;
+  bool bias = false;
+  llvm::StringMap<Override> overrides;
+};
+
+/// A group of a layer after the layer's removals.
+struct LayerGroup {
+  size_t group;
+  std::vector<size_t> experts;
+};
+
+struct LayerDef {
+  int64_t index = 0;
+  std::string path;
+  std::optional<int64_t> hiddenSize;
+  RouterConfig router;
+  /// Set when the layer has a `shared_expert` key; null there clears it.
+  bool hasSharedKey = false;
+  std::optional<SharedDef> sharedOverride;
+  llvm::StringMap<Override> overrides;
+  std::vector<ProjectionDef> projections;
+
+  // Resolved structure (Resolve.cpp).
+  std::vector<LayerGroup> groups;
+  std::vector<size_t> routed;
+  std::optional<SharedDef> shared;
+};
+
+/// A tensor argument of a layer function.
+struct TensorArg {
+  std::string tensor; // canonical SPEC name
+  std::string file;   // relative to the package
+  std::string source; // name inside `file`
+  SmallVector<int64_t, 2> shape;
+};
+
+//===----------------------------------------------------------------------===//
+// The context
+//===----------------------------------------------------------------------===//
+
+/// The state of one import and the helpers every step uses.
+class ImportContext {
+public:
+  ImportContext(MLIRContext &context, StringRef modelJsonPath);
+
+  //===--- locations and errors -------------------------------------------===//
+
+  /// `NameLoc(path, FileLineColLoc(file, line, col))` of a JSON value.
+  Location locOf(const JsonDocument &doc, StringRef path);
+  Location locOf(const JsonNode &node) { return locOf(*node.doc, node.path); }
+  Location modelLoc(StringRef path) { return locOf(*model, path); }
+
+  /// An error at a JSON value; the message starts with its path.
+  LogicalResult failAt(const JsonDocument &doc, StringRef path,
+                       const Twine &message);
+  LogicalResult failAt(const JsonNode &node, const Twine &message) {
+    return failAt(*node.doc, node.path, message);
+  }
+  LogicalResult failAtModel(StringRef path, const Twine &message) {
+    return failAt(*model, path, message);
+  }
+  /// An error at `loc` whose message names its subject itself (a file, a
+  /// tensor).
+  LogicalResult fail(Location loc, const Twine &message) {
+    emitError(loc) << message;
+    return failure();
+  }
+
+  //===--- typed JSON access ----------------------------------------------===//
+
+  FailureOr<const llvm::json::Object *> asObject(const JsonNode &node);
+  FailureOr<const llvm::json::Array *> asArray(const JsonNode &node);
+  FailureOr<std::string> asString(const JsonNode &node);
+  /// A non-empty string.
+  FailureOr<std::string> asName(const JsonNode &node);
+  FailureOr<bool> asBool(const JsonNode &node);
+  FailureOr<int64_t> asInteger(const JsonNode &node, int64_t minimum,
+                               StringRef expected);
+  FailureOr<int64_t> asPositiveInteger(const JsonNode &node) {
+    return asInteger(node, 1, "a positive integer");
+  }
+  FailureOr<double> asFinite(const JsonNode &node);
+  FailureOr<double> asTemperature(const JsonNode &node);
+  FailureOr<double> asLambda(const JsonNode &node);
+  /// A package-relative path (`..` allowed: shared base weights beside
+  /// several packages).
+  FailureOr<std::string> asRelativePath(const JsonNode &node,
+                                        StringRef expected);
+
+  /// The member `key` of an object node, if present.
+  std::optional<JsonNode> member(const JsonNode &object, StringRef key);
+  FailureOr<JsonNode> required(const JsonNode &object, StringRef key,
+                               StringRef why = "");
+  /// Rejects keys outside `allowed`: a misspelt key (`"temprature"`) would
+  /// otherwise silently fall back to a default.
+  LogicalResult checkKeys(const JsonNode &object, ArrayRef<StringRef> allowed);
+  /// The members of an object node in source order, with their keys.
+  std::vector<std::pair<std::string, JsonNode>> members(const JsonNode &object);
+
+  /// Opens a safetensors file named at `node`; errors are located there.
+  LogicalResult openWeightFile(const JsonNode &node, std::string relative,
+                               WeightFile &file);
+
+  //===--- the parsed model -----------------------------------------------===//
+
+  MLIRContext &context;
+  std::string modelJsonPath;
+  std::string packageDir;
+  std::unique_ptr<JsonDocument> model;
+  std::string modelName;
+  std::vector<WeightFile> weightFiles;
+  std::vector<ExpertDef> experts;
+  llvm::StringMap<size_t> expertIndex;
+  std::vector<GroupDef> groups;
+  std::optional<SharedDef> topShared;
+  RouterConfig topRouter;
+  std::vector<LayerDef> layers;
+};
+
+/// `dir/relative`.
+std::string joinPath(StringRef dir, StringRef relative);
+
+/// `'text'`.
+std::string quoted(StringRef text);
+
+//===----------------------------------------------------------------------===//
+// The steps
+//===----------------------------------------------------------------------===//
+
+/// ModelSchema.cpp: reads model.json (and what it names) into `ctx`,
+/// resolving each layer as it is read.
+LogicalResult parseModel(ImportContext &ctx);
+
+/// Peft.cpp: reads the adapter directory named at `node` into `expert.peft`.
+LogicalResult parsePeft(ImportContext &ctx, const JsonNode &node,
+                        ExpertDef &expert);
+/// Whether `peft` adapts `projection` of layer `layer`, and the module name
+/// PEFT gives it.
+bool peftTargets(const PeftAdapter &peft, int64_t layer, StringRef projection);
+std::string peftModuleName(const PeftAdapter &peft, int64_t layer,
+                           StringRef projection);
+/// The lora_A / lora_B tensors of a PEFT expert for one projection.
+LogicalResult findPeftTensors(ImportContext &ctx, const ExpertDef &expert,
+                              const LayerDef &layer,
+                              const ProjectionDef &projection, int64_t rank,
+                              TensorArg &loraA, TensorArg &loraB);
+
+/// Resolve.cpp: the layer's groups, routed and shared experts, and the
+/// router settings that depend on them.
+LogicalResult resolveLayer(ImportContext &ctx, LayerDef &layer);
+/// The rank and alpha of `expert` in `projection`, or nullopt when the
+/// projection has no adapter for it.
+std::optional<std::pair<int64_t, double>>
+adapterRankAlpha(const ExpertDef &expert, const LayerDef &layer,
+                 const ProjectionDef &projection);
+
+/// Tensors.cpp: looks `name` up in the package's weight files and checks it
+/// against `shape` (`shapeWhat` says what the shape is, for messages).
+/// Errors are located at `userPath`, the JSON value that needs the tensor.
+/// With `optional`, a missing tensor leaves `found` false instead.
+LogicalResult findTensor(ImportContext &ctx, StringRef name, StringRef userPath,
+                         ArrayRef<int64_t> shape, StringRef shapeWhat,
+                         TensorArg &arg, bool optional = false,
+                         bool *found = nullptr);
+/// Checks a tensor found in `file` against the shape the model implies.
+LogicalResult checkTensor(ImportContext &ctx, Location loc,
+                          const WeightFile &file,
+                          const atmoe_rt::TensorInfo &info,
+                          ArrayRef<int64_t> shape, StringRef shapeWhat);
+
+/// Emit.cpp: the layer's structure op and `layer<i>_forward`.
+LogicalResult emitLayer(ImportContext &ctx, OpBuilder &builder,
+                        LayerDef &layer);
+
+} // namespace mlir::atmoe::importer
+
+#endif // ATMOE_LIB_IMPORTER_IMPORTERINTERNALS_H

@@ -1,0 +1,234 @@
+//===- Weights.cpp - Binding a model package's weights --------------------===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// atmoe_rt_model_bind_weights maps the package's safetensors files, checks
+// every tensor the manifest names, converts what is not aligned f32 once,
+// stacks the parts of stacked weights and, for a GPU model, uploads each
+// distinct buffer once. The new binding replaces the old one only when all
+// of that succeeded.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Model.h"
+#include "Status.h"
+
+#include "atmoe_rt/support/Text.h"
+
+#include <algorithm>
+#include <map>
+#include <sys/stat.h>
+#include <unordered_map>
+
+using namespace atmoe_rt;
+
+BoundWeights::~BoundWeights() {
+  for (void *buffer : deviceBuffers)
+    device->free(buffer);
+}
+
+namespace {
+
+/// Builds a BoundWeights for one package directory.
+class WeightBinder {
+public:
+  WeightBinder(const atmoe_rt_model &model, std::string packageDir)
+      : model(model), packageDir(std::move(packageDir)),
+        weights(std::make_unique<BoundWeights>()) {}
+
+  /// The weights, or the error (a file or tensor of the package).
+  Result<std::unique_ptr<BoundWeights>> run();
+
+private:
+  Result<SafeTensorsFile *> openFile(const std::string &relative);
+  Status checkTensor(const TensorInfo &info, const Argument &arg,
+                     const std::string &filePath) const;
+  Result<const float *> resolve(const Layer &layer, const Argument &arg);
+  Result<const float *> stack(const Layer &layer, const Argument &arg);
+  Status upload(const DeviceSupport &device);
+
+  const atmoe_rt_model &model;
+  std::string packageDir;
+  std::unique_ptr<BoundWeights> weights;
+  std::map<std::string, SafeTensorsFile *> filesByName;
+  /// One entry per distinct (file, tensor): a tensor named by several
+  /// arguments is checked and converted only once.
+  std::map<std::pair<std::string, std::string>, const float *> tensorData;
+};
+
+Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
+  for (const Layer &layer : model.manifest.layers) {
+    std::vector<const float *> &layerData = weights->data.emplace_back();
+    for (size_t w = 0; w < layer.numWeights; ++w) {
+      const Argument &arg = layer.arguments[layer.firstWeight + w];
+      Result<const float *> data =
+          arg.parts.empty() ? resolve(layer, arg) : stack(layer, arg);
+      if (!data)
+        return data.takeError();
+      layerData.push_back(*data);
+    }
+  }
+  if (const DeviceSupport *device = model.device)
+    if (Status status = upload(*device); !status)
+      return status.takeError();
+  return std::move(weights);
+}
+
+Result<SafeTensorsFile *> WeightBinder::openFile(const std::string &relative) {
+  SafeTensorsFile *&file = filesByName[relative];
+  if (file)
+    return file;
+  Result<std::unique_ptr<SafeTensorsFile>> opened = SafeTensorsFile::open(
+      packageDir + (packageDir.back() == '/' ? "" : "/") + relative);
+  if (!opened)
+    return opened.takeError();
+  file = opened->get();
+  weights->files.push_back(std::move(*opened));
+  return file;
+}
+
+/// Messages name the tensor as stored and, where the manifest has a
+/// different canonical name, that one too.
+Status WeightBinder::checkTensor(const TensorInfo &info, const Argument &arg,
+                                 const std::string &filePath) const {
+  std::string what = "tensor '" + arg.source + "'";
+  if (arg.name != arg.source)
+    what += " (" + arg.name + ")";
+  if (info.dtype != DType::F32 && info.dtype != DType::F16 &&
+      info.dtype != DType::BF16)
+    return fail(filePath + ": " + what + ": dtype " +
+                std::string(dtypeName(info.dtype)) +
+                " is not supported (expected F32, F16 or BF16)");
+  if (info.shape != arg.shape)
+    return fail(filePath + ": " + what + ": shape " + formatShape(info.shape) +
+                " differs from the compiled model's " + formatShape(arg.shape));
+  return Status::success();
+}
+
+/// One stored tensor as f32 data: in place when it is aligned F32, else
+/// converted once.
+Result<const float *> WeightBinder::resolve(const Layer &layer,
+                                            const Argument &arg) {
+  Result<SafeTensorsFile *> file = openFile(arg.file);
+  if (!file)
+    return file.takeError();
+  const float *&cached = tensorData[{arg.file, arg.source}];
+  if (cached)
+    return cached;
+  const std::string &filePath = (*file)->path();
+  const TensorInfo *info = (*file)->lookup(arg.source);
+  if (!info) {
+    std::string what = "tensor '" + arg.source + "'";
+    if (arg.name != arg.source)
+      what += " (" + arg.name + ")";
+    return fail(filePath + ": " + what + " not found (needed by " +
+                layerName(layer) + ")");
+  }
+  if (Status status = checkTensor(*info, arg, filePath); !status)
+    return status.takeError();
+  if ((*file)->isDirectlyUsableF32(*info)) {
+    ++weights->numInPlace;
+    return cached = reinterpret_cast<const float *>(info->data);
+  }
+  Result<std::vector<float>> copy = (*file)->readAsF32(*info);
+  if (!copy)
+    return copy.takeError();
+  weights->converted.push_back(
+      std::make_unique<std::vector<float>>(std::move(*copy)));
+  return cached = weights->converted.back()->data();
+}
+
+/// A stacked weight: each part copied into its slab of one buffer. Rows of
+/// the stacked tensor are `outer` runs of `inner` elements, each part
+/// filling `partInner` of them at `offset`.
+Result<const float *> WeightBinder::stack(const Layer &layer,
+                                          const Argument &arg) {
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < int64_t(arg.shape.size()); ++d)
+    (d < arg.concatDim ? outer : inner) *= arg.shape[d];
+  auto stacked = std::make_unique<std::vector<float>>(outer * inner);
+  int64_t offset = 0;
+  for (const Argument &part : arg.parts) {
+    Result<const float *> data = resolve(layer, part);
+    if (!data)
+      return data.takeError();
+    int64_t partInner =
+        inner / arg.shape[arg.concatDim] * part.shape[arg.concatDim];
+    for (int64_t o = 0; o < outer; ++o)
+      std::copy_n(*data + o * partInner, partInner,
+                  stacked->data() + o * inner + offset);
+    offset += partInner;
+  }
+  weights->converted.push_back(std::move(stacked));
+  return weights->converted.back()->data();
+}
+
+/// Uploads each distinct buffer once; the layers then see device pointers.
+Status WeightBinder::upload(const DeviceSupport &device) {
+  weights->device = &device;
+  std::unordered_map<const float *, const float *> uploaded;
+  for (size_t l = 0; l < model.manifest.layers.size(); ++l) {
+    const Layer &layer = model.manifest.layers[l];
+    for (size_t w = 0; w < layer.numWeights; ++w) {
+      const float *&data = weights->data[l][w];
+      if (const float *copy = uploaded[data]) {
+        data = copy;
+        continue;
+      }
+      const Argument &arg = layer.arguments[layer.firstWeight + w];
+      size_t bytes = sizeof(float);
+      for (int64_t extent : arg.shape)
+        bytes *= extent;
+      void *buffer = device.alloc(bytes);
+      if (buffer)
+        weights->deviceBuffers.push_back(buffer);
+      if ((!buffer && bytes) || device.copyToDevice(buffer, data, bytes) != 0)
+        return fail(packageDir + ": uploading '" + arg.name + "' to " +
+                    device.name() + ": " + device.takeError());
+      data = uploaded[data] = static_cast<const float *>(buffer);
+    }
+  }
+  return Status::success();
+}
+
+} // namespace
+
+atmoe_rt_status_t atmoe_rt_model_bind_weights(atmoe_rt_model_t *model,
+                                              const char *packageDir) {
+  if (!model)
+    return fail(ATMOE_RT_INVALID_ARGUMENT,
+                "atmoe_rt_model_bind_weights: model is NULL");
+  if (!packageDir || !*packageDir)
+    return fail(ATMOE_RT_INVALID_ARGUMENT,
+                "atmoe_rt_model_bind_weights: package_dir is NULL or empty");
+  struct stat status;
+  if (::stat(packageDir, &status) != 0 || !S_ISDIR(status.st_mode))
+    return fail(ATMOE_RT_INPUT_ERROR,
+                std::string(packageDir) +
+                    ": model package directory does not exist or is not a "
+                    "directory");
+  Result<std::unique_ptr<BoundWeights>> weights =
+      WeightBinder(*model, packageDir).run();
+  if (!weights)
+    return fail(ATMOE_RT_INPUT_ERROR, weights.takeError());
+  model->weights = std::move(*weights);
+  return ATMOE_RT_OK;
+}
+
+atmoe_rt_status_t
+atmoe_rt_model_get_weight_counts(const atmoe_rt_model_t *model,
+                                 size_t *numInPlace, size_t *numConverted) {
+  if (!model)
+    return fail(ATMOE_RT_INVALID_ARGUMENT,
+                "atmoe_rt_model_get_weight_counts: model is NULL");
+  if (!model->weights)
+    return fail(ATMOE_RT_INVALID_ARGUMENT,
+                model->path + ": no weights are bound");
+  if (numInPlace)
+    *numInPlace = model->weights->numInPlace;
+  if (numConverted)
+    *numConverted = model->weights->converted.size();
+  return ATMOE_RT_OK;
+}

@@ -1,0 +1,41 @@
+//===- Weights.h - A model package's weights, bound -------------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_RUNTIME_SRC_WEIGHTS_H
+#define ATMOE_RUNTIME_SRC_WEIGHTS_H
+
+#include "DeviceSupport.h"
+
+#include "atmoe_rt/support/SafeTensors.h"
+
+#include <memory>
+#include <vector>
+
+namespace atmoe_rt {
+
+/// The weights of one model package, as the entry points receive them.
+struct BoundWeights {
+  /// Keeps the mappings that in-place weights point into.
+  std::vector<std::unique_ptr<SafeTensorsFile>> files;
+  /// Owns the f32 copies of converted and stacked weights; unique_ptr keeps
+  /// each buffer at a fixed address while more are added.
+  std::vector<std::unique_ptr<std::vector<float>>> converted;
+  /// data[l][w]: weight w of layer l (manifest order).
+  std::vector<std::vector<const float *>> data;
+  size_t numInPlace = 0;
+  /// On a GPU model, the device copies `data` points to (uploaded once).
+  const DeviceSupport *device = nullptr;
+  std::vector<void *> deviceBuffers;
+
+  BoundWeights() = default;
+  BoundWeights(const BoundWeights &) = delete;
+  BoundWeights &operator=(const BoundWeights &) = delete;
+  ~BoundWeights();
+};
+
+} // namespace atmoe_rt
+
+#endif // ATMOE_RUNTIME_SRC_WEIGHTS_H

@@ -1,0 +1,762 @@
+//===- Manifest.cpp - The compiled-model manifest -------------------------===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe_rt/support/Manifest.h"
+
+#include "atmoe_rt/support/Json.h"
+#include "atmoe_rt/support/Text.h"
+
+#include <set>
+
+using namespace atmoe_rt;
+
+#ifndef ATMOE_VERSION
+#error "ATMOE_VERSION must be defined by the build"
+#endif
+
+const char *atmoe_rt::atmoeVersion() { return ATMOE_VERSION; }
+
+std::string atmoe_rt::manifestFormatId(int version) {
+  return std::string(kManifestFormat) + "/" + std::to_string(version);
+}
+
+std::string_view atmoe_rt::stringifyDevice(Device device) {
+  switch (device) {
+  case Device::CPU:
+    return "cpu";
+  case Device::CUDA:
+    return "cuda";
+  case Device::HIP:
+    return "hip";
+  }
+  return "cpu";
+}
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+using OrderedJson = nlohmann::ordered_json;
+
+std::string_view stringifyRole(ArgumentRole role) {
+  return role == ArgumentRole::Input    ? "input"
+         : role == ArgumentRole::Weight ? "weight"
+                                        : "output";
+}
+
+OrderedJson writeWeightSource(const Argument &weight) {
+  return OrderedJson{{"tensor", weight.name},
+                     {"file", weight.file},
+                     {"source", weight.source},
+                     {"shape", weight.shape}};
+}
+
+/// `onDevice`: the model runs on a GPU, where every argument says where it
+/// lives.
+OrderedJson writeArgument(const Argument &arg, bool onDevice) {
+  OrderedJson object{
+      {"role", stringifyRole(arg.role)},
+      {"dtype", arg.elementType == ElementType::F32 ? "f32" : "i64"},
+      {"shape", arg.shape}};
+  if (arg.role != ArgumentRole::Weight) {
+    object["name"] = arg.name;
+  } else if (arg.parts.empty()) {
+    object["tensor"] = arg.name;
+    object["file"] = arg.file;
+    object["source"] = arg.source;
+  } else {
+    object["tensor"] = arg.name;
+    object["concat_dim"] = arg.concatDim;
+    OrderedJson parts = OrderedJson::array();
+    for (const Argument &part : arg.parts)
+      parts.push_back(writeWeightSource(part));
+    object["parts"] = std::move(parts);
+  }
+  if (onDevice)
+    object["memory"] = arg.inHostMemory ? "host" : "device";
+  return object;
+}
+
+OrderedJson writeLayer(const Layer &layer, bool onDevice) {
+  OrderedJson arguments = OrderedJson::array();
+  for (const Argument &arg : layer.arguments)
+    arguments.push_back(writeArgument(arg, onDevice));
+  return OrderedJson{{"index", layer.index},
+                     {"function", layer.function},
+                     {"entry", layer.entry},
+                     {"granularity", layer.granularity == Granularity::Sequence
+                                         ? "sequence"
+                                         : "token"},
+                     {"experts", layer.experts},
+                     {"arguments", std::move(arguments)}};
+}
+
+} // namespace
+
+std::string atmoe_rt::writeManifest(const Manifest &manifest) {
+  OrderedJson layers = OrderedJson::array();
+  for (const Layer &layer : manifest.layers)
+    layers.push_back(writeLayer(layer, manifest.device != Device::CPU));
+  OrderedJson root{{"format", manifestFormatId()},
+                   {"producer", manifest.producer},
+                   {"model", manifest.model},
+                   {"target", manifest.target},
+                   {"device", stringifyDevice(manifest.device)},
+                   {"compiled_for", manifest.compiledFor},
+                   {"layers", std::move(layers)}};
+  return root.dump();
+}
+
+//===----------------------------------------------------------------------===//
+// Validation of the argument lists
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Checks that a layer's arguments follow the ABI order and fills in the
+/// projections, router width and weight range.
+class LayerValidator {
+public:
+  LayerValidator(Layer &layer, std::string prefix, std::string path)
+      : layer(layer), args(layer.arguments), prefix(std::move(prefix)),
+        path(std::move(path)) {}
+
+  Status run();
+
+private:
+  Error error(const std::string &at, const std::string &message) const {
+    return fail(prefix + at + ": " + message);
+  }
+  std::string argPath(size_t i) const {
+    return jsonElementPath(path + ".arguments", i);
+  }
+  bool isInput(size_t i, std::string_view name = {}) const {
+    return i < args.size() && args[i].role == ArgumentRole::Input &&
+           (name.empty() || args[i].name == name);
+  }
+  Status expectType(size_t i, ElementType type) const;
+  Status expectMatrix(size_t i, std::string_view what) const;
+  Status checkProjectionInputs();
+  Status checkRouterInputs();
+  Status checkOutputs();
+  Status checkRouting();
+  Status checkNothingLeft() const;
+
+  Layer &layer;
+  std::vector<Argument> &args;
+  std::string prefix, path;
+  size_t pos = 0;
+};
+
+Status LayerValidator::run() {
+  for (auto check :
+       {&LayerValidator::checkProjectionInputs,
+        &LayerValidator::checkRouterInputs, &LayerValidator::checkOutputs,
+        &LayerValidator::checkRouting})
+    if (Status status = (this->*check)(); !status)
+      return status;
+  return checkNothingLeft();
+}
+
+Status LayerValidator::expectType(size_t i, ElementType type) const {
+  if (args[i].elementType == type)
+    return Status::success();
+  return error(argPath(i) + ".dtype",
+               std::string("expected \"") +
+                   (type == ElementType::F32 ? "f32" : "i64") + "\" for '" +
+                   args[i].name + "'");
+}
+
+/// A [-1, d] f32 matrix with d >= 1; `what` reads "d_in ... for the input of
+/// projection 'q'".
+Status LayerValidator::expectMatrix(size_t i, std::string_view what) const {
+  if (Status status = expectType(i, ElementType::F32); !status)
+    return status;
+  const std::vector<int64_t> &shape = args[i].shape;
+  if (shape.size() == 2 && shape[0] == kDynamic && shape[1] >= 1)
+    return Status::success();
+  size_t space = what.find(' ');
+  std::string extent(what.substr(0, space));
+  return error(argPath(i) + ".shape", "expected [-1, " + extent + "] with " +
+                                          extent + " >= 1" +
+                                          std::string(what.substr(space)) +
+                                          ", found " + formatShape(shape));
+}
+
+/// Projection inputs: every input before "h" / "segments".
+Status LayerValidator::checkProjectionInputs() {
+  std::set<std::string> names;
+  for (; isInput(pos) && !isInput(pos, "h") && !isInput(pos, "segments");
+       ++pos) {
+    const Argument &arg = args[pos];
+    if (arg.name == "routing")
+      return error(argPath(pos) + ".name",
+                   "'routing' is reserved for the routing output and cannot "
+                   "name a projection");
+    if (!names.insert(arg.name).second)
+      return error(argPath(pos) + ".name",
+                   "duplicate projection '" + arg.name + "'");
+    if (Status status = expectMatrix(pos, "d_in for the input of projection '" +
+                                              arg.name + "'");
+        !status)
+      return status;
+    layer.projections.push_back({arg.name, arg.shape[1], 0});
+  }
+  if (layer.projections.empty())
+    return error(path + ".arguments",
+                 "expected at least one projection input first");
+  return Status::success();
+}
+
+Status LayerValidator::checkRouterInputs() {
+  if (isInput(pos, "h")) {
+    if (Status status = expectMatrix(pos, "d_h for the router input 'h'");
+        !status)
+      return status;
+    layer.routerWidth = args[pos++].shape[1];
+  }
+  if (isInput(pos, "segments")) {
+    if (layer.granularity != Granularity::Sequence)
+      return error(argPath(pos),
+                   "a 'segments' input needs \"granularity\": \"sequence\"");
+    if (Status status = expectType(pos, ElementType::I64); !status)
+      return status;
+    if (args[pos].shape != std::vector<int64_t>{kDynamic})
+      return error(argPath(pos) + ".shape",
+                   "expected [-1] (one length per sequence), found " +
+                       formatShape(args[pos].shape));
+    layer.takesSegments = true;
+    ++pos;
+  } else if (layer.hasRouter() && layer.granularity == Granularity::Sequence) {
+    // Without the lengths a sequence-granularity router cannot map tokens to
+    // their sequence's routing row.
+    return error(argPath(pos), "expected the input 'segments' after 'h' (the "
+                               "layer has sequence granularity)");
+  }
+  if (isInput(pos))
+    return error(argPath(pos), "unexpected input '" + args[pos].name +
+                                   "': inputs are the projections, then 'h', "
+                                   "then 'segments'");
+  layer.firstWeight = pos;
+  while (pos < args.size() && args[pos].role == ArgumentRole::Weight)
+    ++pos;
+  layer.numWeights = pos - layer.firstWeight;
+  return Status::success();
+}
+
+Status LayerValidator::checkOutputs() {
+  for (Projection &projection : layer.projections) {
+    if (pos >= args.size() || args[pos].role != ArgumentRole::Output)
+      return error(argPath(pos), "expected the output of projection '" +
+                                     projection.name + "'");
+    if (args[pos].name != projection.name)
+      return error(argPath(pos) + ".name",
+                   "expected the output of projection '" + projection.name +
+                       "' (outputs follow the order of the inputs), found '" +
+                       args[pos].name + "'");
+    if (Status status = expectMatrix(pos, "d_out for the output of "
+                                          "projection '" +
+                                              projection.name + "'");
+        !status)
+      return status;
+    projection.dOut = args[pos++].shape[1];
+  }
+  return Status::success();
+}
+
+Status LayerValidator::checkRouting() {
+  if (!layer.hasRouter())
+    return Status::success();
+  if (pos >= args.size() || args[pos].role != ArgumentRole::Output ||
+      args[pos].name != "routing")
+    return error(pos < args.size() ? argPath(pos) : path + ".arguments",
+                 "expected the output 'routing' last (the layer has a router "
+                 "input 'h')");
+  if (Status status = expectType(pos, ElementType::F32); !status)
+    return status;
+  std::vector<int64_t> expected = {kDynamic, int64_t(layer.experts.size())};
+  if (args[pos].shape != expected)
+    return error(argPath(pos) + ".shape",
+                 "expected " + formatShape(expected) +
+                     " (one column per expert of \"experts\"), found " +
+                     formatShape(args[pos].shape));
+  ++pos;
+  return Status::success();
+}
+
+Status LayerValidator::checkNothingLeft() const {
+  if (pos >= args.size())
+    return Status::success();
+  const Argument &arg = args[pos];
+  if (arg.role == ArgumentRole::Weight)
+    return error(argPath(pos),
+                 "weights must come between the inputs and the outputs");
+  return error(argPath(pos),
+               std::string("unexpected ") +
+                   (arg.role == ArgumentRole::Input ? "input" : "output") +
+                   " '" + arg.name + "'");
+}
+
+/// The checks of one layer that need its arguments and experts together.
+Status validateLayer(Layer &layer, const std::string &prefix,
+                     const std::string &path) {
+  layer.projections.clear();
+  layer.routerWidth = 0;
+  layer.takesSegments = false;
+  if (Status status = LayerValidator(layer, prefix, path).run(); !status)
+    return status;
+  if (layer.hasRouter() && layer.experts.empty())
+    return fail(prefix + path +
+                ".experts: expected at least one expert (the layer has a "
+                "router)");
+  if (!layer.hasRouter() && !layer.experts.empty())
+    return fail(prefix + path +
+                ".experts: the layer lists experts but has no router input "
+                "'h'");
+  return Status::success();
+}
+
+} // namespace
+
+Status atmoe_rt::validateManifest(Manifest &manifest,
+                                  const std::string &origin) {
+  std::string prefix = origin + ": manifest: ";
+  if (manifest.layers.empty())
+    return fail(prefix + "layers: expected at least one layer");
+  std::set<int64_t> indices;
+  for (size_t i = 0; i < manifest.layers.size(); ++i) {
+    std::string path = jsonElementPath("layers", i);
+    Layer &layer = manifest.layers[i];
+    if (Status status = validateLayer(layer, prefix, path); !status)
+      return status;
+    if (!indices.insert(layer.index).second)
+      return fail(prefix + path + ".index: duplicate layer index " +
+                  std::to_string(layer.index));
+  }
+  return Status::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Reading
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Reads the JSON of a manifest into the structs, checking types and
+/// values; the argument order is validateLayer's.
+class ManifestReader {
+public:
+  explicit ManifestReader(const std::string &origin)
+      : origin(origin), prefix(origin + ": manifest: ") {}
+
+  Result<Manifest> read(std::string_view text);
+
+private:
+  Error error(const std::string &path, const std::string &message) const {
+    return fail(prefix + path + ": " + message);
+  }
+  Result<std::string> getString(const Json &object, const char *key,
+                                const std::string &path,
+                                bool required = true) const;
+  Result<int64_t> getInteger(const Json &object, const char *key,
+                             const std::string &path) const;
+  Result<std::vector<int64_t>> getShape(const Json &object,
+                                        const std::string &path) const;
+  Status checkFormat(const Json &root) const;
+  Status readHeader(const Json &root, Manifest &manifest) const;
+  Result<Layer> readLayer(const Json &value, const std::string &path) const;
+  Status readExperts(const Json &object, const std::string &path,
+                     Layer &layer) const;
+  Result<Argument> readArgument(const Json &value,
+                                const std::string &path) const;
+  Status readRoleTypeShape(const Json &object, const std::string &path,
+                           Argument &argument) const;
+  Result<Argument> readWeightSource(const Json &object,
+                                    const std::string &path) const;
+  Status readStackedWeight(const Json &object, const std::string &path,
+                           Argument &argument) const;
+
+  std::string origin, prefix;
+};
+
+Result<std::string> ManifestReader::getString(const Json &object,
+                                              const char *key,
+                                              const std::string &path,
+                                              bool required) const {
+  auto value = object.find(key);
+  if (value == object.end()) {
+    if (!required)
+      return std::string();
+    return error(path, std::string("missing key '") + key + "'");
+  }
+  std::string at = path == "(root)" ? key : jsonChildPath(path, key);
+  if (!value->is_string())
+    return error(at, "expected a string, found " + describeJson(*value));
+  if (required && value->get_ref<const std::string &>().empty())
+    return error(at, "expected a non-empty string");
+  return value->get<std::string>();
+}
+
+Result<int64_t> ManifestReader::getInteger(const Json &object, const char *key,
+                                           const std::string &path) const {
+  auto value = object.find(key);
+  if (value == object.end())
+    return error(path, std::string("missing key '") + key + "'");
+  std::optional<int64_t> integer = jsonInteger(*value);
+  if (!integer)
+    return error(jsonChildPath(path, key),
+                 "expected an integer, found " + describeJson(*value));
+  return *integer;
+}
+
+Result<std::vector<int64_t>>
+ManifestReader::getShape(const Json &object, const std::string &path) const {
+  auto value = object.find("shape");
+  if (value == object.end())
+    return error(path, "missing key 'shape'");
+  if (!value->is_array())
+    return error(path + ".shape", "expected an array of integers, found " +
+                                      describeJson(*value));
+  std::vector<int64_t> shape;
+  for (size_t i = 0; i < value->size(); ++i) {
+    std::optional<int64_t> dim = jsonInteger((*value)[i]);
+    if (!dim || *dim < kDynamic)
+      return error(jsonElementPath(path + ".shape", i),
+                   "expected a non-negative integer or -1, found " +
+                       describeJson((*value)[i]));
+    shape.push_back(*dim);
+  }
+  return shape;
+}
+
+/// "atmoe-compiled/2", or a message that says which side is out of date.
+Status ManifestReader::checkFormat(const Json &root) const {
+  Result<std::string> format = getString(root, "format", "(root)");
+  if (!format)
+    return format.takeError();
+  std::string expected = manifestFormatId();
+  if (*format == expected)
+    return Status::success();
+  std::string_view id = *format;
+  int version = 0;
+  std::string head = std::string(kManifestFormat) + "/";
+  if (id.substr(0, head.size()) == head)
+    version = std::atoi(std::string(id.substr(head.size())).c_str());
+  std::string runtime = "this runtime (atmoe " + std::string(atmoeVersion()) +
+                        ") reads " + expected;
+  if (version > kManifestVersion) {
+    std::string producer =
+        root.contains("producer") && root["producer"].is_string()
+            ? ", by " + root["producer"].get<std::string>()
+            : "";
+    return fail(origin + ": compiled by a newer atmoe-compile (manifest " +
+                *format + producer + "); " + runtime +
+                ": use a runtime at least as new as the compiler");
+  }
+  if (version > 0)
+    return fail(origin + ": compiled by an older atmoe-compile (manifest " +
+                *format + "); " + runtime + ": compile the model again");
+  return error("format",
+               "expected \"" + expected + "\", found \"" + *format + "\"");
+}
+
+Status ManifestReader::readHeader(const Json &root, Manifest &manifest) const {
+  for (auto [key, field] :
+       {std::pair<const char *, std::string *>{"model", &manifest.model},
+        {"target", &manifest.target},
+        {"compiled_for", &manifest.compiledFor},
+        {"producer", &manifest.producer}}) {
+    Result<std::string> value = getString(root, key, "(root)", false);
+    if (!value)
+      return value.takeError();
+    *field = *value;
+  }
+  Result<std::string> device = getString(root, "device", "(root)", false);
+  if (!device)
+    return device.takeError();
+  if (device->empty() || *device == "cpu")
+    manifest.device = Device::CPU;
+  else if (*device == "cuda")
+    manifest.device = Device::CUDA;
+  else if (*device == "hip")
+    manifest.device = Device::HIP;
+  else
+    return error("device", "expected \"cpu\", \"cuda\" or \"hip\", found \"" +
+                               *device + "\"");
+  return Status::success();
+}
+
+Result<Manifest> ManifestReader::read(std::string_view text) {
+  Result<Json> root = parseJson(text);
+  if (!root)
+    return fail(prefix + "invalid JSON: " + root.error());
+  if (!root->is_object())
+    return error("(root)", "expected an object, found " + describeJson(*root));
+  Manifest manifest;
+  if (Status status = checkFormat(*root); !status)
+    return status.takeError();
+  if (Status status = readHeader(*root, manifest); !status)
+    return status.takeError();
+  auto layers = root->find("layers");
+  if (layers == root->end())
+    return error("(root)", "missing key 'layers'");
+  if (!layers->is_array())
+    return error("layers", "expected an array, found " + describeJson(*layers));
+  if (layers->empty())
+    return error("layers", "expected at least one layer");
+  std::set<int64_t> indices;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    std::string path = jsonElementPath("layers", i);
+    Result<Layer> layer = readLayer((*layers)[i], path);
+    if (!layer)
+      return layer.takeError();
+    if (!indices.insert(layer->index).second)
+      return error(path + ".index",
+                   "duplicate layer index " + std::to_string(layer->index));
+    manifest.layers.push_back(std::move(*layer));
+  }
+  return manifest;
+}
+
+Result<Layer> ManifestReader::readLayer(const Json &value,
+                                        const std::string &path) const {
+  if (!value.is_object())
+    return error(path, "expected an object, found " + describeJson(value));
+  Layer layer;
+  Result<int64_t> index = getInteger(value, "index", path);
+  if (!index)
+    return index.takeError();
+  if (*index < 0)
+    return error(path + ".index", "expected a non-negative integer, found " +
+                                      std::to_string(*index));
+  layer.index = *index;
+  Result<std::string> entry = getString(value, "entry", path);
+  Result<std::string> function = getString(value, "function", path, false);
+  Result<std::string> granularity =
+      getString(value, "granularity", path, false);
+  for (Result<std::string> *field : {&entry, &function, &granularity})
+    if (!*field)
+      return field->takeError();
+  layer.entry = *entry;
+  layer.function = *function;
+  if (*granularity == "sequence")
+    layer.granularity = Granularity::Sequence;
+  else if (!granularity->empty() && *granularity != "token")
+    return error(path + ".granularity",
+                 "expected \"token\" or \"sequence\", found \"" + *granularity +
+                     "\"");
+  if (Status status = readExperts(value, path, layer); !status)
+    return status.takeError();
+
+  auto arguments = value.find("arguments");
+  if (arguments == value.end())
+    return error(path, "missing key 'arguments'");
+  if (!arguments->is_array())
+    return error(path + ".arguments",
+                 "expected an array, found " + describeJson(*arguments));
+  for (size_t i = 0; i < arguments->size(); ++i) {
+    Result<Argument> argument =
+        readArgument((*arguments)[i], jsonElementPath(path + ".arguments", i));
+    if (!argument)
+      return argument.takeError();
+    layer.arguments.push_back(std::move(*argument));
+  }
+  if (Status status = validateLayer(layer, prefix, path); !status)
+    return status.takeError();
+  // The experts list and granularity only matter with a router, which the
+  // arguments decide.
+  if (layer.hasRouter() && !value.contains("granularity"))
+    return error(path, "missing key 'granularity' (the layer has a router)");
+  return layer;
+}
+
+Status ManifestReader::readExperts(const Json &object, const std::string &path,
+                                   Layer &layer) const {
+  auto experts = object.find("experts");
+  if (experts == object.end())
+    return Status::success();
+  if (!experts->is_array())
+    return error(path + ".experts", "expected an array of strings, found " +
+                                        describeJson(*experts));
+  std::set<std::string> seen;
+  for (size_t i = 0; i < experts->size(); ++i) {
+    const Json &name = (*experts)[i];
+    std::string at = jsonElementPath(path + ".experts", i);
+    if (!name.is_string() || name.get_ref<const std::string &>().empty())
+      return error(at,
+                   "expected a non-empty string, found " + describeJson(name));
+    if (!seen.insert(name.get<std::string>()).second)
+      return error(at, "duplicate expert '" + name.get<std::string>() + "'");
+    layer.experts.push_back(name.get<std::string>());
+  }
+  return Status::success();
+}
+
+Status ManifestReader::readRoleTypeShape(const Json &object,
+                                         const std::string &path,
+                                         Argument &argument) const {
+  Result<std::string> role = getString(object, "role", path);
+  if (!role)
+    return role.takeError();
+  if (*role == "input")
+    argument.role = ArgumentRole::Input;
+  else if (*role == "weight")
+    argument.role = ArgumentRole::Weight;
+  else if (*role == "output")
+    argument.role = ArgumentRole::Output;
+  else
+    return error(path + ".role",
+                 "expected \"input\", \"weight\" or \"output\", found \"" +
+                     *role + "\"");
+  Result<std::string> dtype = getString(object, "dtype", path);
+  if (!dtype)
+    return dtype.takeError();
+  if (*dtype != "f32" && *dtype != "i64")
+    return error(path + ".dtype",
+                 "expected \"f32\" or \"i64\", found \"" + *dtype + "\"");
+  argument.elementType = *dtype == "f32" ? ElementType::F32 : ElementType::I64;
+  Result<std::vector<int64_t>> shape = getShape(object, path);
+  if (!shape)
+    return shape.takeError();
+  argument.shape = std::move(*shape);
+  Result<std::string> memory = getString(object, "memory", path, false);
+  if (!memory)
+    return memory.takeError();
+  if (!memory->empty() && *memory != "host" && *memory != "device")
+    return error(path + ".memory",
+                 "expected \"host\" or \"device\", found \"" + *memory + "\"");
+  argument.inHostMemory = *memory == "host";
+  return Status::success();
+}
+
+Result<Argument> ManifestReader::readArgument(const Json &value,
+                                              const std::string &path) const {
+  if (!value.is_object())
+    return error(path, "expected an object, found " + describeJson(value));
+  Argument argument;
+  if (Status status = readRoleTypeShape(value, path, argument); !status)
+    return status.takeError();
+  if (argument.role != ArgumentRole::Weight) {
+    Result<std::string> name = getString(value, "name", path);
+    if (!name)
+      return name.takeError();
+    argument.name = *name;
+    return argument;
+  }
+  if (value.contains("parts")) {
+    if (Status status = readStackedWeight(value, path, argument); !status)
+      return status.takeError();
+  } else {
+    Result<Argument> weight = readWeightSource(value, path);
+    if (!weight)
+      return weight.takeError();
+    argument.name = weight->name;
+    argument.file = weight->file;
+    argument.source = weight->source;
+  }
+  if (argument.elementType != ElementType::F32)
+    return error(path + ".dtype",
+                 "expected \"f32\" for weight '" + argument.name + "'");
+  for (size_t i = 0; i < argument.shape.size(); ++i)
+    if (argument.shape[i] == kDynamic)
+      return error(jsonElementPath(path + ".shape", i),
+                   "weight '" + argument.name + "' must have a static shape");
+  return argument;
+}
+
+/// The file, source and name of a weight or of a part of a stacked one.
+Result<Argument>
+ManifestReader::readWeightSource(const Json &object,
+                                 const std::string &path) const {
+  Argument weight;
+  weight.role = ArgumentRole::Weight;
+  Result<std::string> file = getString(object, "file", path);
+  if (!file)
+    return file.takeError();
+  // Weights live inside the package; an absolute path would silently read
+  // whatever file it names instead of the package being bound.
+  if (file->front() == '/')
+    return error(path + ".file",
+                 "expected a path relative to the model package, found \"" +
+                     *file + "\"");
+  Result<std::string> source = getString(object, "source", path);
+  if (!source)
+    return source.takeError();
+  Result<std::string> tensor = getString(object, "tensor", path, false);
+  if (!tensor)
+    return tensor.takeError();
+  weight.file = *file;
+  weight.source = *source;
+  weight.name = tensor->empty() ? *source : *tensor;
+  return weight;
+}
+
+/// A weight the compiler stacks from several tensors (atmoe-hoist-weight-
+/// concat): every part is a plain weight, and the parts tile the stacked
+/// shape along `concat_dim`.
+Status ManifestReader::readStackedWeight(const Json &object,
+                                         const std::string &path,
+                                         Argument &argument) const {
+  Result<std::string> tensor = getString(object, "tensor", path);
+  if (!tensor)
+    return tensor.takeError();
+  argument.name = *tensor;
+  int64_t rank = int64_t(argument.shape.size());
+  std::optional<int64_t> dim = object.contains("concat_dim")
+                                   ? jsonInteger(object["concat_dim"])
+                                   : std::nullopt;
+  if (!dim || *dim < 0 || *dim >= rank)
+    return error(path + ".concat_dim",
+                 "expected a dimension of the stacked shape " +
+                     formatShape(argument.shape));
+  argument.concatDim = *dim;
+  const Json &parts = object["parts"];
+  if (!parts.is_array() || parts.empty())
+    return error(path + ".parts", "expected a non-empty array of weights");
+  int64_t covered = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    std::string partPath = jsonElementPath(path + ".parts", i);
+    if (!parts[i].is_object())
+      return error(partPath, "expected an object");
+    Result<std::vector<int64_t>> shape = getShape(parts[i], partPath);
+    if (!shape)
+      return shape.takeError();
+    Result<Argument> part = readWeightSource(parts[i], partPath);
+    if (!part)
+      return part.takeError();
+    part->shape = std::move(*shape);
+    if (int64_t(part->shape.size()) != rank)
+      return error(partPath + ".shape",
+                   "expected rank " + std::to_string(rank));
+    for (int64_t d = 0; d < rank; ++d) {
+      if (part->shape[d] < 0)
+        return error(partPath + ".shape", "expected a static shape");
+      if (d != *dim && part->shape[d] != argument.shape[d])
+        return error(partPath + ".shape",
+                     "expected " + formatShape(argument.shape) +
+                         " outside dimension " + std::to_string(*dim) +
+                         ", found " + formatShape(part->shape));
+    }
+    covered += part->shape[*dim];
+    argument.parts.push_back(std::move(*part));
+  }
+  if (covered != argument.shape[*dim])
+    return error(path + ".parts", "parts cover " + std::to_string(covered) +
+                                      " of dimension " + std::to_string(*dim) +
+                                      ", the stacked shape " +
+                                      formatShape(argument.shape) + " has " +
+                                      std::to_string(argument.shape[*dim]));
+  return Status::success();
+}
+
+} // namespace
+
+Result<Manifest> atmoe_rt::readManifest(std::string_view text,
+                                        const std::string &origin) {
+  return ManifestReader(origin).read(text);
+}

@@ -1,0 +1,191 @@
+//===- OutputFile.cpp - Atomic outputs and interrupt cleanup --------------===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe_rt/support/OutputFile.h"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <mutex>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace atmoe_rt;
+
+//===----------------------------------------------------------------------===//
+// Removal on interrupt
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The registered paths. Each slot owns its string (from strdup); whoever
+/// takes the pointer out with an atomic exchange (the handler, or
+/// keepOnInterrupt) is the one who uses it, so the handler never reads freed
+/// memory.
+constexpr size_t kMaxRegistered = 1024;
+std::atomic<char *> registered[kMaxRegistered];
+
+constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP};
+struct sigaction previousActions[sizeof(kInterruptSignals) / sizeof(int)];
+
+void onInterrupt(int signal) {
+  for (std::atomic<char *> &slot : registered)
+    if (char *path = slot.exchange(nullptr))
+      ::unlink(path);
+  // Pass the signal on to whoever handled it before (LLVM's handler in the
+  // compiler tools, else the default action, which ends the process).
+  for (size_t i = 0; i < std::size(kInterruptSignals); ++i)
+    if (kInterruptSignals[i] == signal)
+      ::sigaction(signal, &previousActions[i], nullptr);
+  ::raise(signal);
+}
+
+void installHandlers() {
+  for (size_t i = 0; i < std::size(kInterruptSignals); ++i) {
+    int signal = kInterruptSignals[i];
+    struct sigaction current;
+    ::sigaction(signal, nullptr, &current);
+    // An ignored signal (nohup, a background job) stays ignored.
+    if (current.sa_handler == SIG_IGN)
+      continue;
+    struct sigaction action {};
+    action.sa_handler = onInterrupt;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(signal, &action, &previousActions[i]);
+  }
+}
+
+} // namespace
+
+void atmoe_rt::removeOnInterrupt(const std::string &path) {
+  static std::once_flag once;
+  std::call_once(once, installHandlers);
+  char *copy = ::strdup(path.c_str());
+  for (std::atomic<char *> &slot : registered) {
+    char *expected = nullptr;
+    if (slot.compare_exchange_strong(expected, copy))
+      return;
+  }
+  std::free(copy); // Full: the file is still removed on failure, not on
+                   // interrupt.
+}
+
+void atmoe_rt::keepOnInterrupt(const std::string &path) {
+  for (std::atomic<char *> &slot : registered) {
+    char *current = slot.load();
+    if (!current || path != current)
+      continue;
+    if (slot.compare_exchange_strong(current, nullptr))
+      std::free(current);
+    return;
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+Status atmoe_rt::writeAll(int fd, const void *data, size_t size,
+                          const std::string &path) {
+  const char *bytes = static_cast<const char *>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd, bytes, size);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return fail(path + ": cannot write: " + std::strerror(errno));
+    bytes += n;
+    size -= size_t(n);
+  }
+  return Status::success();
+}
+
+namespace {
+
+/// "dir/.name.tmp-XXXXXX" beside `path`, created with mkstemp.
+Result<std::pair<std::string, int>> createBeside(const std::string &path) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  std::string pattern = dir + "." + name + ".tmp-XXXXXX";
+  int fd = ::mkstemp(pattern.data());
+  if (fd < 0)
+    return fail(path + ": cannot create a temporary file beside it: " +
+                std::strerror(errno));
+  return std::make_pair(pattern, fd);
+}
+
+/// The permissions a new file gets (0666 less the umask), which mkstemp's
+/// 0600 would otherwise override.
+mode_t defaultMode() {
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  return 0666 & ~mask;
+}
+
+} // namespace
+
+Status
+atmoe_rt::writeFileAtomically(const std::string &path,
+                              const std::function<Status(int fd)> &write) {
+  Result<std::pair<std::string, int>> temp = createBeside(path);
+  if (!temp)
+    return temp.takeError();
+  auto [tempPath, fd] = *temp;
+  removeOnInterrupt(tempPath);
+  auto discard = [&, tempPath = tempPath](Status status) {
+    ::unlink(tempPath.c_str());
+    keepOnInterrupt(tempPath);
+    return status;
+  };
+  Status written = write(fd);
+  if (written && ::fchmod(fd, defaultMode()) != 0)
+    written = fail(path + ": cannot set the permissions of temporary file '" +
+                   tempPath + "': " + std::strerror(errno));
+  if (::close(fd) != 0 && written)
+    written = fail(path + ": cannot write temporary file '" + tempPath +
+                   "': " + std::strerror(errno));
+  if (!written)
+    return discard(std::move(written));
+  if (::rename(tempPath.c_str(), path.c_str()) != 0)
+    return discard(fail(path + ": cannot rename temporary file '" + tempPath +
+                        "' onto it: " + std::strerror(errno)));
+  keepOnInterrupt(tempPath);
+  return Status::success();
+}
+
+//===----------------------------------------------------------------------===//
+// TemporaryFile
+//===----------------------------------------------------------------------===//
+
+Result<TemporaryFile> TemporaryFile::create(const std::string &prefix,
+                                            const std::string &suffix) {
+  const char *dir = std::getenv("TMPDIR");
+  std::string pattern = std::string(dir && *dir ? dir : "/tmp") + "/" + prefix +
+                        "-XXXXXX" + suffix;
+  int fd = ::mkstemps(pattern.data(), int(suffix.size()));
+  if (fd < 0)
+    return fail("cannot create a temporary file " + pattern + ": " +
+                std::strerror(errno));
+  ::close(fd);
+  removeOnInterrupt(pattern);
+  return TemporaryFile(pattern);
+}
+
+TemporaryFile::TemporaryFile(TemporaryFile &&other) noexcept
+    : filePath(std::move(other.filePath)) {
+  other.filePath.clear();
+}
+
+TemporaryFile::~TemporaryFile() {
+  if (filePath.empty())
+    return;
+  ::unlink(filePath.c_str());
+  keepOnInterrupt(filePath);
+}

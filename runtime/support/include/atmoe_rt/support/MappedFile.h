@@ -1,0 +1,52 @@
+//===- MappedFile.h - A regular file mapped into memory ---------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_RT_SUPPORT_MAPPEDFILE_H
+#define ATMOE_RT_SUPPORT_MAPPEDFILE_H
+
+#include "atmoe_rt/support/Result.h"
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace atmoe_rt {
+
+/// The contents of a regular file, mapped read-only (or read into memory when
+/// the file cannot be mapped, e.g. when it is empty).
+class MappedFile {
+public:
+  /// Whether a named pipe is read (to its end) or rejected.
+  enum class Pipes { Reject, Read };
+
+  /// Opens `path`, which must be a regular file or, with Pipes::Read, a
+  /// named pipe (`--x <(...)` in a shell): reading a device such as
+  /// /dev/zero never ends, and opening a FIFO blocks until someone writes to
+  /// it. `expected` names what the file should be, for messages ("a
+  /// safetensors file"): "PATH: is a directory, expected a safetensors file".
+  static Result<std::unique_ptr<MappedFile>> open(const std::string &path,
+                                                  std::string_view expected,
+                                                  Pipes pipes = Pipes::Reject);
+
+  std::string_view contents() const { return text; }
+
+  MappedFile(const MappedFile &) = delete;
+  MappedFile &operator=(const MappedFile &) = delete;
+  ~MappedFile();
+
+private:
+  MappedFile() = default;
+
+  void *mapping = nullptr;
+  size_t mappedSize = 0;
+  std::vector<char> copy;
+  std::string_view text;
+};
+
+} // namespace atmoe_rt
+
+#endif // ATMOE_RT_SUPPORT_MAPPEDFILE_H

@@ -1,0 +1,67 @@
+//===- OutputFile.h - Atomic outputs and interrupt cleanup ------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// Every file an atmoe tool writes appears whole or not at all: it is written
+// to a temporary file beside its target and renamed onto it, and temporary
+// files are removed when the tool fails or is interrupted (SIGINT, SIGTERM,
+// SIGHUP). atmoe-run and the compiler's driver both write through here.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_RT_SUPPORT_OUTPUTFILE_H
+#define ATMOE_RT_SUPPORT_OUTPUTFILE_H
+
+#include "atmoe_rt/support/Result.h"
+
+#include <cstddef>
+#include <functional>
+#include <string>
+
+namespace atmoe_rt {
+
+/// Removes `path` if the process is interrupted before keepOnInterrupt(path).
+/// The first call installs the handlers; a signal the process ignores stays
+/// ignored, and the handler passes each signal on to the one it replaced.
+/// Safe to call from any thread.
+void removeOnInterrupt(const std::string &path);
+
+/// Undoes removeOnInterrupt(path).
+void keepOnInterrupt(const std::string &path);
+
+/// Writes `size` bytes to `fd`; errors name `path`.
+Status writeAll(int fd, const void *data, size_t size, const std::string &path);
+
+/// Writes `path` atomically: `write` fills a uniquely named temporary file in
+/// the directory of `path` (it gets the open descriptor), which is then
+/// renamed onto `path`. If `write` fails, or writing, closing or renaming
+/// fails, the temporary file is removed, `path` is left as it was, and the
+/// error is returned (errors of `write` unchanged, the others starting with
+/// `path`).
+Status writeFileAtomically(const std::string &path,
+                           const std::function<Status(int fd)> &write);
+
+/// A file in the system's temporary directory that exists for the lifetime
+/// of this object (removed on destruction and on interrupts).
+class TemporaryFile {
+public:
+  /// Creates "<TMPDIR>/<prefix>-XXXXXX<suffix>".
+  static Result<TemporaryFile> create(const std::string &prefix,
+                                      const std::string &suffix);
+
+  TemporaryFile(TemporaryFile &&other) noexcept;
+  TemporaryFile &operator=(TemporaryFile &&) = delete;
+  ~TemporaryFile();
+
+  const std::string &path() const { return filePath; }
+
+private:
+  explicit TemporaryFile(std::string path) : filePath(std::move(path)) {}
+  std::string filePath;
+};
+
+} // namespace atmoe_rt
+
+#endif // ATMOE_RT_SUPPORT_OUTPUTFILE_H
