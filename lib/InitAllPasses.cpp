@@ -5,9 +5,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/InitAllPasses.h"
+#include "atmoe/Codegen/Passes.h"
 #include "atmoe/Conversion/Passes.h"
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
 #include "atmoe/Pipelines/Pipelines.h"
+#include "atmoe/Target/Targets.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
@@ -21,8 +23,10 @@
 
 void mlir::atmoe::registerAllPasses() {
   registerAtmoePasses();
+  registerAtmoeCodegenPasses();
   registerAtmoeConversionPasses();
   registerAtmoePipelines();
+  registerTargetPipelines();
   // The generic upstream passes atmoe pipelines and tests use.
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();

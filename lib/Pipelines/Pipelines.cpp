@@ -6,6 +6,7 @@
 
 #include "atmoe/Pipelines/Pipelines.h"
 
+#include "atmoe/Codegen/Passes.h"
 #include "atmoe/Conversion/Passes.h"
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
 
@@ -21,9 +22,6 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
-#include "llvm/ADT/StringSwitch.h"
-
-#include <cstdlib>
 
 using namespace mlir;
 
@@ -109,39 +107,6 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
 // GPU
 //===----------------------------------------------------------------------===//
 
-std::string atmoe::defaultPTXFeatures(StringRef chip) {
-  // The PTX ISA version that introduced each chip (PTX ISA notes); CUDA 13
-  // supports sm_75 and newer.
-  StringRef base = chip.take_while([](char c) { return c != 'a' && c != 'f'; });
-  bool archSpecific = base.size() != chip.size();
-  StringRef version = llvm::StringSwitch<StringRef>(base)
-                          .Case("sm_75", "+ptx63")
-                          .Case("sm_80", "+ptx70")
-                          .Case("sm_86", "+ptx71")
-                          .Case("sm_87", "+ptx74")
-                          .Case("sm_89", "+ptx78")
-                          .Case("sm_90", "+ptx78")
-                          .Case("sm_100", "+ptx86")
-                          .Case("sm_101", "+ptx86")
-                          .Case("sm_103", "+ptx88")
-                          .Case("sm_120", "+ptx87")
-                          .Case("sm_121", "+ptx88")
-                          .Default("+ptx80");
-  // The architecture-specific variants (sm_90a, sm_100a, ...) came later.
-  if (archSpecific && version < "+ptx80")
-    return "+ptx80";
-  return version.str();
-}
-
-/// CUDA_HOME, CUDA_ROOT or CUDA_PATH, as nvcc does, else the toolkit this
-/// build was configured with.
-static std::string cudaToolkitPath() {
-  for (const char *name : {"CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"})
-    if (const char *path = std::getenv(name); path && *path)
-      return path;
-  return ATMOE_CUDA_TOOLKIT_DIR;
-}
-
 void atmoe::buildGPUKernelPipeline(OpPassManager &pm,
                                    const GPUKernelOptions &options) {
   // The same buffers and ABI as on the CPU.
@@ -223,16 +188,15 @@ void atmoe::buildNVVMCodegenPipeline(OpPassManager &pm,
   kernels.sharedMemoryMatmuls = options.sharedMemoryMatmuls;
   buildGPUKernelPipeline(pm, kernels);
   // Upstream's gpu-lower-to-nvvm-pipeline cannot be told where the CUDA
-  // toolkit (ptxas, libdevice) is, hence these steps of our own.
+  // toolkit (ptxas, libdevice) is, hence these steps of our own. The NVPTX
+  // target fills in the chip's PTX features and the toolkit.
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
-  target.features = options.features.empty() ? defaultPTXFeatures(options.chip)
-                                             : std::string(options.features);
+  target.features = options.features;
   target.optLevel = 3;
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = options.format;
-  binary.toolkitPath = options.toolkit.empty() ? cudaToolkitPath()
-                                               : std::string(options.toolkit);
+  binary.toolkitPath = options.toolkit;
   // Kernel math through libdevice, which the serialiser links.
   addGPUToLLVMPasses(pm, createGpuNVVMAttachTarget(target),
                      createConvertGpuOpsToNVVMOps(), binary,
@@ -253,9 +217,7 @@ void atmoe::buildROCDLCodegenPipeline(OpPassManager &pm,
   rocdl.runtime = gpu::amd::Runtime::HIP;
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = options.format;
-  binary.toolkitPath = options.toolkit.empty()
-                           ? std::string(ATMOE_ROCM_TOOLKIT_DIR)
-                           : std::string(options.toolkit);
+  binary.toolkitPath = options.toolkit;
   // Math as LLVM intrinsics, which the AMDGPU backend lowers itself: the ROCm
   // device libraries (ocml) are not needed.
   addGPUToLLVMPasses(pm, createGpuROCDLAttachTarget(target),
@@ -276,12 +238,4 @@ void atmoe::registerAtmoePipelines() {
       "atmoe-gpu-kernel-pipeline",
       "Bufferize fused linalg and turn it into outlined GPU kernels",
       buildGPUKernelPipeline);
-  PassPipelineRegistration<NVVMCodegenOptions>(
-      "atmoe-nvvm-codegen-pipeline",
-      "Fused linalg to NVIDIA GPU kernels in a gpu.binary and host LLVM code",
-      buildNVVMCodegenPipeline);
-  PassPipelineRegistration<ROCDLCodegenOptions>(
-      "atmoe-rocdl-codegen-pipeline",
-      "Fused linalg to AMD GPU kernels in a gpu.binary and host LLVM code",
-      buildROCDLCodegenPipeline);
 }

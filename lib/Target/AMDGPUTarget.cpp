@@ -15,10 +15,22 @@
 
 #include "atmoe/Pipelines/Pipelines.h"
 
+#include "mlir/Pass/PassRegistry.h"
+
 using namespace mlir;
 using namespace mlir::atmoe;
 
 namespace {
+
+/// gpu-module-to-binary links code objects with <toolkit>/llvm/bin/ld.lld;
+/// without ROCm, a directory of the build tree points that at LLVM's own lld.
+void buildWithDefaults(OpPassManager &pm, const ROCDLCodegenOptions &given) {
+  ROCDLCodegenOptions options;
+  options.copyOptionValuesFrom(given);
+  if (options.toolkit.empty())
+    options.toolkit = ATMOE_ROCM_TOOLKIT_DIR;
+  buildROCDLCodegenPipeline(pm, options);
+}
 
 class AMDGPUTarget final : public Target {
 public:
@@ -32,7 +44,7 @@ public:
                             const CodegenOptions &) const override {
     ROCDLCodegenOptions codegen;
     codegen.chip = chip.str();
-    buildROCDLCodegenPipeline(pm, codegen);
+    buildWithDefaults(pm, codegen);
   }
 
 private:
@@ -44,4 +56,11 @@ private:
 
 void atmoe::registerAMDGPUTarget() {
   registerTarget(std::make_unique<AMDGPUTarget>());
+}
+
+void atmoe::registerAMDGPUPipelines() {
+  PassPipelineRegistration<ROCDLCodegenOptions>(
+      "atmoe-rocdl-codegen-pipeline",
+      "Fused linalg to AMD GPU kernels in a gpu.binary and host LLVM code",
+      buildWithDefaults);
 }

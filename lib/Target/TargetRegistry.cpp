@@ -106,3 +106,8 @@ void atmoe::registerAllTargets() {
   }();
   (void)registered;
 }
+
+void atmoe::registerTargetPipelines() {
+  registerNVPTXPipelines();
+  registerAMDGPUPipelines();
+}

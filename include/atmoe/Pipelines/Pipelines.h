@@ -72,7 +72,8 @@ struct NVVMCodegenOptions : public PassPipelineOptions<NVVMCodegenOptions> {
                            llvm::cl::init("sm_90")};
   Option<std::string> features{
       *this, "features",
-      llvm::cl::desc("PTX features (default: the PTX version the chip needs)"),
+      llvm::cl::desc("PTX features (default: the PTX version the chip needs, "
+                     "from the NVPTX target)"),
       llvm::cl::init("")};
   Option<std::string> format{
       *this, "format",
@@ -115,10 +116,6 @@ struct ROCDLCodegenOptions : public PassPipelineOptions<ROCDLCodegenOptions> {
       llvm::cl::desc("As for the GPU kernel pipeline"), llvm::cl::init(true)};
 };
 
-/// The PTX feature a chip needs at least (`+ptx80` for sm_90); LLVM's
-/// default PTX version is too old for recent chips.
-std::string defaultPTXFeatures(llvm::StringRef chip);
-
 /// canonicalize, expand segments, fuse routers and adapters, convert to
 /// linalg.
 void buildLowerToLinalgPipeline(OpPassManager &pm,
@@ -131,14 +128,19 @@ void buildCPUCodegenPipeline(OpPassManager &pm,
                              const CPUCodegenOptions &options);
 
 void buildGPUKernelPipeline(OpPassManager &pm, const GPUKernelOptions &options);
+/// `options.features` and `options.toolkit` are used as given: the NVPTX
+/// target resolves their defaults (lib/Target/NVPTXTarget.cpp).
 void buildNVVMCodegenPipeline(OpPassManager &pm,
                               const NVVMCodegenOptions &options);
+/// `options.toolkit` is used as given: the AMDGPU target resolves it.
 void buildROCDLCodegenPipeline(OpPassManager &pm,
                                const ROCDLCodegenOptions &options);
 
 /// Registers `--atmoe-lower-to-linalg-pipeline`,
-/// `--atmoe-cpu-codegen-pipeline`, `--atmoe-gpu-kernel-pipeline`,
-/// `--atmoe-nvvm-codegen-pipeline` and `--atmoe-rocdl-codegen-pipeline`.
+/// `--atmoe-cpu-codegen-pipeline` and `--atmoe-gpu-kernel-pipeline`. The
+/// NVVM and ROCDL pipelines are registered by their targets
+/// (registerTargetPipelines in atmoe/Target/Targets.h), which fill in what
+/// they know about chips and toolkits.
 void registerAtmoePipelines();
 
 } // namespace mlir::atmoe

@@ -16,6 +16,13 @@ void registerCPUTarget();
 void registerNVPTXTarget();
 void registerAMDGPUTarget();
 
+/// The pipelines of the GPU targets, with the targets' defaults for chips
+/// and toolkits: `--atmoe-nvvm-codegen-pipeline`,
+/// `--atmoe-rocdl-codegen-pipeline`.
+void registerNVPTXPipelines();
+void registerAMDGPUPipelines();
+void registerTargetPipelines();
+
 } // namespace mlir::atmoe
 
 #endif // ATMOE_TARGET_TARGETS_H

@@ -4,13 +4,13 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 
 namespace mlir::atmoe {
 #define GEN_PASS_DEF_ALLOWFPREASSOCIATIONPASS
-#include "atmoe/Dialect/Atmoe/Transforms/Passes.h.inc"
+#include "atmoe/Codegen/Passes.h.inc"
 } // namespace mlir::atmoe
 
 using namespace mlir;

@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -13,7 +13,7 @@
 
 namespace mlir::atmoe {
 #define GEN_PASS_DEF_MEMREFCOPYTOLINALGPASS
-#include "atmoe/Dialect/Atmoe/Transforms/Passes.h.inc"
+#include "atmoe/Codegen/Passes.h.inc"
 } // namespace mlir::atmoe
 
 using namespace mlir;

@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/Transform/IR/TransformDialect.h"
 #include "mlir/Dialect/Transform/IR/TransformOps.h"
@@ -14,7 +14,7 @@
 
 namespace mlir::atmoe {
 #define GEN_PASS_DEF_APPLYCPUSCHEDULEPASS
-#include "atmoe/Dialect/Atmoe/Transforms/Passes.h.inc"
+#include "atmoe/Codegen/Passes.h.inc"
 } // namespace mlir::atmoe
 
 using namespace mlir;

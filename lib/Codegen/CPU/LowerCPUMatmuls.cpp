@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -15,7 +15,7 @@
 
 namespace mlir::atmoe {
 #define GEN_PASS_DEF_LOWERCPUMATMULSPASS
-#include "atmoe/Dialect/Atmoe/Transforms/Passes.h.inc"
+#include "atmoe/Codegen/Passes.h.inc"
 } // namespace mlir::atmoe
 
 using namespace mlir;

@@ -1,0 +1,30 @@
+//===- Passes.h - atmoe code generation passes ------------------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_CODEGEN_PASSES_H
+#define ATMOE_CODEGEN_PASSES_H
+
+#include "atmoe/Dialect/Atmoe/IR/AtmoeDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Transform/IR/TransformDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::atmoe {
+
+#define GEN_PASS_DECL
+#include "atmoe/Codegen/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "atmoe/Codegen/Passes.h.inc"
+
+} // namespace mlir::atmoe
+
+#endif // ATMOE_CODEGEN_PASSES_H

@@ -1,0 +1,306 @@
+//===- Passes.td - atmoe code generation passes ------------*- tablegen -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// The passes between fused linalg and the LLVM dialect. None of them knows an
+// atmoe op: they schedule, lower and place upstream ops for a kind of
+// hardware (lib/Codegen/{Common,CPU,GPU}), and the pipelines of
+// lib/Pipelines order them. Dialect rewrites (atmoe to atmoe) are in
+// Dialect/Atmoe/Transforms.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_CODEGEN_PASSES_TD
+#define ATMOE_CODEGEN_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// Common: every target
+//===----------------------------------------------------------------------===//
+
+def MemRefCopyToLinalgPass : Pass<"atmoe-memref-copy-to-linalg"> {
+  let summary = "Rewrite memref.copy as linalg.copy";
+  let description = [{
+    Strided `memref.copy` ops (into subviews, e.g. from bufferized
+    `tensor.concat`) lower to a call of `memrefCopy` from MLIR's C runner
+    utilities. Compiled models must not depend on that library, so the CPU
+    pipeline turns every copy into a `linalg.copy`, which lowers to loops
+    (and later vector code) like any other linalg op.
+
+    ```mlir
+    memref.copy %a, %b : memref<4x2xf32> to memref<4x2xf32, strided<[5, 1]>>
+    // becomes
+    linalg.copy ins(%a : memref<4x2xf32>) outs(%b : memref<4x2xf32, strided<[5, 1]>>)
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def AllowFPReassociationPass : Pass<"atmoe-allow-fp-reassociation"> {
+  let summary = "Allow reassociation and contraction of floating-point ops";
+  let description = [{
+    Sets `fastmath<reassoc, contract>` on every arith op that takes fast-math
+    flags. Reassociation lets LLVM vectorise reductions (matmul inner
+    products, softmax sums) and contraction lets it use FMA. Both change
+    rounding only; results stay well within SPEC §2's tolerance (checked by
+    the end-to-end tests against a float64 reference). No-NaN/no-inf flags
+    are not set: inputs may legitimately hold them.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+
+//===----------------------------------------------------------------------===//
+// CPU
+//===----------------------------------------------------------------------===//
+
+def ApplyCPUSchedulePass : Pass<"atmoe-apply-cpu-schedule", "mlir::ModuleOp"> {
+  let summary = "Tile linalg on tensors for the CPU with a transform script";
+  let description = [{
+    Runs atmoe's CPU schedule, a transform-dialect script kept in
+    `lib/Codegen/CPU/CPUSchedule.mlir`, on the module. It tells
+    matmuls apart by the `atmoe.matmul_role` the conversion to linalg gives
+    them. A LoRA up-projection and the base product it accumulates onto
+    share one parallel loop over blocks of 64 output features (the base
+    tile is fused into the up-projection's `scf.forall`): one OpenMP region
+    per call instead of two, which matters most with passive waiting
+    threads. Plain projections, down-projections and merged-weight products
+    get their own loop over feature blocks; router logits and the
+    routing-to-scales expansion are too small to wake a thread for and stay
+    serial. After bufferization,
+    `--atmoe-lower-cpu-matmuls` blocks each thread's tile for the caches and
+    registers and vectorises it (the token count is dynamic, so that choice
+    is made at run time there).
+
+    Pass `--transform-schedule=<file>` to experiment with another script
+    with the same entry point (`@__transform_main`).
+  }];
+  let options = [
+    Option<"scheduleFile", "transform-schedule", "std::string", "\"\"",
+           "Transform script to run instead of the built-in CPU schedule">
+  ];
+  let dependentDialects = ["::mlir::transform::TransformDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def SerializeSmallForallsPass
+    : Pass<"atmoe-serialize-small-foralls", "mlir::func::FuncOp"> {
+  let summary = "Run a parallel loop on the calling thread when T is small";
+  let description = [{
+    An `scf.forall` on tensors carrying `atmoe.serial_max_rows = N : i64`
+    (set by the CPU schedule with `transform.annotate`) becomes
+
+    ```mlir
+    scf.if (rows <= N) { serial scf.for over the same tiles }
+    else { the scf.forall }
+    ```
+
+    where `rows` is dimension 0 of its first shared output (the token count
+    T). Each OpenMP parallel region wakes the worker threads, which costs
+    about 100 us per region with passive waiting on this machine; for small
+    products at small T that costs more than the parallel work saves (the
+    LoRA down-projection at T = 1 is a 1 MiB read). The serial loop computes
+    the same tiles in the same order, so results are bitwise equal. Only
+    one-dimensional foralls whose terminator holds `tensor.parallel_insert_slice`
+    ops are handled; any other annotated forall is an error.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
+  let summary = "Lower y = x w^T matmuls on memrefs to register-blocked "
+                "vector FMA loops";
+  let description = [{
+    Rewrites every f32 `linalg.matmul` on buffers of the form
+    `y[t, n] += x[t, k] * w[n, k]` (the base projection, the LoRA down- and
+    up-projections and the router logits, all with `k` contiguous) into
+    loops the compiler fully controls:
+
+    - the reduction is vectorised along `k` into `token-tile` x
+      `feature-tile` vector accumulators: each vector of `w` feeds
+      `token-tile` FMAs and each vector of `x` `feature-tile` ones, so the
+      loop issues fewer loads than FMAs; the horizontal sums and the update
+      of `y` happen once per tile (all accumulators at once with shuffles
+      when there are as many as vector lanes);
+    - few tokens (`<= skinny-tokens`, tested at run time since the token
+      count is dynamic): weight rows outermost, so `w` streams from memory
+      once, a few long contiguous rows at a time, and each `skinny-k-block`
+      of a tile's rows stays in L1 while every `skinny-token-tile` tile uses
+      it; the rows are prefetched `skinny-prefetch` elements ahead (into L2)
+      so that DRAM streams while the FMAs run;
+    - more tokens: `k-block` x `token-block` blocks of `x` stay in L2 while
+      the `token-tile` x `feature-tile` register tiles sweep the weight rows
+      (6 x 4: 24 accumulators, 10 loads per 24 FMAs, within AVX-512's 32
+      registers);
+    - remainders: 1-row register tiles for tokens and features, masked loads
+      for `k`, so any shape works.
+
+    Other matmuls (other layouts, element types, non-unit inner strides)
+    are left to `convert-linalg-to-loops`.
+
+    ```mlir
+    linalg.matmul indexing_maps = [
+        affine_map<(t, n, k) -> (t, k)>, affine_map<(t, n, k) -> (n, k)>,
+        affine_map<(t, n, k) -> (t, n)>]
+      ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>)
+      outs(%y : memref<?x32xf32>)
+    // becomes scf.if (few tokens) over scf.for loops of vector.load +
+    // vector.fma into vector accumulators, then vector.shuffle + arith.addf
+    // sums added into %y
+    ```
+  }];
+  let options = [
+    Option<"tokenTile", "token-tile", "int64_t", "6",
+           "Token rows per register tile">,
+    Option<"featureTile", "feature-tile", "int64_t", "4",
+           "Weight rows per register tile">,
+    Option<"vectorWidth", "vector-width", "int64_t", "16",
+           "f32 lanes per vector (16: AVX-512)">,
+    Option<"skinnyTokens", "skinny-tokens", "int64_t", "32",
+           "Up to this many tokens, stream the weights once (rows outermost)">,
+    Option<"skinnyTokenTile", "skinny-token-tile", "int64_t", "4",
+           "Token rows per register tile for few tokens">,
+    Option<"skinnyKBlock", "skinny-k-block", "int64_t", "512",
+           "Reduction block for few tokens">,
+    Option<"skinnyPrefetch", "skinny-prefetch", "int64_t", "768",
+           "For few tokens, prefetch weight rows this many elements ahead "
+           "(0: off)">,
+    Option<"kBlock", "k-block", "int64_t", "2048",
+           "Reduction block for more tokens">,
+    Option<"tokenBlock", "token-block", "int64_t", "48",
+           "Token block for more tokens">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+
+//===----------------------------------------------------------------------===//
+// GPU
+//===----------------------------------------------------------------------===//
+
+def GPUTileMatmulsPass
+    : Pass<"atmoe-gpu-tile-matmuls", "mlir::func::FuncOp"> {
+  let summary = "Lower f32 matmuls on buffers to shared-memory tiled GPU "
+                "kernels";
+  let description = [{
+    Rewrites every f32 `linalg.matmul` on buffers, `y[t, n] += x[t, k] *
+    w[n, k]` (the projections, LoRA down/up, router logits) or `y[t, n] +=
+    x[t, k] * w[k, n]` (the rank-slot scale expansion), into a `gpu.launch`
+    the pass writes itself:
+
+    - each block computes a `tile[0]` x `tile[1]` tile of `y`; its threads
+      step through the reduction `tile[2]` at a time, copying the x and w
+      tiles into workgroup (shared) memory together (consecutive threads read
+      consecutive addresses of global memory), then, after a barrier, each
+      thread multiplies them into `thread-tile[0]` x `thread-tile[1]`
+      accumulators held in registers;
+    - a thread's outputs are strided by the number of threads along each
+      dimension, so that a warp reads consecutive shared-memory words (no
+      bank conflicts) and writes consecutive words of `y`; the w tile is
+      stored k-major with one word of padding per row, so that its transposed
+      copy is conflict-free too;
+    - out-of-range rows, columns and reduction steps read as zeros and are
+      not written, so any shape works;
+    - up to `skinny-rows` rows of `y` (tested at run time: the token count is
+      dynamic) use the `skinny-tile` / `skinny-thread-tile` variant, whose
+      blocks are only as tall as the batch, so that decoding a few tokens
+      does not leave most threads idle; one launch holds both variants (the
+      host picks the grid and block sizes, the kernel branches on the same
+      test), so that the host code does not branch between launches;
+    - a `linalg.fill` or a bias `linalg.broadcast` (along the rows) of `y`
+      right before the matmul is folded in: the kernel writes
+      `y = initial + x w` without reading `y`, and that op (one more launch
+      and one more pass over `y`) goes.
+
+    With `cpu-emulation`, the kernels become sequential loops over blocks
+    and threads instead, the barriers the ends of those loops and the
+    accumulators memory: the tiling, the copies and the bounds can then be
+    checked numerically on a machine without a GPU
+    (test/Integration/GPUEmulation).
+
+    Other matmuls (other element types or layouts) are left to the generic
+    parallel-loop mapping of `--atmoe-gpu-kernel-pipeline`.
+
+    ```mlir
+    linalg.matmul indexing_maps = [
+        affine_map<(t, n, k) -> (t, k)>, affine_map<(t, n, k) -> (n, k)>,
+        affine_map<(t, n, k) -> (t, n)>]
+      ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>)
+      outs(%y : memref<?x32xf32>)
+    // becomes
+    // gpu.launch blocks(...) in (select(few, ceil(n / 16), ceil(n / 64)), ...)
+    //     threads(...) in (256, 1, 1)
+    //     workgroup(%xt : memref<64x16xf32, #gpu.address_space<workgroup>>, ...) {
+    //   scf.if %few { skinny tiles } else { scf.for over k: copies into %xt,
+    //     %wt; gpu.barrier; register-tile FMAs; gpu.barrier; updates of %y }
+    // }
+    ```
+  }];
+  let options = [
+    ListOption<"tile", "tile", "int64_t",
+               "Rows and columns of y per block, reduction step "
+               "(default 64,64,16)">,
+    ListOption<"threadTile", "thread-tile", "int64_t",
+               "Rows and columns of y per thread (default 4,4)">,
+    Option<"skinnyRows", "skinny-rows", "int64_t", "16",
+           "Up to this many rows, use the skinny variant (0: never)">,
+    ListOption<"skinnyTile", "skinny-tile", "int64_t",
+               "Block tile of the skinny variant (default 16,16,64)">,
+    ListOption<"skinnyThreadTile", "skinny-thread-tile", "int64_t",
+               "Thread tile of the skinny variant (default 1,1)">,
+    Option<"cpuEmulation", "cpu-emulation", "bool", "false",
+           "Emit sequential loops over blocks and threads instead of "
+           "gpu.launch (testing on a CPU)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def GPUDeviceAllocationsPass
+    : Pass<"atmoe-gpu-device-allocations", "mlir::func::FuncOp"> {
+  let summary = "Allocate the host function's temporaries in device memory";
+  let description = [{
+    After the linalg ops of a layer function have become `gpu.launch`
+    kernels, the buffers bufferization allocated for intermediate results
+    (`memref.alloc` / `memref.dealloc` in the host code) must live in device
+    memory, where the kernels read and write them. This pass turns each of
+    them into `gpu.alloc` / `gpu.dealloc`; `gpu-async-region` then makes them
+    stream-ordered. Allocations inside kernels are left alone. Constants a
+    kernel reads (`memref.get_global`, e.g. the rank-slot masks of fused
+    adapters) are cloned into the kernel, so that `gpu-kernel-outlining`
+    copies their globals into the GPU module. A host `memref.alloca` or
+    global reaching a kernel any other way is an error, as is a temporary the
+    host code itself loads from or stores to.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def GPUHostArgumentsPass
+    : Pass<"atmoe-gpu-host-arguments", "mlir::func::FuncOp"> {
+  let summary = "Record which layer-function arguments the host code reads";
+  let description = [{
+    Runs after kernel outlining. A public function's memref argument that
+    only host code dereferences (for example the segment lengths, which
+    drive the loop over sequences on the host) must be passed in host
+    memory; every other argument is passed in device memory. The pass
+    records the host-memory arguments' positions as
+    `atmoe.host_arguments = array<i64: ...>` on the function; the driver
+    copies them into the compiled model's manifest, which tells the runtime
+    where to put each buffer. An argument both dereferenced on the host and
+    passed to a kernel is an error.
+  }];
+}
+
+#endif // ATMOE_CODEGEN_PASSES_TD
