@@ -53,10 +53,16 @@ static cl::opt<std::string> cpuSchedule(
     cl::desc("Transform script (entry @__transform_main) to tile the "
              "matmuls with instead of the built-in CPU schedule"),
     cl::value_desc("file"), cl::cat(compileCategory));
-static cl::opt<std::string> sequenceMerge(
-    "sequence-merge", cl::init("auto"),
-    cl::desc("Sequence granularity: auto (cost model), merge (merge the "
-             "experts into the base weight per segment) or unmerged"),
+static cl::opt<mlir::atmoe::SequenceMergePolicy> sequenceMerge(
+    "sequence-merge", cl::init(mlir::atmoe::SequenceMergePolicy::Auto),
+    cl::desc("Sequence granularity: when to merge a segment's experts into "
+             "the base weight"),
+    cl::values(clEnumValN(mlir::atmoe::SequenceMergePolicy::Auto, "auto",
+                          "the cost model decides (default)"),
+               clEnumValN(mlir::atmoe::SequenceMergePolicy::Merge, "merge",
+                          "every non-empty segment"),
+               clEnumValN(mlir::atmoe::SequenceMergePolicy::Unmerged,
+                          "unmerged", "never")),
     cl::cat(compileCategory));
 
 int main(int argc, char **argv) {
@@ -79,13 +85,6 @@ int main(int argc, char **argv) {
   if (!stage) {
     llvm::errs() << "atmoe-compile: error: unknown --emit=" << emit
                  << " (expected mlir, linalg, llvm, obj or so)\n";
-    return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
-  }
-
-  if (sequenceMerge != "auto" && sequenceMerge != "merge" &&
-      sequenceMerge != "unmerged") {
-    llvm::errs() << "atmoe-compile: error: unknown --sequence-merge="
-                 << sequenceMerge << " (expected auto, merge or unmerged)\n";
     return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
   }
 

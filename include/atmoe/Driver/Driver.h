@@ -14,6 +14,7 @@
 #ifndef ATMOE_DRIVER_DRIVER_H
 #define ATMOE_DRIVER_DRIVER_H
 
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 #include "atmoe/Support/FaultOr.h"
 
 #include "mlir/Support/LLVM.h"
@@ -52,9 +53,9 @@ struct CompileOptions {
   std::string target = "host";
   /// A transform script replacing the built-in CPU schedule ("" = built-in).
   std::string cpuSchedule;
-  /// Sequence granularity: auto, merge or unmerged
+  /// Sequence granularity: when to merge a segment's experts
   /// (--atmoe-merge-sequence-adapters).
-  std::string sequenceMerge = "auto";
+  SequenceMergePolicy sequenceMerge = SequenceMergePolicy::Auto;
   /// Hook to apply command-line pass-manager options (--mlir-timing,
   /// --mlir-print-ir-after-all, ...) to every pass manager the driver runs.
   std::function<LogicalResult(PassManager &)> configurePassManager;

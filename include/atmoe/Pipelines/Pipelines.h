@@ -12,6 +12,8 @@
 #ifndef ATMOE_PIPELINES_PIPELINES_H
 #define ATMOE_PIPELINES_PIPELINES_H
 
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
+
 #include "mlir/Pass/PassOptions.h"
 #include "llvm/ADT/StringRef.h"
 
@@ -25,12 +27,16 @@ namespace mlir::atmoe {
 
 /// atmoe (as imported) to fused linalg on tensors.
 struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
-  Option<std::string> sequenceMerge{
+  Option<SequenceMergePolicy> sequenceMerge{
       *this, "sequence-merge",
-      llvm::cl::desc("Sequence granularity: auto (cost model), merge (merge "
-                     "the experts into the base weight per segment) or "
-                     "unmerged (see --atmoe-merge-sequence-adapters)"),
-      llvm::cl::init("auto")};
+      llvm::cl::desc("Sequence granularity: when to merge a segment's "
+                     "experts into the base weight "
+                     "(--atmoe-merge-sequence-adapters)"),
+      llvm::cl::init(SequenceMergePolicy::Auto),
+      llvm::cl::values(
+          clEnumValN(SequenceMergePolicy::Auto, "auto", "the cost model"),
+          clEnumValN(SequenceMergePolicy::Merge, "merge", "every segment"),
+          clEnumValN(SequenceMergePolicy::Unmerged, "unmerged", "never"))};
   Option<int64_t> sequenceMergeThreshold{
       *this, "sequence-merge-threshold",
       llvm::cl::desc("With sequence-merge=auto: merge segments of at least "

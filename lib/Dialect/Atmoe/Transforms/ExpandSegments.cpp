@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -53,10 +54,14 @@ struct ExpandSegmentsPass
   using ExpandSegmentsPassBase::ExpandSegmentsPassBase;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<ExpandSequenceRouting>(&getContext());
+    populateExpandSegmentsPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
 };
 
 } // namespace
+
+void mlir::atmoe::populateExpandSegmentsPatterns(RewritePatternSet &patterns) {
+  patterns.add<ExpandSequenceRouting>(patterns.getContext());
+}

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
@@ -46,39 +47,21 @@ struct StackAdapters : OpRewritePattern<LoraLinearOp> {
       return success();
     }
 
-    SharedExpertOp shared = layer.getSharedExpert();
-    double lambda = shared ? shared.getLambda().convertToDouble() : 1.0;
-    SmallVector<int64_t> ranks, columns;
-    SmallVector<double> factors;
-    int64_t totalRank = 0;
-    for (unsigned i = 0, e = op.getAdapters().size(); i < e; ++i) {
-      LoraAttr adapter = op.getAdapter(i);
-      StringRef expert = adapter.getExpert().getValue();
-      ranks.push_back(adapter.getRank());
-      totalRank += adapter.getRank();
-      if (shared && shared.getSymName() == expert) {
-        columns.push_back(-1);
-        factors.push_back((1.0 - lambda) * adapter.getScale());
-        continue;
-      }
-      std::optional<int64_t> column = layer.getRoutedExpertIndex(expert);
-      if (!column)
-        return rewriter.notifyMatchFailure(op, "adapter names no expert");
-      columns.push_back(*column);
-      factors.push_back(lambda * adapter.getScale());
-    }
+    FailureOr<StackedAdapters> stacked = stackAdapters(op, layer);
+    if (failed(stacked))
+      return rewriter.notifyMatchFailure(op, "adapter names no expert");
 
     Value down = concatenate(rewriter, loc, 0, op.getLoraA());
     Value up = concatenate(rewriter, loc, 1, op.getLoraB());
     int64_t tokens = op.getInput().getType().getDimSize(0);
     Value numTokens = tensor::DimOp::create(rewriter, loc, op.getInput(), 0);
-    auto scalesType =
-        RankedTensorType::get({tokens, totalRank}, rewriter.getF32Type());
-    Value scales =
-        LoraScalesOp::create(rewriter, loc, scalesType, op.getRouting(),
-                             numTokens, rewriter.getDenseI64ArrayAttr(ranks),
-                             rewriter.getDenseI64ArrayAttr(columns),
-                             rewriter.getDenseF64ArrayAttr(factors));
+    auto scalesType = RankedTensorType::get({tokens, stacked->totalRank},
+                                            rewriter.getF32Type());
+    Value scales = LoraScalesOp::create(
+        rewriter, loc, scalesType, op.getRouting(), numTokens,
+        rewriter.getDenseI64ArrayAttr(stacked->ranks),
+        rewriter.getDenseI64ArrayAttr(stacked->columns),
+        rewriter.getDenseF64ArrayAttr(stacked->factors));
     rewriter.replaceOpWithNewOp<StackedLoraLinearOp>(
         op, op.getType(), op.getInput(), op.getWeight(), op.getBias(), down, up,
         scales);
@@ -90,10 +73,38 @@ struct FuseLoraPass : atmoe::impl::FuseLoraPassBase<FuseLoraPass> {
   using FuseLoraPassBase::FuseLoraPassBase;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<StackAdapters>(&getContext());
+    populateFuseLoraPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
 };
 
 } // namespace
+
+FailureOr<StackedAdapters> mlir::atmoe::stackAdapters(LoraLinearOp op,
+                                                      LayerOp layer) {
+  StackedAdapters stacked;
+  SharedExpertOp shared = layer.getSharedExpert();
+  double lambda = shared ? shared.getLambda().convertToDouble() : 1.0;
+  for (unsigned i = 0, e = op.getAdapters().size(); i < e; ++i) {
+    LoraAttr adapter = op.getAdapter(i);
+    StringRef expert = adapter.getExpert().getValue();
+    stacked.ranks.push_back(adapter.getRank());
+    stacked.totalRank += adapter.getRank();
+    if (shared && shared.getSymName() == expert) {
+      stacked.columns.push_back(-1);
+      stacked.factors.push_back((1.0 - lambda) * adapter.getScale());
+      continue;
+    }
+    std::optional<int64_t> column = layer.getRoutedExpertIndex(expert);
+    if (!column)
+      return failure();
+    stacked.columns.push_back(*column);
+    stacked.factors.push_back(lambda * adapter.getScale());
+  }
+  return stacked;
+}
+
+void mlir::atmoe::populateFuseLoraPatterns(RewritePatternSet &patterns) {
+  patterns.add<StackAdapters>(patterns.getContext());
+}

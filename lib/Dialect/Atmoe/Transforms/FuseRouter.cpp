@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -61,10 +62,14 @@ struct FuseRouterPass : atmoe::impl::FuseRouterPassBase<FuseRouterPass> {
   using FuseRouterPassBase::FuseRouterPassBase;
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<SplitRoute>(&getContext());
+    populateFuseRouterPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }
 };
 
 } // namespace
+
+void mlir::atmoe::populateFuseRouterPatterns(RewritePatternSet &patterns) {
+  patterns.add<SplitRoute>(patterns.getContext());
+}

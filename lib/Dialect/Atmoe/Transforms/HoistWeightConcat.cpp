@@ -6,6 +6,8 @@
 
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
 
+#include "mlir/IR/PatternMatch.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
@@ -68,8 +70,8 @@ void hoist(func::FuncOp func, tensor::ConcatOp concat) {
   if (failed(func.insertArgument(position, concat.getType(), stackedAttrs,
                                  concat.getLoc())))
     return;
-  concat.getResult().replaceAllUsesWith(func.getArgument(position));
-  concat.erase();
+  IRRewriter rewriter(context);
+  rewriter.replaceOp(concat, func.getArgument(position));
   llvm::BitVector erase(func.getNumArguments());
   for (BlockArgument arg : replaced)
     erase.set(arg.getArgNumber());

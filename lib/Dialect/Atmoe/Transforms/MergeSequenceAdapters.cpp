@@ -12,12 +12,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
-#include "llvm/ADT/StringSwitch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
 
 namespace mlir::atmoe {
 #define GEN_PASS_DEF_MERGESEQUENCEADAPTERSPASS
@@ -28,8 +29,6 @@ using namespace mlir;
 using namespace mlir::atmoe;
 
 namespace {
-
-enum class MergePolicy { Auto, Merge, Unmerged };
 
 /// Cost of moving one f32 element to or from memory, in multiply-adds: about
 /// what one core computes (~55 GMAC/s with AVX-512 FMA) while DRAM delivers
@@ -52,37 +51,6 @@ int64_t costModelThreshold(int64_t dIn, int64_t dOut, int64_t totalRank) {
                      (rank + 2.0 * kMemoryCostPerElement) /
                      (rank * static_cast<double>(dIn + dOut));
   return static_cast<int64_t>(breakEven) + 1;
-}
-
-/// The stacked form of a projection's adapters, as --atmoe-fuse-lora builds
-/// it.
-struct StackedAdapters {
-  SmallVector<int64_t> ranks, columns;
-  SmallVector<double> factors;
-  int64_t totalRank = 0;
-};
-
-FailureOr<StackedAdapters> stackAdapters(LoraLinearOp op, LayerOp layer) {
-  StackedAdapters stacked;
-  SharedExpertOp shared = layer.getSharedExpert();
-  double lambda = shared ? shared.getLambda().convertToDouble() : 1.0;
-  for (unsigned i = 0, e = op.getAdapters().size(); i < e; ++i) {
-    LoraAttr adapter = op.getAdapter(i);
-    StringRef expert = adapter.getExpert().getValue();
-    stacked.ranks.push_back(adapter.getRank());
-    stacked.totalRank += adapter.getRank();
-    if (shared && shared.getSymName() == expert) {
-      stacked.columns.push_back(-1);
-      stacked.factors.push_back((1.0 - lambda) * adapter.getScale());
-      continue;
-    }
-    std::optional<int64_t> column = layer.getRoutedExpertIndex(expert);
-    if (!column)
-      return failure();
-    stacked.columns.push_back(*column);
-    stacked.factors.push_back(lambda * adapter.getScale());
-  }
-  return stacked;
 }
 
 /// Builds the replacement of one sequence-granularity projection.
@@ -297,72 +265,85 @@ private:
   Value down, up, c0, c1, numTokens, minLength;
 };
 
+/// Merges the segments of one sequence-granularity projection where the
+/// policy and the cost model say so.
+struct MergeSegments : OpRewritePattern<LoraLinearOp> {
+  MergeSegments(MLIRContext *context, SequenceMergePolicy policy,
+                int64_t mergeThreshold)
+      : OpRewritePattern(context), policy(policy),
+        mergeThreshold(mergeThreshold) {}
+
+  LogicalResult matchAndRewrite(LoraLinearOp op,
+                                PatternRewriter &rewriter) const override {
+    if (policy == SequenceMergePolicy::Unmerged ||
+        op.getGranularity() != Granularity::sequence ||
+        op.getAdapters().empty())
+      return rewriter.notifyMatchFailure(op, "nothing to merge");
+    auto layer =
+        SymbolTable::lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
+    if (!layer)
+      return rewriter.notifyMatchFailure(op, "layer not found");
+    FailureOr<StackedAdapters> stacked = stackAdapters(op, layer);
+    if (failed(stacked))
+      return rewriter.notifyMatchFailure(op, "adapter names no expert");
+    std::optional<int64_t> threshold = thresholdFor(op, stacked->totalRank);
+    if (!threshold)
+      return rewriter.notifyMatchFailure(op, "merging cannot pay");
+    rewriter.replaceOp(
+        op,
+        SequenceMerger(op, *stacked, std::max<int64_t>(*threshold, 1), rewriter)
+            .build());
+    return success();
+  }
+
+private:
+  /// The segment length from which to merge, or none when no segment can
+  /// reach it (or, without static features, there is no cost model).
+  std::optional<int64_t> thresholdFor(LoraLinearOp op,
+                                      int64_t totalRank) const {
+    if (policy == SequenceMergePolicy::Merge)
+      return 1;
+    int64_t dIn = op.getInput().getType().getDimSize(1);
+    int64_t dOut = op.getType().getDimSize(1);
+    int64_t threshold = mergeThreshold;
+    if (threshold < 0 &&
+        (ShapedType::isDynamic(dIn) || ShapedType::isDynamic(dOut)))
+      return std::nullopt;
+    if (threshold < 0)
+      threshold = costModelThreshold(dIn, dOut, totalRank);
+    // No segment can be longer than a static batch.
+    int64_t tokens = op.getInput().getType().getDimSize(0);
+    if (!ShapedType::isDynamic(tokens) && tokens < threshold)
+      return std::nullopt;
+    return threshold;
+  }
+
+  SequenceMergePolicy policy;
+  int64_t mergeThreshold;
+};
+
 struct MergeSequenceAdaptersPass
     : atmoe::impl::MergeSequenceAdaptersPassBase<MergeSequenceAdaptersPass> {
   using MergeSequenceAdaptersPassBase::MergeSequenceAdaptersPassBase;
 
   void runOnOperation() override {
-    std::optional<MergePolicy> parsed =
-        llvm::StringSwitch<std::optional<MergePolicy>>(policy)
-            .Case("auto", MergePolicy::Auto)
-            .Case("merge", MergePolicy::Merge)
-            .Case("unmerged", MergePolicy::Unmerged)
-            .Default(std::nullopt);
-    // Report every bad option, then stop.
-    if (!parsed)
-      getOperation()->emitError("unknown sequence merge policy '")
-          << policy << "' (expected auto, merge or unmerged)";
-    if (mergeThreshold < -1)
+    if (mergeThreshold < -1) {
       getOperation()->emitError("expects merge-threshold (")
           << static_cast<int64_t>(mergeThreshold)
           << ") to be -1 (cost model) or a token count";
-    if (!parsed || mergeThreshold < -1)
       return signalPassFailure();
-    if (*parsed == MergePolicy::Unmerged)
-      return;
-
-    SmallVector<LoraLinearOp> candidates;
-    getOperation()->walk([&](LoraLinearOp op) {
-      if (op.getGranularity() == Granularity::sequence &&
-          !op.getAdapters().empty())
-        candidates.push_back(op);
-    });
-    for (LoraLinearOp op : candidates)
-      rewrite(op, *parsed);
-  }
-
-  void rewrite(LoraLinearOp op, MergePolicy mergePolicy) {
-    auto layer =
-        SymbolTable::lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
-    if (!layer)
-      return;
-    FailureOr<StackedAdapters> stacked = stackAdapters(op, layer);
-    if (failed(stacked))
-      return;
-
-    int64_t threshold = 1;
-    if (mergePolicy == MergePolicy::Auto) {
-      int64_t dIn = op.getInput().getType().getDimSize(1);
-      int64_t dOut = op.getType().getDimSize(1);
-      if (mergeThreshold >= 0)
-        threshold = mergeThreshold;
-      else if (ShapedType::isDynamic(dIn) || ShapedType::isDynamic(dOut))
-        return; // No cost model without static features: stay unmerged.
-      else
-        threshold = costModelThreshold(dIn, dOut, stacked->totalRank);
-      // No segment can be longer than a static batch.
-      int64_t tokens = op.getInput().getType().getDimSize(0);
-      if (!ShapedType::isDynamic(tokens) && tokens < threshold)
-        return;
     }
-
-    OpBuilder builder(op);
-    Value result =
-        SequenceMerger(op, *stacked, std::max<int64_t>(threshold, 1), builder)
-            .build();
-    op.replaceAllUsesWith(result);
-    op.erase();
+    RewritePatternSet patterns(&getContext());
+    populateMergeSequenceAdaptersPatterns(patterns, policy, mergeThreshold);
+    // One visit per op, no folding: the ops the merge builds stay as built.
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
 };
 
 } // namespace
+
+void mlir::atmoe::populateMergeSequenceAdaptersPatterns(
+    RewritePatternSet &patterns, SequenceMergePolicy policy,
+    int64_t mergeThreshold) {
+  patterns.add<MergeSegments>(patterns.getContext(), policy, mergeThreshold);
+}

@@ -8,6 +8,7 @@
 #define ATMOE_DIALECT_ATMOE_TRANSFORMS_PASSES_H
 
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"

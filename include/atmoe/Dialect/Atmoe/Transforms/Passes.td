@@ -229,9 +229,17 @@ def MergeSequenceAdaptersPass : Pass<"atmoe-merge-sequence-adapters"> {
     ```
   }];
   let options = [
-    Option<"policy", "policy", "std::string", "\"auto\"",
-           "auto (cost model), merge (every non-empty segment) or unmerged "
-           "(leave the ops to --atmoe-expand-segments)">,
+    Option<"policy", "policy", "::mlir::atmoe::SequenceMergePolicy",
+           "::mlir::atmoe::SequenceMergePolicy::Auto",
+           "When to merge a segment's experts into the base weight",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::atmoe::SequenceMergePolicy::Auto, "auto",
+                        "the cost model decides"),
+             clEnumValN(::mlir::atmoe::SequenceMergePolicy::Merge, "merge",
+                        "every non-empty segment"),
+             clEnumValN(::mlir::atmoe::SequenceMergePolicy::Unmerged,
+                        "unmerged",
+                        "never (leave the ops to --atmoe-expand-segments)"))}]>,
     Option<"mergeThreshold", "merge-threshold", "int64_t", "-1",
            "With policy=auto: merge segments of at least this many tokens "
            "instead of the cost model's threshold (-1)">
