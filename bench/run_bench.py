@@ -302,7 +302,7 @@ def write_package(work, d, granularity, copies):
     subprocess.run([sys.executable, os.path.join(HERE, "workload.py"), "--d", str(d),
                     "--granularity", granularity, "--copies", str(copies), description],
                    check=True)
-    subprocess.run([sys.executable, os.path.join(ROOT, "test", "lib", "model_package.py"),
+    subprocess.run([sys.executable, os.path.join(ROOT, "test", "helpers", "model_package.py"),
                     "--desc", description, package], check=True, stdout=subprocess.DEVNULL)
     return package
 

@@ -10,7 +10,7 @@ Layer 0 is the LoRA-MoE layer (one d x d projection, E = 8 experts in G = 4
 groups of 2, r = 16, alpha = 32, grouped-softmax router over h = x); layer 1
 is the same projection with every expert removed: the compiled base linear,
 the baseline of every ratio. Feed the output to
-test/lib/model_package.py --desc.
+test/helpers/model_package.py --desc.
 
 With --copies K the package holds K identical-shape copies of each, with
 their own weights, as a K-layer model does: layers 0 .. K-1 are LoRA-MoE

@@ -39,7 +39,7 @@
 #include <cstdint>
 #include <string>
 
-using namespace atmoe::fuzz;
+using namespace atmoe_fuzz;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mlir::DialectRegistry registry;

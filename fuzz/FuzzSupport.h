@@ -22,7 +22,7 @@
 #include <cstdlib>
 #include <string>
 
-namespace atmoe::fuzz {
+namespace atmoe_fuzz {
 
 /// Stops the run with a message. Used for broken invariants, which libFuzzer
 /// then reports as a crash with the input that caused it.
@@ -66,6 +66,6 @@ inline void writeInput(llvm::StringRef path, const uint8_t *data, size_t size) {
     fail(("cannot write " + path).str());
 }
 
-} // namespace atmoe::fuzz
+} // namespace atmoe_fuzz
 
 #endif // ATMOE_FUZZ_FUZZSUPPORT_H

@@ -7,7 +7,7 @@
 // The input is a model.json, optionally followed by a line "#adapter" and an
 // adapter_config.json. Both are written into a package directory that
 // already holds real weights: on start-up the target generates every preset
-// of test/lib/model_package.py into <root>/<preset>/ and copies one PEFT
+// of test/helpers/model_package.py into <root>/<preset>/ and copies one PEFT
 // adapter's tensors to <root>/fuzz_adapter/. The seeds (test/fuzz/importer)
 // are the test suite's model.json files with their paths rewritten to point
 // there ("demo/weights.safetensors", "peft/adapters/icd", "fuzz_adapter"), so
@@ -44,7 +44,7 @@
 #include <cstdint>
 #include <string>
 
-using namespace atmoe::fuzz;
+using namespace atmoe_fuzz;
 
 namespace {
 
@@ -61,9 +61,9 @@ const std::string &packageRoot() {
     std::string dir = scratchPath("package");
     for (const char *preset : kPresets) {
       std::string out = dir + "/" + preset;
-      llvm::StringRef args[] = {"/usr/bin/python3",
-                                ATMOE_SOURCE_DIR "/test/lib/model_package.py",
-                                "--preset", preset, out};
+      llvm::StringRef args[] = {
+          "/usr/bin/python3", ATMOE_SOURCE_DIR "/test/helpers/model_package.py",
+          "--preset", preset, out};
       std::string message;
       if (llvm::sys::ExecuteAndWait(args[0], args, std::nullopt, {}, 0, 0,
                                     &message) != 0)

@@ -24,7 +24,7 @@ using atmoe_rt::readNpyF32;
 using atmoe_rt::Result;
 using atmoe_rt::Status;
 using atmoe_rt::writeNpyF32;
-using namespace atmoe::fuzz;
+using namespace atmoe_fuzz;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const std::string inputPath = scratchPath("input.npy");

@@ -26,7 +26,7 @@ using atmoe_rt::dtypeSize;
 using atmoe_rt::Result;
 using atmoe_rt::SafeTensorsFile;
 using atmoe_rt::TensorInfo;
-using namespace atmoe::fuzz;
+using namespace atmoe_fuzz;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const std::string path = scratchPath("input.safetensors");

@@ -44,7 +44,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "test", "fuzz")
-GEN = os.path.join(ROOT, "test", "lib", "model_package.py")
+GEN = os.path.join(ROOT, "test", "helpers", "model_package.py")
 # Larger inputs slow every fuzzing iteration down for little new coverage.
 MAX_SEED = 8192
 ADAPTER_MARKER = b"\n#adapter\n"
@@ -71,7 +71,7 @@ def generator_runs():
                 continue
             cmd = m.group(1)
             cmd = cmd.replace("%{gen}", "GEN").replace(
-                "%python %atmoe_src_root/test/lib/model_package.py", "GEN")
+                "%python %atmoe_src_root/test/helpers/model_package.py", "GEN")
             if not cmd.startswith("GEN "):
                 continue
             cmd = cmd.split("&&")[0].split("|")[0].split(">")[0]

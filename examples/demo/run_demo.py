@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "test", "lib"))
+sys.path.insert(0, os.path.join(ROOT, "test", "helpers"))
 import reference  # noqa: E402
 
 TOKENS = 6
@@ -27,7 +27,7 @@ def main():
     build, work = sys.argv[1], sys.argv[2]
     package, compiled = os.path.join(work, "demo"), os.path.join(work, "demo.so")
     os.makedirs(work, exist_ok=True)
-    subprocess.run([sys.executable, os.path.join(ROOT, "test", "lib", "model_package.py"),
+    subprocess.run([sys.executable, os.path.join(ROOT, "test", "helpers", "model_package.py"),
                     "--preset", "demo", package], check=True, stdout=subprocess.DEVNULL)
     print("== atmoe-compile %s -o %s" % (package, compiled))
     subprocess.run([os.path.join(build, "bin", "atmoe-compile"), package, "-o", compiled], check=True)

@@ -6,6 +6,8 @@
 
 #include "atmoe/Codegen/Passes.h"
 
+#include "mlir/IR/PatternMatch.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -299,11 +301,13 @@ struct LowerCPUMatmulsPass
       if (isSupported(op))
         matmuls.push_back(op);
     });
+    IRRewriter rewriter(&getContext());
     for (linalg::MatmulOp op : matmuls) {
-      ImplicitLocOpBuilder b(op.getLoc(), op);
+      rewriter.setInsertionPoint(op);
+      ImplicitLocOpBuilder b(op.getLoc(), rewriter);
       lower(b,
             {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0]});
-      op.erase();
+      rewriter.eraseOp(op);
     }
   }
 

@@ -6,6 +6,8 @@
 
 #include "atmoe/Codegen/Passes.h"
 
+#include "mlir/IR/PatternMatch.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -314,13 +316,15 @@ struct GPUTileMatmulsPass
       if (std::optional<Matmul> mm = matchMatmul(op))
         matmuls.emplace_back(op, *mm);
     });
+    IRRewriter rewriter(&getContext());
     for (auto &[op, mm] : matmuls) {
       matchInitializer(op, mm);
-      ImplicitLocOpBuilder b(op.getLoc(), op);
+      rewriter.setInsertionPoint(op);
+      ImplicitLocOpBuilder b(op.getLoc(), rewriter);
       lower(b, mm, *large, *skinny);
-      op.erase();
+      rewriter.eraseOp(op);
       if (mm.initializer)
-        mm.initializer->erase();
+        rewriter.eraseOp(mm.initializer);
     }
   }
 

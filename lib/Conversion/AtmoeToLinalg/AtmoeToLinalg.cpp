@@ -71,8 +71,9 @@ struct ConvertAtmoeToLinalgPass
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
       return signalPassFailure();
 
+    IRRewriter rewriter(&getContext());
     for (LayerOp layer : llvm::make_early_inc_range(module.getOps<LayerOp>()))
-      layer.erase();
+      rewriter.eraseOp(layer);
   }
 };
 
