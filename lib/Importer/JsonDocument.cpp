@@ -1,4 +1,4 @@
-//===- JsonDocument.cpp - JSON files with source positions -----*- C++ -*-===//
+//===- JsonDocument.cpp - JSON files with source positions ----------------===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //

@@ -1,4 +1,4 @@
-//===- CudaSupport.cpp - the CUDA device support library -----------------===//
+//===- CudaSupport.cpp - The CUDA device support library ------------------===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //

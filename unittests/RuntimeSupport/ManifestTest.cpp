@@ -1,11 +1,10 @@
-//===- ManifestTest.cpp - Tests for the runtime's manifest parser -*- C++
-//-*-===//
+//===- ManifestTest.cpp - The manifest's reader and writer -----*- C++ -*-===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 //
-// Every validation rule of runtime/src/manifest.cpp, one manifest per rule:
+// Every validation rule of runtime/support/Manifest.cpp, one manifest per rule:
 // compiled models with broken manifests would need one shared library each.
 //
 //===----------------------------------------------------------------------===//

@@ -1,5 +1,4 @@
-//===- Fault.h - Whose fault a failure is; the tools' exit codes -*- C++
-//-*-===//
+//===- Fault.h - Whose fault a failure is: exit codes ----------*- C++ -*-===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
