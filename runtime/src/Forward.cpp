@@ -7,7 +7,9 @@
 // atmoe_rt_layer_forward validates the call, lays the caller's buffers and
 // the bound weights out in ABI order with their concrete shapes, builds one
 // memref descriptor per argument and calls the layer's entry point; on a GPU
-// model inputs and outputs go through device buffers of the call.
+// model inputs and outputs go through device buffers of the call. Forward is
+// the hot path: its lists live in per-thread scratch that keeps its capacity,
+// so a steady stream of calls allocates nothing.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,20 +32,27 @@ public:
   static_assert(sizeof(void *) == sizeof(int64_t),
                 "memref descriptors are laid out for 64-bit pointers");
 
-  void add(const void *data, const std::vector<int64_t> &sizes) {
+  void clear() {
+    words.clear();
+    offsets.clear();
+  }
+
+  /// One descriptor for `data` of `shape`, kDynamic standing for `rows`.
+  void add(const void *data, const std::vector<int64_t> &shape, int64_t rows) {
     offsets.push_back(words.size());
     int64_t pointer;
     std::memcpy(&pointer, &data, sizeof(pointer));
     words.push_back(pointer); // allocated
     words.push_back(pointer); // aligned
     words.push_back(0);       // offset
-    words.insert(words.end(), sizes.begin(), sizes.end());
-    size_t stridesBegin = words.size();
-    words.resize(stridesBegin + sizes.size());
+    size_t sizesBegin = words.size();
+    for (int64_t dim : shape)
+      words.push_back(dim == kDynamic ? rows : dim);
+    words.resize(sizesBegin + 2 * shape.size());
     int64_t stride = 1;
-    for (size_t i = sizes.size(); i-- > 0;) {
-      words[stridesBegin + i] = stride;
-      stride *= sizes[i];
+    for (size_t i = shape.size(); i-- > 0;) {
+      words[sizesBegin + shape.size() + i] = stride;
+      stride *= words[sizesBegin + i];
     }
   }
 
@@ -61,12 +70,28 @@ private:
   std::vector<void *> args;
 };
 
-/// One argument's buffer and concrete shape.
+/// One argument's buffer; `rows` is what kDynamic stands for in its shape.
 struct Buffer {
   const Argument *arg;
   const void *data;
-  std::vector<int64_t> shape;
+  int64_t rows;
+
+  size_t bytes() const {
+    size_t total =
+        arg->elementType == ElementType::I64 ? sizeof(int64_t) : sizeof(float);
+    for (int64_t dim : arg->shape)
+      total *= dim == kDynamic ? rows : dim;
+    return total;
+  }
 };
+
+/// What one thread reuses from call to call.
+struct CallScratch {
+  DescriptorList descriptors;
+  std::vector<Buffer> buffers;
+  std::vector<float> routing;
+};
+thread_local CallScratch scratch;
 
 /// The caller's view of one forward call.
 struct Call {
@@ -145,41 +170,27 @@ atmoe_rt_status_t checkSegments(const Call &call) {
   return ATMOE_RT_OK;
 }
 
-/// `shape` with kDynamic replaced by `rows` (T, or S for router data).
-std::vector<int64_t> concreteShape(const std::vector<int64_t> &shape,
-                                   int64_t rows) {
-  std::vector<int64_t> result = shape;
-  for (int64_t &dim : result)
-    if (dim == kDynamic)
-      dim = rows;
-  return result;
-}
-
-/// Each argument's host buffer and concrete shape, in ABI order.
-std::vector<Buffer> layOut(const Call &call, size_t layerPosition) {
+/// Each argument's host buffer, in ABI order.
+void layOut(const Call &call, size_t layerPosition,
+            std::vector<Buffer> &buffers) {
   const std::vector<const float *> &weightData =
       call.model->weights->data[layerPosition];
-  std::vector<Buffer> buffers;
-  buffers.reserve(call.layer.arguments.size());
+  buffers.clear();
   size_t p = 0, w = 0, out = 0;
   for (const Argument &arg : call.layer.arguments) {
-    auto add = [&](const void *data, int64_t rows) {
-      buffers.push_back({&arg, data, concreteShape(arg.shape, rows)});
-    };
     if (arg.role == ArgumentRole::Weight)
-      buffers.push_back({&arg, weightData[w++], arg.shape});
+      buffers.push_back({&arg, weightData[w++], 0});
     else if (arg.role == ArgumentRole::Input && arg.name == "h")
-      add(call.h, call.routerRows());
+      buffers.push_back({&arg, call.h, call.routerRows()});
     else if (arg.role == ArgumentRole::Input && arg.name == "segments")
-      add(call.segments, int64_t(call.numSegments));
+      buffers.push_back({&arg, call.segments, int64_t(call.numSegments)});
     else if (arg.role == ArgumentRole::Input)
-      add(call.x[p++], call.numTokens);
+      buffers.push_back({&arg, call.x[p++], call.numTokens});
     else if (out < call.numProjections)
-      add(call.y[out++], call.numTokens);
+      buffers.push_back({&arg, call.y[out++], call.numTokens});
     else
-      add(call.routing, call.routerRows());
+      buffers.push_back({&arg, call.routing, call.routerRows()});
   }
-  return buffers;
 }
 
 /// Device buffers of one call, freed when it returns.
@@ -205,17 +216,15 @@ atmoe_rt_status_t runOnDevice(const Call &call, AtmoeEntryFn entry,
   };
   DeviceBuffers callBuffers{device, {}};
   std::vector<void *> outputs(buffers.size(), nullptr);
-  DescriptorList descriptors;
+  DescriptorList &descriptors = scratch.descriptors;
+  descriptors.clear();
   for (size_t i = 0; i < buffers.size(); ++i) {
     const Argument &arg = *buffers[i].arg;
     if (arg.role == ArgumentRole::Weight || arg.inHostMemory) {
-      descriptors.add(buffers[i].data, buffers[i].shape);
+      descriptors.add(buffers[i].data, arg.shape, buffers[i].rows);
       continue;
     }
-    size_t bytes =
-        arg.elementType == ElementType::I64 ? sizeof(int64_t) : sizeof(float);
-    for (int64_t extent : buffers[i].shape)
-      bytes *= extent;
+    size_t bytes = buffers[i].bytes();
     void *pointer = device.alloc(bytes);
     if (!pointer && bytes)
       return deviceError("allocating '" + arg.name + "'");
@@ -225,7 +234,7 @@ atmoe_rt_status_t runOnDevice(const Call &call, AtmoeEntryFn entry,
       return deviceError("copying '" + arg.name + "'");
     if (arg.role == ArgumentRole::Output)
       outputs[i] = pointer;
-    descriptors.add(pointer, buffers[i].shape);
+    descriptors.add(pointer, arg.shape, buffers[i].rows);
   }
   entry(descriptors.finish());
   if (std::string error = device.takeError(); !error.empty())
@@ -234,11 +243,8 @@ atmoe_rt_status_t runOnDevice(const Call &call, AtmoeEntryFn entry,
   for (size_t i = 0; i < buffers.size(); ++i) {
     if (!outputs[i])
       continue;
-    size_t bytes = sizeof(float);
-    for (int64_t extent : buffers[i].shape)
-      bytes *= extent;
     if (device.copyToHost(const_cast<void *>(buffers[i].data), outputs[i],
-                          bytes) != 0)
+                          buffers[i].bytes()) != 0)
       return deviceError("copying '" + buffers[i].arg->name + "' back");
   }
   return ATMOE_RT_OK;
@@ -271,7 +277,6 @@ atmoe_rt_status_t atmoe_rt_layer_forward(const atmoe_rt_model_t *model,
     call.numSegments = 1;
     call.segments = &wholeBatch;
   }
-  std::vector<float> scratchRouting;
   size_t numExperts = call.layer.experts.size();
   if (call.layer.hasRouter() && !routing) {
     // Only an absurd T could overflow here, but the entry point would then
@@ -280,15 +285,17 @@ atmoe_rt_status_t atmoe_rt_layer_forward(const atmoe_rt_model_t *model,
       return fail(ATMOE_RT_INVALID_ARGUMENT,
                   call.where() + ": num_tokens = " + std::to_string(numTokens) +
                       " is too large for a routing buffer");
-    scratchRouting.resize(size_t(call.routerRows()) * numExperts);
-    call.routing = scratchRouting.data();
+    scratch.routing.resize(size_t(call.routerRows()) * numExperts);
+    call.routing = scratch.routing.data();
   }
-  std::vector<Buffer> buffers = layOut(call, layer);
+  std::vector<Buffer> &buffers = scratch.buffers;
+  layOut(call, layer, buffers);
   if (model->device)
     return runOnDevice(call, model->entries[layer], buffers);
-  DescriptorList descriptors;
+  DescriptorList &descriptors = scratch.descriptors;
+  descriptors.clear();
   for (const Buffer &buffer : buffers)
-    descriptors.add(buffer.data, buffer.shape);
+    descriptors.add(buffer.data, buffer.arg->shape, buffer.rows);
   model->entries[layer](descriptors.finish());
   return ATMOE_RT_OK;
 }
