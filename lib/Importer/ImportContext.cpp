@@ -158,6 +158,17 @@ FailureOr<JsonNode> ImportContext::required(const JsonNode &object,
   return failAt(object, "missing required key " + quoted(key) + why);
 }
 
+FailureOr<JsonNode> ImportContext::requiredArray(const JsonNode &object,
+                                                 StringRef key,
+                                                 StringRef element) {
+  FailureOr<JsonNode> node = required(object, key);
+  if (failed(node) || failed(asArray(*node)))
+    return failure();
+  if (node->value->getAsArray()->empty())
+    return failAt(*node, "expected at least " + element + ", found []");
+  return node;
+}
+
 LogicalResult ImportContext::checkKeys(const JsonNode &object,
                                        ArrayRef<StringRef> allowed) {
   const json::Object &map = *object.value->getAsObject();

@@ -216,6 +216,10 @@ public:
   std::optional<JsonNode> member(const JsonNode &object, StringRef key);
   FailureOr<JsonNode> required(const JsonNode &object, StringRef key,
                                StringRef why = "");
+  /// The member `key`, which must be a non-empty array; `element` names
+  /// what it holds for the message ("expected at least one layer, found []").
+  FailureOr<JsonNode> requiredArray(const JsonNode &object, StringRef key,
+                                    StringRef element);
   /// Rejects keys outside `allowed`: a misspelt key (`"temprature"`) would
   /// otherwise silently fall back to a default.
   LogicalResult checkKeys(const JsonNode &object, ArrayRef<StringRef> allowed);

@@ -52,6 +52,9 @@ private:
                                llvm::StringMap<Override> &overrides,
                                const LayerDef *layer);
   LogicalResult parseOverride(const JsonNode &entry, Override &spec);
+  LogicalResult parseRankAlpha(const JsonNode &node,
+                               std::optional<int64_t> &rank,
+                               std::optional<double> &alpha);
   LogicalResult parseLayers(const JsonNode &root);
   LogicalResult parseLayer(const JsonNode &node, LayerDef &layer);
   LogicalResult parseProjections(const JsonNode &node, LayerDef &layer);
@@ -136,17 +139,12 @@ LogicalResult SchemaParser::parseDefaults(const JsonNode &root) {
 }
 
 LogicalResult SchemaParser::openWeights(const JsonNode &root) {
-  FailureOr<JsonNode> node = ctx.required(root, "weights");
+  FailureOr<JsonNode> node =
+      ctx.requiredArray(root, "weights", "one .safetensors file");
   if (failed(node))
     return failure();
-  FailureOr<const json::Array *> array = ctx.asArray(*node);
-  if (failed(array))
-    return failure();
-  if ((*array)->empty())
-    return ctx.failAt(*node,
-                      "expected at least one .safetensors file, found []");
   llvm::StringSet<> seen;
-  for (auto [i, value] : llvm::enumerate(**array)) {
+  for (auto [i, value] : llvm::enumerate(*node->value->getAsArray())) {
     JsonNode element = node->element(i, value);
     FailureOr<std::string> relative = ctx.asRelativePath(element, "a path");
     if (failed(relative))
@@ -192,24 +190,30 @@ LogicalResult SchemaParser::parseExpert(const JsonNode &node,
       return failure();
   // With a PEFT adapter, rank and alpha come from adapter_config.json unless
   // model.json overrides them.
-  StringRef why = expert.peft ? "" : " (or 'peft')";
-  std::optional<JsonNode> rank = ctx.member(node, "rank");
-  if (!rank && !expert.peft)
-    return ctx.failAt(node, "missing required key 'rank'" + why);
-  if (rank) {
-    FailureOr<int64_t> value = ctx.asPositiveInteger(*rank);
-    if (failed(value))
+  if (!expert.peft)
+    for (StringRef key : {"rank", "alpha"})
+      if (!ctx.member(node, key))
+        return ctx.failAt(node, "missing required key " + quoted(key) +
+                                    " (or 'peft')");
+  return parseRankAlpha(node, expert.rank, expert.alpha);
+}
+
+/// The optional rank (a positive integer) and alpha (a finite number) of an
+/// expert or an override.
+LogicalResult SchemaParser::parseRankAlpha(const JsonNode &node,
+                                           std::optional<int64_t> &rank,
+                                           std::optional<double> &alpha) {
+  if (std::optional<JsonNode> value = ctx.member(node, "rank")) {
+    FailureOr<int64_t> parsed = ctx.asPositiveInteger(*value);
+    if (failed(parsed))
       return failure();
-    expert.rank = *value;
+    rank = *parsed;
   }
-  std::optional<JsonNode> alpha = ctx.member(node, "alpha");
-  if (!alpha && !expert.peft)
-    return ctx.failAt(node, "missing required key 'alpha'" + why);
-  if (alpha) {
-    FailureOr<double> value = ctx.asFinite(*alpha);
-    if (failed(value))
+  if (std::optional<JsonNode> value = ctx.member(node, "alpha")) {
+    FailureOr<double> parsed = ctx.asFinite(*value);
+    if (failed(parsed))
       return failure();
-    expert.alpha = *value;
+    alpha = *parsed;
   }
   return success();
 }
@@ -485,32 +489,16 @@ LogicalResult SchemaParser::parseOverride(const JsonNode &entry,
   if (failed(ctx.asObject(entry)) ||
       failed(ctx.checkKeys(entry, {"rank", "alpha"})))
     return failure();
-  if (std::optional<JsonNode> rank = ctx.member(entry, "rank")) {
-    FailureOr<int64_t> value = ctx.asPositiveInteger(*rank);
-    if (failed(value))
-      return failure();
-    spec.rank = *value;
-  }
-  if (std::optional<JsonNode> alpha = ctx.member(entry, "alpha")) {
-    FailureOr<double> value = ctx.asFinite(*alpha);
-    if (failed(value))
-      return failure();
-    spec.alpha = *value;
-  }
-  return success();
+  return parseRankAlpha(entry, spec.rank, spec.alpha);
 }
 
 LogicalResult SchemaParser::parseLayers(const JsonNode &root) {
-  FailureOr<JsonNode> layersNode = ctx.required(root, "layers");
+  FailureOr<JsonNode> layersNode =
+      ctx.requiredArray(root, "layers", "one layer");
   if (failed(layersNode))
     return failure();
-  FailureOr<const json::Array *> layerArray = ctx.asArray(*layersNode);
-  if (failed(layerArray))
-    return failure();
-  if ((*layerArray)->empty())
-    return ctx.failAt(*layersNode, "expected at least one layer, found []");
   std::map<int64_t, std::string> seenIndexes;
-  for (auto [i, value] : llvm::enumerate(**layerArray)) {
+  for (auto [i, value] : llvm::enumerate(*layersNode->value->getAsArray())) {
     LayerDef &layer = ctx.layers.emplace_back();
     if (failed(parseLayer(layersNode->element(i, value), layer)))
       return failure();
@@ -565,17 +553,12 @@ LogicalResult SchemaParser::parseLayer(const JsonNode &node, LayerDef &layer) {
 
 LogicalResult SchemaParser::parseProjections(const JsonNode &node,
                                              LayerDef &layer) {
-  FailureOr<JsonNode> projections = ctx.required(node, "projections");
+  FailureOr<JsonNode> projections =
+      ctx.requiredArray(node, "projections", "one projection");
   if (failed(projections))
     return failure();
-  FailureOr<const json::Array *> array = ctx.asArray(*projections);
-  if (failed(array))
-    return failure();
-  if ((*array)->empty())
-    return ctx.failAt(*projections,
-                      "expected at least one projection, found []");
   llvm::StringMap<std::string> seen;
-  for (auto [j, value] : llvm::enumerate(**array)) {
+  for (auto [j, value] : llvm::enumerate(*projections->value->getAsArray())) {
     ProjectionDef &projection = layer.projections.emplace_back();
     if (failed(
             parseProjection(projections->element(j, value), layer, projection)))

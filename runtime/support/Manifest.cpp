@@ -442,11 +442,15 @@ Status ManifestReader::checkFormat(const Json &root) const {
   std::string expected = manifestFormatId();
   if (*format == expected)
     return Status::success();
+  // "atmoe-compiled/<digits>" of another version, else not ours.
   std::string_view id = *format;
   int version = 0;
   std::string head = std::string(kManifestFormat) + "/";
-  if (id.substr(0, head.size()) == head)
-    version = std::atoi(std::string(id.substr(head.size())).c_str());
+  std::string_view digits =
+      id.substr(0, head.size()) == head ? id.substr(head.size()) : "";
+  if (!digits.empty() && digits.size() < 6 &&
+      digits.find_first_not_of("0123456789") == std::string_view::npos)
+    version = std::stoi(std::string(digits));
   std::string runtime = "this runtime (atmoe " + std::string(atmoeVersion()) +
                         ") reads " + expected;
   if (version > kManifestVersion) {

@@ -9,10 +9,12 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
+#include <random>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -108,25 +110,43 @@ Status atmoe_rt::writeAll(int fd, const void *data, size_t size,
 
 namespace {
 
-/// "dir/.name.tmp-XXXXXX" beside `path`, created with mkstemp.
+/// Creates a new file at `prefix` + a unique tag + `suffix` with the
+/// permissions of any new file (0666 less the umask, applied by the kernel:
+/// mkstemp's 0600 would need a umask() call to correct, and umask is
+/// process-wide, not thread-safe). Returns its path and descriptor, or the
+/// reason it could not.
+Result<std::pair<std::string, int>> createUnique(const std::string &prefix,
+                                                 const std::string &suffix) {
+  static std::atomic<unsigned> counter{0};
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    unsigned long long tag =
+        (static_cast<unsigned long long>(::getpid()) << 24) ^
+        (static_cast<unsigned long long>(std::random_device()()) << 4) ^
+        counter.fetch_add(1);
+    char unique[16];
+    std::snprintf(unique, sizeof(unique), "%012llx", tag & 0xffffffffffffULL);
+    std::string path = prefix + unique + suffix;
+    int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0)
+      return std::make_pair(path, fd);
+    if (errno != EEXIST)
+      return fail(std::strerror(errno));
+  }
+  return fail("no unused name");
+}
+
+/// "dir/.name.tmp-<tag>" beside `path`.
 Result<std::pair<std::string, int>> createBeside(const std::string &path) {
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
   std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-  std::string pattern = dir + "." + name + ".tmp-XXXXXX";
-  int fd = ::mkstemp(pattern.data());
-  if (fd < 0)
+  Result<std::pair<std::string, int>> created =
+      createUnique(dir + "." + name + ".tmp-", "");
+  if (!created)
     return fail(path + ": cannot create a temporary file beside it: " +
-                std::strerror(errno));
-  return std::make_pair(pattern, fd);
-}
-
-/// The permissions a new file gets (0666 less the umask), which mkstemp's
-/// 0600 would otherwise override.
-mode_t defaultMode() {
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  return 0666 & ~mask;
+                created.error());
+  return created;
 }
 
 } // namespace
@@ -145,9 +165,6 @@ atmoe_rt::writeFileAtomically(const std::string &path,
     return status;
   };
   Status written = write(fd);
-  if (written && ::fchmod(fd, defaultMode()) != 0)
-    written = fail(path + ": cannot set the permissions of temporary file '" +
-                   tempPath + "': " + std::strerror(errno));
   if (::close(fd) != 0 && written)
     written = fail(path + ": cannot write temporary file '" + tempPath +
                    "': " + std::strerror(errno));
@@ -167,15 +184,15 @@ atmoe_rt::writeFileAtomically(const std::string &path,
 Result<TemporaryFile> TemporaryFile::create(const std::string &prefix,
                                             const std::string &suffix) {
   const char *dir = std::getenv("TMPDIR");
-  std::string pattern = std::string(dir && *dir ? dir : "/tmp") + "/" + prefix +
-                        "-XXXXXX" + suffix;
-  int fd = ::mkstemps(pattern.data(), int(suffix.size()));
-  if (fd < 0)
-    return fail("cannot create a temporary file " + pattern + ": " +
-                std::strerror(errno));
-  ::close(fd);
-  removeOnInterrupt(pattern);
-  return TemporaryFile(pattern);
+  std::string stem = std::string(dir && *dir ? dir : "/tmp") + "/" + prefix;
+  Result<std::pair<std::string, int>> created =
+      createUnique(stem + "-", suffix);
+  if (!created)
+    return fail("cannot create a temporary file " + stem + "-*" + suffix +
+                ": " + created.error());
+  ::close(created->second);
+  removeOnInterrupt(created->first);
+  return TemporaryFile(created->first);
 }
 
 TemporaryFile::TemporaryFile(TemporaryFile &&other) noexcept

@@ -364,8 +364,12 @@ Result<std::vector<float>>
 SafeTensorsFile::readAsF32(const TensorInfo &info) const {
   size_t count = info.numBytes() / dtypeSize(info.dtype);
   switch (info.dtype) {
-  case DType::F32:
-    return convertAll<float>(info.data, count, [](float x) { return x; });
+  case DType::F32: {
+    std::vector<float> copy(count);
+    if (count)
+      std::memcpy(copy.data(), info.data, count * sizeof(float));
+    return copy;
+  }
   case DType::F16:
     return convertAll<uint16_t>(info.data, count, halfToFloat);
   case DType::BF16:

@@ -137,6 +137,10 @@ TEST(ManifestTest, Versions) {
             "m.so: compiled by an older atmoe-compile (manifest "
             "atmoe-compiled/1); " +
                 runtime + ": compile the model again");
+  // Not a version: not ours at all.
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2b", "layers": []})"),
+            "m.so: manifest: format: expected \"atmoe-compiled/2\", found "
+            "\"atmoe-compiled/2b\"");
 }
 
 /// What the compiler writes reads back the same.
