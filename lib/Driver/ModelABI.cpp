@@ -33,6 +33,21 @@ std::string stringAttr(DictionaryAttr attrs, StringRef key) {
   return "";
 }
 
+std::optional<atmoe_rt::ElementType> elementTypeOf(Type type) {
+  using atmoe_rt::ElementType;
+  if (type.isF32())
+    return ElementType::F32;
+  if (type.isF16())
+    return ElementType::F16;
+  if (type.isBF16())
+    return ElementType::BF16;
+  if (type.isInteger(32))
+    return ElementType::I32;
+  if (type.isInteger(64))
+    return ElementType::I64;
+  return std::nullopt;
+}
+
 /// The parts of a weight stacked at bind time (atmoe.parts).
 LogicalResult describeParts(Location loc, DictionaryAttr attrs, ArrayAttr parts,
                             const Twine &what, Argument &info) {
@@ -66,12 +81,12 @@ FailureOr<Argument> describe(Location loc, Type type, DictionaryAttr attrs,
                              const Twine &what) {
   Argument info;
   auto tensor = dyn_cast<RankedTensorType>(type);
-  if (!tensor || !(tensor.getElementType().isF32() ||
-                   tensor.getElementType().isInteger(64)))
-    return emitError(loc) << what << " must be a ranked f32 or i64 tensor";
-  info.elementType = tensor.getElementType().isF32()
-                         ? atmoe_rt::ElementType::F32
-                         : atmoe_rt::ElementType::I64;
+  std::optional<atmoe_rt::ElementType> element =
+      tensor ? elementTypeOf(tensor.getElementType()) : std::nullopt;
+  if (!element)
+    return emitError(loc)
+           << what << " must be a ranked f32, f16, bf16, i32 or i64 tensor";
+  info.elementType = *element;
   for (int64_t extent : tensor.getShape())
     info.shape.push_back(ShapedType::isDynamic(extent) ? atmoe_rt::kDynamic
                                                        : extent);

@@ -35,7 +35,7 @@ public:
                                            builder.getStringAttr(name))});
   }
   unsigned addTensor(const TensorArg &tensor) {
-    Type type = RankedTensorType::get(tensor.shape, builder.getF32Type());
+    Type type = RankedTensorType::get(tensor.shape, elementType(tensor.dtype));
     return add(type,
                {builder.getNamedAttr(AtmoeDialect::kTensorAttrName,
                                      builder.getStringAttr(tensor.tensor)),
@@ -54,6 +54,16 @@ public:
   SmallVector<DictionaryAttr> argAttrs, resultAttrs;
 
 private:
+  Type elementType(atmoe_rt::DType dtype) {
+    switch (dtype) {
+    case atmoe_rt::DType::F16:
+      return builder.getF16Type();
+    case atmoe_rt::DType::BF16:
+      return builder.getBF16Type();
+    default:
+      return builder.getF32Type();
+    }
+  }
   unsigned add(Type type, ArrayRef<NamedAttribute> attrs) {
     argTypes.push_back(type);
     argAttrs.push_back(builder.getDictionaryAttr(attrs));

@@ -157,6 +157,8 @@ struct TensorArg {
   std::string file;   // relative to the package
   std::string source; // name inside `file`
   SmallVector<int64_t, 2> shape;
+  /// The stored dtype: weights are computed in the type they are stored in.
+  atmoe_rt::DType dtype = atmoe_rt::DType::F32;
 };
 
 //===----------------------------------------------------------------------===//

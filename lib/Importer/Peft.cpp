@@ -324,7 +324,7 @@ LogicalResult importer::findPeftTensors(ImportContext &ctx,
       return failure();
     (isA ? loraA : loraB) = {prefix + (isA ? "lora_A." : "lora_B.") +
                                  expert.name + ".weight",
-                             peft.weights.relative, source, shape};
+                             peft.weights.relative, source, shape, info->dtype};
   }
   return success();
 }

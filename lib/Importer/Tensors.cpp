@@ -69,6 +69,6 @@ LogicalResult importer::findTensor(ImportContext &ctx, StringRef name,
                          shapeWhat)))
     return failure();
   arg = {name.str(), owner->relative, name.str(),
-         SmallVector<int64_t, 2>(shape)};
+         SmallVector<int64_t, 2>(shape), info->dtype};
   return success();
 }

@@ -77,8 +77,7 @@ struct Buffer {
   int64_t rows;
 
   size_t bytes() const {
-    size_t total =
-        arg->elementType == ElementType::I64 ? sizeof(int64_t) : sizeof(float);
+    size_t total = elementSize(arg->elementType);
     for (int64_t dim : arg->shape)
       total *= dim == kDynamic ? rows : dim;
     return total;
@@ -173,7 +172,7 @@ atmoe_rt_status_t checkSegments(const Call &call) {
 /// Each argument's host buffer, in ABI order.
 void layOut(const Call &call, size_t layerPosition,
             std::vector<Buffer> &buffers) {
-  const std::vector<const float *> &weightData =
+  const std::vector<const void *> &weightData =
       call.model->weights->data[layerPosition];
   buffers.clear();
   size_t p = 0, w = 0, out = 0;

@@ -5,7 +5,8 @@
 //===----------------------------------------------------------------------===//
 //
 // atmoe_rt_model_bind_weights maps the package's safetensors files, checks
-// every tensor the manifest names, converts what is not aligned f32 once,
+// every tensor the manifest names, uses it in place when it is stored in the
+// compiled element type (widening f16/bf16 to a compiled f32 once),
 // stacks the parts of stacked weights and, for a GPU model, uploads each
 // distinct buffer once. The new binding replaces the old one only when all
 // of that succeeded.
@@ -17,9 +18,11 @@
 
 #include "atmoe_rt/support/Text.h"
 
-#include <algorithm>
+#include <cstring>
 #include <map>
+#include <optional>
 #include <sys/stat.h>
+#include <tuple>
 #include <unordered_map>
 
 using namespace atmoe_rt;
@@ -44,27 +47,31 @@ public:
 private:
   Result<SafeTensorsFile *> openFile(const std::string &relative);
   Status checkTensor(const TensorInfo &info, const Argument &arg,
-                     const std::string &filePath) const;
-  Result<const float *> resolve(const Layer &layer, const Argument &arg);
-  Result<const float *> stack(const Layer &layer, const Argument &arg);
+                     ElementType type, const std::string &filePath) const;
+  Result<const void *> resolve(const Layer &layer, const Argument &arg,
+                               ElementType type);
+  Result<const void *> stack(const Layer &layer, const Argument &arg);
+  std::byte *allocate(size_t bytes);
   Status upload(const DeviceSupport &device);
 
   const atmoe_rt_model &model;
   std::string packageDir;
   std::unique_ptr<BoundWeights> weights;
   std::map<std::string, SafeTensorsFile *> filesByName;
-  /// One entry per distinct (file, tensor): a tensor named by several
-  /// arguments is checked and converted only once.
-  std::map<std::pair<std::string, std::string>, const float *> tensorData;
+  /// One entry per distinct (file, tensor, element type): a tensor named by
+  /// several arguments is checked and converted only once.
+  std::map<std::tuple<std::string, std::string, ElementType>, const void *>
+      tensorData;
 };
 
 Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
   for (const Layer &layer : model.manifest.layers) {
-    std::vector<const float *> &layerData = weights->data.emplace_back();
+    std::vector<const void *> &layerData = weights->data.emplace_back();
     for (size_t w = 0; w < layer.numWeights; ++w) {
       const Argument &arg = layer.arguments[layer.firstWeight + w];
-      Result<const float *> data =
-          arg.parts.empty() ? resolve(layer, arg) : stack(layer, arg);
+      Result<const void *> data = arg.parts.empty()
+                                      ? resolve(layer, arg, arg.elementType)
+                                      : stack(layer, arg);
       if (!data)
         return data.takeError();
       layerData.push_back(*data);
@@ -89,32 +96,61 @@ Result<SafeTensorsFile *> WeightBinder::openFile(const std::string &relative) {
   return file;
 }
 
+/// The manifest's element type of a stored dtype, if the runtime has one.
+std::optional<ElementType> elementTypeOf(DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return ElementType::F32;
+  case DType::F16:
+    return ElementType::F16;
+  case DType::BF16:
+    return ElementType::BF16;
+  case DType::I32:
+    return ElementType::I32;
+  default:
+    return std::nullopt;
+  }
+}
+
 /// Messages name the tensor as stored and, where the manifest has a
-/// different canonical name, that one too.
+/// different canonical name, that one too. A stored dtype must be the
+/// compiled one, or f16/bf16 where f32 is compiled (widening is exact);
+/// anything else would change the model's numbers.
 Status WeightBinder::checkTensor(const TensorInfo &info, const Argument &arg,
+                                 ElementType type,
                                  const std::string &filePath) const {
   std::string what = "tensor '" + arg.source + "'";
   if (arg.name != arg.source)
     what += " (" + arg.name + ")";
-  if (info.dtype != DType::F32 && info.dtype != DType::F16 &&
-      info.dtype != DType::BF16)
+  std::optional<ElementType> stored = elementTypeOf(info.dtype);
+  bool widens = type == ElementType::F32 &&
+                (stored == ElementType::F16 || stored == ElementType::BF16);
+  if (stored != type && !widens)
     return fail(filePath + ": " + what + ": dtype " +
                 std::string(dtypeName(info.dtype)) +
-                " is not supported (expected F32, F16 or BF16)");
+                " differs from the compiled model's " +
+                std::string(stringifyElementType(type)) +
+                " (compile the model again for this package)");
   if (info.shape != arg.shape)
     return fail(filePath + ": " + what + ": shape " + formatShape(info.shape) +
                 " differs from the compiled model's " + formatShape(arg.shape));
   return Status::success();
 }
 
-/// One stored tensor as f32 data: in place when it is aligned F32, else
-/// converted once.
-Result<const float *> WeightBinder::resolve(const Layer &layer,
-                                            const Argument &arg) {
+std::byte *WeightBinder::allocate(size_t bytes) {
+  weights->converted.push_back(std::make_unique<std::vector<std::byte>>(bytes));
+  return weights->converted.back()->data();
+}
+
+/// One stored tensor as data of element type `type`: in place when it is
+/// stored so and aligned, else widened or realigned once.
+Result<const void *> WeightBinder::resolve(const Layer &layer,
+                                           const Argument &arg,
+                                           ElementType type) {
   Result<SafeTensorsFile *> file = openFile(arg.file);
   if (!file)
     return file.takeError();
-  const float *&cached = tensorData[{arg.file, arg.source}];
+  const void *&cached = tensorData[{arg.file, arg.source, type}];
   if (cached)
     return cached;
   const std::string &filePath = (*file)->path();
@@ -126,59 +162,65 @@ Result<const float *> WeightBinder::resolve(const Layer &layer,
     return fail(filePath + ": " + what + " not found (needed by " +
                 layerName(layer) + ")");
   }
-  if (Status status = checkTensor(*info, arg, filePath); !status)
+  if (Status status = checkTensor(*info, arg, type, filePath); !status)
     return status.takeError();
-  if ((*file)->isDirectlyUsableF32(*info)) {
-    ++weights->numInPlace;
-    return cached = reinterpret_cast<const float *>(info->data);
+  if (elementTypeOf(info->dtype) == type) {
+    if (reinterpret_cast<uintptr_t>(info->data) % elementSize(type) == 0) {
+      ++weights->numInPlace;
+      return cached = info->data;
+    }
+    std::byte *copy = allocate(info->numBytes());
+    std::memcpy(copy, info->data, info->numBytes());
+    return cached = copy;
   }
-  Result<std::vector<float>> copy = (*file)->readAsF32(*info);
-  if (!copy)
-    return copy.takeError();
-  weights->converted.push_back(
-      std::make_unique<std::vector<float>>(std::move(*copy)));
-  return cached = weights->converted.back()->data();
+  Result<std::vector<float>> widened = (*file)->readAsF32(*info);
+  if (!widened)
+    return widened.takeError();
+  std::byte *copy = allocate(widened->size() * sizeof(float));
+  std::memcpy(copy, widened->data(), widened->size() * sizeof(float));
+  return cached = copy;
 }
 
 /// A stacked weight: each part copied into its slab of one buffer. Rows of
 /// the stacked tensor are `outer` runs of `inner` elements, each part
 /// filling `partInner` of them at `offset`.
-Result<const float *> WeightBinder::stack(const Layer &layer,
-                                          const Argument &arg) {
+Result<const void *> WeightBinder::stack(const Layer &layer,
+                                         const Argument &arg) {
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < int64_t(arg.shape.size()); ++d)
     (d < arg.concatDim ? outer : inner) *= arg.shape[d];
-  auto stacked = std::make_unique<std::vector<float>>(outer * inner);
+  size_t size = elementSize(arg.elementType);
+  std::byte *stacked = allocate(outer * inner * size);
   int64_t offset = 0;
   for (const Argument &part : arg.parts) {
-    Result<const float *> data = resolve(layer, part);
+    Result<const void *> data = resolve(layer, part, arg.elementType);
     if (!data)
       return data.takeError();
     int64_t partInner =
         inner / arg.shape[arg.concatDim] * part.shape[arg.concatDim];
+    const auto *source = static_cast<const std::byte *>(*data);
     for (int64_t o = 0; o < outer; ++o)
-      std::copy_n(*data + o * partInner, partInner,
-                  stacked->data() + o * inner + offset);
+      std::memcpy(stacked + (o * inner + offset) * size,
+                  source + o * partInner * size, partInner * size);
     offset += partInner;
   }
-  weights->converted.push_back(std::move(stacked));
-  return weights->converted.back()->data();
+  return stacked;
 }
 
 /// Uploads each distinct buffer once; the layers then see device pointers.
 Status WeightBinder::upload(const DeviceSupport &device) {
   weights->device = &device;
-  std::unordered_map<const float *, const float *> uploaded;
+  std::unordered_map<const void *, const void *> uploaded;
   for (size_t l = 0; l < model.manifest.layers.size(); ++l) {
     const Layer &layer = model.manifest.layers[l];
     for (size_t w = 0; w < layer.numWeights; ++w) {
-      const float *&data = weights->data[l][w];
-      if (const float *copy = uploaded[data]) {
+      const void *&data = weights->data[l][w];
+      if (const void *copy = uploaded[data]) {
         data = copy;
         continue;
       }
       const Argument &arg = layer.arguments[layer.firstWeight + w];
-      size_t bytes = sizeof(float);
+      size_t bytes = elementSize(arg.elementType);
       for (int64_t extent : arg.shape)
         bytes *= extent;
       void *buffer = device.alloc(bytes);
@@ -187,7 +229,7 @@ Status WeightBinder::upload(const DeviceSupport &device) {
       if ((!buffer && bytes) || device.copyToDevice(buffer, data, bytes) != 0)
         return fail(packageDir + ": uploading '" + arg.name + "' to " +
                     device.name() + ": " + device.takeError());
-      data = uploaded[data] = static_cast<const float *>(buffer);
+      data = uploaded[data] = buffer;
     }
   }
   return Status::success();

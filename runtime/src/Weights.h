@@ -11,6 +11,7 @@
 
 #include "atmoe_rt/support/SafeTensors.h"
 
+#include <cstddef>
 #include <memory>
 #include <vector>
 
@@ -20,11 +21,12 @@ namespace atmoe_rt {
 struct BoundWeights {
   /// Keeps the mappings that in-place weights point into.
   std::vector<std::unique_ptr<SafeTensorsFile>> files;
-  /// Owns the f32 copies of converted and stacked weights; unique_ptr keeps
-  /// each buffer at a fixed address while more are added.
-  std::vector<std::unique_ptr<std::vector<float>>> converted;
-  /// data[l][w]: weight w of layer l (manifest order).
-  std::vector<std::vector<const float *>> data;
+  /// Owns the copies of widened, realigned and stacked weights; unique_ptr
+  /// keeps each buffer at a fixed address while more are added.
+  std::vector<std::unique_ptr<std::vector<std::byte>>> converted;
+  /// data[l][w]: weight w of layer l (manifest order), in the element type
+  /// the manifest gives it.
+  std::vector<std::vector<const void *>> data;
   size_t numInPlace = 0;
   /// On a GPU model, the device copies `data` points to (uploaded once).
   const DeviceSupport *device = nullptr;

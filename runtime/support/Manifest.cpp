@@ -35,6 +35,43 @@ std::string_view atmoe_rt::stringifyDevice(Device device) {
   return "cpu";
 }
 
+std::string_view atmoe_rt::stringifyElementType(ElementType type) {
+  switch (type) {
+  case ElementType::F32:
+    return "f32";
+  case ElementType::F16:
+    return "f16";
+  case ElementType::BF16:
+    return "bf16";
+  case ElementType::I32:
+    return "i32";
+  case ElementType::I64:
+    return "i64";
+  }
+  return "f32";
+}
+
+std::optional<ElementType> atmoe_rt::parseElementType(std::string_view name) {
+  for (ElementType type :
+       {ElementType::F32, ElementType::F16, ElementType::BF16, ElementType::I32,
+        ElementType::I64})
+    if (stringifyElementType(type) == name)
+      return type;
+  return std::nullopt;
+}
+
+size_t atmoe_rt::elementSize(ElementType type) {
+  switch (type) {
+  case ElementType::F16:
+  case ElementType::BF16:
+    return 2;
+  case ElementType::I64:
+    return 8;
+  default:
+    return 4;
+  }
+}
+
 //===----------------------------------------------------------------------===//
 // Writing
 //===----------------------------------------------------------------------===//
@@ -59,10 +96,9 @@ OrderedJson writeWeightSource(const Argument &weight) {
 /// `onDevice`: the model runs on a GPU, where every argument says where it
 /// lives.
 OrderedJson writeArgument(const Argument &arg, bool onDevice) {
-  OrderedJson object{
-      {"role", stringifyRole(arg.role)},
-      {"dtype", arg.elementType == ElementType::F32 ? "f32" : "i64"},
-      {"shape", arg.shape}};
+  OrderedJson object{{"role", stringifyRole(arg.role)},
+                     {"dtype", stringifyElementType(arg.elementType)},
+                     {"shape", arg.shape}};
   if (arg.role != ArgumentRole::Weight) {
     object["name"] = arg.name;
   } else if (arg.parts.empty()) {
@@ -167,9 +203,8 @@ Status LayerValidator::expectType(size_t i, ElementType type) const {
   if (args[i].elementType == type)
     return Status::success();
   return error(argPath(i) + ".dtype",
-               std::string("expected \"") +
-                   (type == ElementType::F32 ? "f32" : "i64") + "\" for '" +
-                   args[i].name + "'");
+               "expected \"" + std::string(stringifyElementType(type)) +
+                   "\" for '" + args[i].name + "'");
 }
 
 /// A [-1, d] f32 matrix with d >= 1; `what` reads "d_in ... for the input of
@@ -620,10 +655,13 @@ Status ManifestReader::readRoleTypeShape(const Json &object,
   Result<std::string> dtype = getString(object, "dtype", path);
   if (!dtype)
     return dtype.takeError();
-  if (*dtype != "f32" && *dtype != "i64")
+  std::optional<ElementType> type = parseElementType(*dtype);
+  if (!type)
     return error(path + ".dtype",
-                 "expected \"f32\" or \"i64\", found \"" + *dtype + "\"");
-  argument.elementType = *dtype == "f32" ? ElementType::F32 : ElementType::I64;
+                 "expected \"f32\", \"f16\", \"bf16\", \"i32\" or \"i64\", "
+                 "found \"" +
+                     *dtype + "\"");
+  argument.elementType = *type;
   Result<std::vector<int64_t>> shape = getShape(object, path);
   if (!shape)
     return shape.takeError();
@@ -663,9 +701,16 @@ Result<Argument> ManifestReader::readArgument(const Json &value,
     argument.file = weight->file;
     argument.source = weight->source;
   }
-  if (argument.elementType != ElementType::F32)
-    return error(path + ".dtype",
-                 "expected \"f32\" for weight '" + argument.name + "'");
+  bool isFloat = argument.elementType != ElementType::I32 &&
+                 argument.elementType != ElementType::I64;
+  if (argument.elementType == ElementType::I64 ||
+      (!isFloat && !argument.parts.empty()))
+    return error(
+        path + ".dtype",
+        "expected \"f32\", \"f16\" or \"bf16\"" +
+            std::string(argument.parts.empty() ? " (or \"i32\")" : "") +
+            " for weight '" + argument.name + "', found \"" +
+            std::string(stringifyElementType(argument.elementType)) + "\"");
   for (size_t i = 0; i < argument.shape.size(); ++i)
     if (argument.shape[i] == kDynamic)
       return error(jsonElementPath(path + ".shape", i),

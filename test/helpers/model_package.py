@@ -281,6 +281,18 @@ def _normal(rng, shape, scale=0.1):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
+TENSOR_ROLES = ("base", "bias", "adapter", "router")
+
+
+def tensor_role(name):
+    """The role of a SPEC tensor name: base, bias, adapter or router."""
+    if ".router." in name:
+        return "router"
+    if ".lora_A." in name or ".lora_B." in name:
+        return "adapter"
+    return "bias" if name.endswith(".bias") else "base"
+
+
 def build_package(desc, out_dir, corruptions=(), json_edits=()):
     """Writes the package described by `desc` into `out_dir`.
 
@@ -354,10 +366,12 @@ def build_package(desc, out_dir, corruptions=(), json_edits=()):
                     main_tensors[extra_file][p + "lora_A.%s.weight" % name] = a
                     main_tensors[extra_file][p + "lora_B.%s.weight" % name] = b
 
+    role_dtypes = gen.get("role_dtypes", {})
     for file, tensors in main_tensors.items():
         path = os.path.join(out_dir, file)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_safetensors(path, tensors, {n: dtype for n in tensors}, tensor_damage)
+        dtypes = {n: role_dtypes.get(tensor_role(n), dtype) for n in tensors}
+        write_safetensors(path, tensors, dtypes, tensor_damage)
 
     # PEFT adapter directories; model.json keeps only the reference.
     for name, entry in list(desc.get("experts", {}).items()):
@@ -376,7 +390,7 @@ def build_package(desc, out_dir, corruptions=(), json_edits=()):
         with open(os.path.join(adapter_dir, "adapter_config.json"), "w") as f:
             json.dump(config, f, indent=2)
         tensors = peft_tensors.get(name, {})
-        adapter_dtype = gen.get("adapter_dtype", dtype)
+        adapter_dtype = role_dtypes.get("adapter", gen.get("adapter_dtype", dtype))
         write_safetensors(
             os.path.join(adapter_dir, "adapter_model.safetensors"),
             tensors,
@@ -801,6 +815,13 @@ def main(argv=None):
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     parser.add_argument("--desc", help="JSON file with a description instead of a preset")
     parser.add_argument("--dtype", choices=sorted(_ST_DTYPES), help="storage dtype of all tensors")
+    parser.add_argument(
+        "--role-dtype",
+        action="append",
+        default=[],
+        metavar="ROLE=DTYPE",
+        help="storage dtype of one role (%s), overriding --dtype" % ", ".join(TENSOR_ROLES),
+    )
     parser.add_argument("--seed", type=int, help="random seed of the weights")
     parser.add_argument(
         "--gen-set",
@@ -842,6 +863,11 @@ def main(argv=None):
         desc["dtype"] = args.dtype
     if args.seed is not None:
         desc.setdefault("_gen", {})["seed"] = args.seed
+    for item in args.role_dtype:
+        role, _, dtype = item.partition("=")
+        if role not in TENSOR_ROLES or dtype not in _ST_DTYPES:
+            parser.error("--role-dtype %s: expected ROLE=DTYPE with ROLE in %s" % (item, TENSOR_ROLES))
+        desc.setdefault("_gen", {}).setdefault("role_dtypes", {})[role] = dtype
     for item in args.gen_set:
         where, _, value = item.partition("=")
         _apply_gen_set(desc, where, json.loads(value))

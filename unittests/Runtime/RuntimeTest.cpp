@@ -720,8 +720,9 @@ TEST(RuntimeBindTest, WrongShape) {
 
 TEST(RuntimeBindTest, WrongDType) {
   expectBindFails(Package::Damage::WrongDType, "weights.safetensors",
-                  ": tensor 'layers.0.v_proj.weight': dtype I32 is not "
-                  "supported (expected F32, F16 or BF16)");
+                  ": tensor 'layers.0.v_proj.weight': dtype I32 differs from "
+                  "the compiled model's f32 (compile the model again for "
+                  "this package)");
 }
 
 TEST(RuntimeBindTest, MissingDirectory) {

@@ -227,8 +227,8 @@ TEST(ManifestTest, ArgumentErrors) {
               l.weights = R"({"role": "weight", "file": "w.safetensors",
                               "source": "w", "dtype": "i64", "shape": [4]})";
             }),
-            "m.so: manifest: layers[0].arguments[2].dtype: expected \"f32\" "
-            "for weight 'w'");
+            "m.so: manifest: layers[0].arguments[2].dtype: expected \"f32\", "
+            "\"f16\" or \"bf16\" (or \"i32\") for weight 'w', found \"i64\"");
   EXPECT_EQ(layerError([](LayerText &l) {
               l.weights = R"({"role": "weight", "file": "w.safetensors",
                               "source": "w", "dtype": "f32", "shape": [4.5]})";

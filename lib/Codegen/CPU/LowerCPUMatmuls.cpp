@@ -30,7 +30,8 @@ struct Operands {
   Value x, w, y;
 };
 
-/// Whether `op` is y = x w^T in f32 with both inputs unit-stride along k.
+/// Whether `op` is y = x w^T with x and y in f32, w in f32, f16 or bf16 (its
+/// storage type, widened in registers) and both inputs unit-stride along k.
 static bool isSupported(linalg::MatmulOp op) {
   if (!op.hasPureBufferSemantics())
     return false;
@@ -44,7 +45,12 @@ static bool isSupported(linalg::MatmulOp op) {
     return false;
   for (Value v : op->getOperands()) {
     auto type = dyn_cast<MemRefType>(v.getType());
-    if (!type || type.getRank() != 2 || !type.getElementType().isF32())
+    if (!type || type.getRank() != 2)
+      return false;
+    Type element = type.getElementType();
+    bool isWeight = v == op.getDpsInputs()[1];
+    if (!element.isF32() &&
+        !(isWeight && (element.isF16() || element.isBF16())))
       return false;
   }
   for (Value v : op.getDpsInputs()) {
@@ -197,15 +203,23 @@ private:
   SmallVector<Value> fma(ImplicitLocOpBuilder &nb, int64_t tr, int64_t nr,
                          Value t, Value n, Value k, ValueRange accs,
                          Value mask) {
-    Value zero;
-    if (mask)
-      zero = arith::ConstantOp::create(
-          nb, vecType, DenseElementsAttr::get(vecType, nb.getF32FloatAttr(0)));
+    // Weights stored in f16 or bf16 are loaded as such and widened in
+    // registers: memory traffic stays at the stored bytes.
     auto load = [&](Value base, Value row) -> Value {
-      if (mask)
-        return vector::MaskedLoadOp::create(nb, vecType, base,
-                                            ValueRange{row, k}, mask, zero);
-      return vector::LoadOp::create(nb, vecType, base, ValueRange{row, k});
+      Type element = cast<MemRefType>(base.getType()).getElementType();
+      auto type = VectorType::get({width}, element);
+      Value loaded;
+      if (mask) {
+        Value passThru = arith::ConstantOp::create(
+            nb, type,
+            DenseElementsAttr::get(type, nb.getFloatAttr(element, 0.0)));
+        loaded = vector::MaskedLoadOp::create(
+            nb, type, base, ValueRange{row, k}, mask, passThru);
+      } else {
+        loaded = vector::LoadOp::create(nb, type, base, ValueRange{row, k});
+      }
+      return element.isF32() ? loaded
+                             : arith::ExtFOp::create(nb, vecType, loaded);
     };
     SmallVector<Value> ws;
     for (int64_t j = 0; j < nr; ++j)

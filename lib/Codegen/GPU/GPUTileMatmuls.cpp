@@ -67,7 +67,14 @@ std::optional<Matmul> matchMatmul(linalg::MatmulOp op) {
     return std::nullopt;
   for (Value v : op->getOperands()) {
     auto type = dyn_cast<MemRefType>(v.getType());
-    if (!type || type.getRank() != 2 || !type.getElementType().isF32())
+    if (!type || type.getRank() != 2)
+      return std::nullopt;
+    // Weights may stay in their f16/bf16 storage type: the tiles widen them
+    // as they stage them in shared memory.
+    Type element = type.getElementType();
+    bool isWeight = v == op.getDpsInputs()[1];
+    if (!element.isF32() &&
+        !(isWeight && (element.isF16() || element.isBF16())))
       return std::nullopt;
   }
   MLIRContext *ctx = op.getContext();
@@ -220,7 +227,7 @@ private:
     return add(b, tx, index(b, j * shape.threadsX()));
   }
 
-  /// source[i, j] if i < extent0 and j < extent1, else 0.
+  /// source[i, j] (in f32) if i < extent0 and j < extent1, else 0.
   static Value loadOrZero(ImplicitLocOpBuilder &b, Value source, Value i,
                           Value j, Value extent0, Value extent1) {
     Value inside =
@@ -230,6 +237,8 @@ private:
         [&](OpBuilder &nested, Location loc) {
           Value v =
               memref::LoadOp::create(nested, loc, source, ValueRange{i, j});
+          if (!v.getType().isF32())
+            v = arith::ExtFOp::create(nested, loc, nested.getF32Type(), v);
           scf::YieldOp::create(nested, loc, v);
         },
         [&](OpBuilder &nested, Location loc) {

@@ -60,14 +60,38 @@ Value lowering::matmul(OpBuilder &b, Location loc, Value lhs, Value rhs,
   return matmulWithMaps(b, loc, lhs, rhs, init, /*transposeB=*/false, role);
 }
 
+Value lowering::widenToF32(OpBuilder &b, Location loc, Value scalar) {
+  if (scalar.getType().isF32())
+    return scalar;
+  return arith::ExtFOp::create(b, loc, b.getF32Type(), scalar);
+}
+
+Value lowering::widenInto(OpBuilder &b, Location loc, Value source, Value init,
+                          AffineMap sourceMap) {
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, b.getContext());
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{init.getType()}, ValueRange{source},
+             ValueRange{init}, ArrayRef<AffineMap>{sourceMap, identity},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [](OpBuilder &b, Location loc, ValueRange args) {
+               linalg::YieldOp::create(b, loc, widenToF32(b, loc, args[0]));
+             })
+      .getResult(0);
+}
+
 Value lowering::biasOrZeros(OpBuilder &b, Location loc, RankedTensorType type,
                             Value rowsOf, Value bias) {
   if (!bias)
     return filled(b, loc, type, rowsOf, 0.0);
   Value empty = emptyWithRowsOf(b, loc, type, rowsOf);
-  return linalg::BroadcastOp::create(b, loc, bias, empty,
-                                     /*dimensions=*/ArrayRef<int64_t>{0})
-      .getResult()[0];
+  if (getElementTypeOrSelf(bias.getType()).isF32())
+    return linalg::BroadcastOp::create(b, loc, bias, empty,
+                                       /*dimensions=*/ArrayRef<int64_t>{0})
+        .getResult()[0];
+  MLIRContext *context = b.getContext();
+  return widenInto(
+      b, loc, bias, empty,
+      AffineMap::get(2, 0, {getAffineDimExpr(1, context)}, context));
 }
 
 namespace {
@@ -189,7 +213,7 @@ struct MergeLoraLowering : OpConversionPattern<MergeLoraOp> {
     Location loc = op.getLoc();
     MLIRContext *context = rewriter.getContext();
     Value up = adaptor.getUp(), weight = adaptor.getWeight();
-    auto emptyLike = [&](Value value) {
+    auto emptyLike = [&](Value value) -> Value {
       return tensor::EmptyOp::create(
           rewriter, loc, tensor::getMixedSizes(rewriter, loc, value),
           rewriter.getF32Type());
@@ -198,20 +222,24 @@ struct MergeLoraLowering : OpConversionPattern<MergeLoraOp> {
     AffineMap firstRow = AffineMap::get(
         2, 0, {getAffineConstantExpr(0, context), getAffineDimExpr(1, context)},
         context);
+    Value scaledUpInit = emptyLike(up);
     Value scaledUp =
         linalg::GenericOp::create(
-            rewriter, loc, TypeRange{up.getType()},
-            ValueRange{up, adaptor.getScales()}, ValueRange{emptyLike(up)},
+            rewriter, loc, TypeRange{scaledUpInit.getType()},
+            ValueRange{up, adaptor.getScales()}, ValueRange{scaledUpInit},
             ArrayRef<AffineMap>{identity, firstRow, identity},
             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
             [](OpBuilder &b, Location loc, ValueRange args) {
-              Value product = arith::MulFOp::create(b, loc, args[0], args[1]);
+              Value product = arith::MulFOp::create(
+                  b, loc, widenToF32(b, loc, args[0]), args[1]);
               linalg::YieldOp::create(b, loc, product);
             })
             .getResult(0);
-    Value copy = linalg::CopyOp::create(rewriter, loc, weight,
-                                        emptyLike(weight).getResult())
-                     .getResult(0);
+    Value copy =
+        getElementTypeOrSelf(weight.getType()).isF32()
+            ? linalg::CopyOp::create(rewriter, loc, weight, emptyLike(weight))
+                  .getResult(0)
+            : widenInto(rewriter, loc, weight, emptyLike(weight), identity);
     rewriter.replaceOp(op, matmul(rewriter, loc, scaledUp, adaptor.getDown(),
                                   copy, "merge_lora"));
     return success();

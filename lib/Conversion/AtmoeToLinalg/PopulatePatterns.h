@@ -44,6 +44,16 @@ Value matmulTransposeB(OpBuilder &b, Location loc, Value lhs, Value rhs,
 Value matmul(OpBuilder &b, Location loc, Value lhs, Value rhs, Value init,
              StringRef role);
 
+/// `scalar` in f32: weights keep their storage type (f16, bf16) until a
+/// computation reads them.
+Value widenToF32(OpBuilder &b, Location loc, Value scalar);
+
+/// `source` copied into `init` element by element, widened to f32, through
+/// the 2-D `sourceMap` (identity for a copy, (i, j) -> (j) for a row
+/// broadcast).
+Value widenInto(OpBuilder &b, Location loc, Value source, Value init,
+                AffineMap sourceMap);
+
 /// The start of `x W^T + b`: `b` broadcast over rows, or zeros.
 Value biasOrZeros(OpBuilder &b, Location loc, RankedTensorType type,
                   Value rowsOf, Value bias);

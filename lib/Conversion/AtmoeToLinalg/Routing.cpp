@@ -234,7 +234,7 @@ struct CosineSimilarityLowering : OpConversionPattern<CosineSimilarityOp> {
   static Value squaredRowNorms(OpBuilder &b, Location loc, Value matrix) {
     auto type = cast<RankedTensorType>(matrix.getType());
     auto normsType =
-        RankedTensorType::get({type.getDimSize(0)}, type.getElementType());
+        RankedTensorType::get({type.getDimSize(0)}, b.getF32Type());
     SmallVector<Value> dynamic;
     if (normsType.isDynamicDim(0))
       dynamic.push_back(tensor::DimOp::create(b, loc, matrix, 0));
@@ -253,7 +253,8 @@ struct CosineSimilarityLowering : OpConversionPattern<CosineSimilarityOp> {
                ValueRange{init}, ArrayRef<AffineMap>{input, output},
                {utils::IteratorType::parallel, utils::IteratorType::reduction},
                [](OpBuilder &b, Location loc, ValueRange args) {
-                 Value square = arith::MulFOp::create(b, loc, args[0], args[0]);
+                 Value element = widenToF32(b, loc, args[0]);
+                 Value square = arith::MulFOp::create(b, loc, element, element);
                  linalg::YieldOp::create(
                      b, loc,
                      arith::AddFOp::create(b, loc, args[1], square)

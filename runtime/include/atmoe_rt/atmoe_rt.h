@@ -102,16 +102,18 @@ ATMOE_RT_API void atmoe_rt_model_close(atmoe_rt_model_t *model);
 /// Binds the weights of the model package in directory `package_dir`: every
 /// weight argument of every layer is looked up in its safetensors file
 /// (mapped into memory, each file opened once) and checked against the
-/// manifest (dtype F32, F16 or BF16; identical shape). F32 tensors that are
-/// 4-byte aligned are used in place; others are converted to f32 once, here.
+/// manifest (identical shape; the dtype the model was compiled for, or F16 or
+/// BF16 where it was compiled for F32). Tensors stored in the compiled type
+/// and aligned to their element size are used in place, computed from the
+/// mapped bytes; others are widened to f32 or realigned once, here.
 /// Binding again replaces the previous weights; on failure the previous
 /// weights (if any) stay bound.
 ATMOE_RT_API atmoe_rt_status_t
 atmoe_rt_model_bind_weights(atmoe_rt_model_t *model, const char *package_dir);
 
 /// How the bound weights are held: tensors used in place in the file mapping,
-/// tensors converted to f32 at bind time. Either pointer may be NULL.
-/// ATMOE_RT_INVALID_ARGUMENT if no weights are bound.
+/// buffers made at bind time (widened, realigned or stacked tensors). Either
+/// pointer may be NULL. ATMOE_RT_INVALID_ARGUMENT if no weights are bound.
 ATMOE_RT_API atmoe_rt_status_t atmoe_rt_model_get_weight_counts(
     const atmoe_rt_model_t *model, size_t *num_in_place, size_t *num_converted);
 

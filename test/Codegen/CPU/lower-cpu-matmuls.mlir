@@ -119,3 +119,31 @@ func.func @untouched(%a: memref<?x8xf32>, %b: memref<8x128xf32>,
     outs(%ty : tensor<4x2xf32>) -> tensor<4x2xf32>
   return %r : tensor<4x2xf32>
 }
+
+// -----
+
+// Tests that weights stored in bf16 or f16 are loaded in their storage type
+// (half the bytes of f32) and widened in registers before the FMAs.
+// CHECK-LABEL: func.func @storage_types
+// CHECK-NOT: linalg.matmul
+// CHECK: vector.load %{{.+}} : memref<13x37xbf16>, vector<16xbf16>
+// CHECK: arith.extf %{{.+}} : vector<16xbf16> to vector<16xf32>
+// CHECK: vector.fma
+// CHECK: vector.maskedload %{{.+}} : memref<13x37xbf16>, vector<16xi1>, vector<16xbf16> into vector<16xbf16>
+// CHECK: vector.load %{{.+}} : memref<5x37xf16>, vector<16xf16>
+// CHECK: arith.extf %{{.+}} : vector<16xf16> to vector<16xf32>
+func.func @storage_types(%x: memref<?x37xf32>, %w: memref<13x37xbf16>,
+                         %y: memref<?x13xf32>, %h: memref<5x37xf16>,
+                         %hy: memref<?x5xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                 affine_map<(t, n, k) -> (n, k)>,
+                                 affine_map<(t, n, k) -> (t, n)>]
+    ins(%x, %w : memref<?x37xf32>, memref<13x37xbf16>)
+    outs(%y : memref<?x13xf32>)
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                 affine_map<(t, n, k) -> (n, k)>,
+                                 affine_map<(t, n, k) -> (t, n)>]
+    ins(%x, %h : memref<?x37xf32>, memref<5x37xf16>)
+    outs(%hy : memref<?x5xf32>)
+  return
+}

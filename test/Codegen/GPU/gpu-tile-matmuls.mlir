@@ -164,3 +164,23 @@ func.func @initialized(%x: memref<?x64xf32>, %w: memref<32x64xf32>, %bias: memre
     ins(%x, %w : memref<?x64xf32>, memref<32x64xf32>) outs(%y2 : memref<?x32xf32>)
   return
 }
+
+// -----
+
+// Tests that a weight stored in bf16 is tiled too: each element is widened
+// to f32 as it is staged in workgroup memory, so the products stay f32.
+// ONE-LABEL: func.func @bf16_weight
+// ONE-NOT: linalg.matmul
+// ONE: gpu.launch
+// ONE-SAME: workgroup(%{{.+}} : memref<8x4xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<4x9xf32, #gpu.address_space<workgroup>>)
+// ONE: %[[V:.+]] = memref.load %{{.+}} : memref<32x64xbf16>
+// ONE: arith.extf %[[V]] : bf16 to f32
+func.func @bf16_weight(%x: memref<?x64xf32>, %w: memref<32x64xbf16>,
+                       %y: memref<?x32xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                 affine_map<(t, n, k) -> (n, k)>,
+                                 affine_map<(t, n, k) -> (t, n)>]
+    ins(%x, %w : memref<?x64xf32>, memref<32x64xbf16>)
+    outs(%y : memref<?x32xf32>)
+  return
+}

@@ -84,3 +84,41 @@ atmoe.layer @l {
     atmoe.lora_expert @icd
   }
 }
+
+// -----
+
+// Tests that weights stored in bf16 and f16 stay in their storage type:
+// the matmuls read them as they are (linalg widens inside the body), and
+// only the small bias is widened, as it is broadcast into the f32 result.
+// CHECK-LABEL: func.func @storage_types
+// CHECK-SAME: (%[[X:.+]]: tensor<?x8xf32>, %[[W:.+]]: tensor<4x8xbf16>, %[[B:.+]]: tensor<4xf16>, %[[D:.+]]: tensor<3x8xbf16>, %[[U:.+]]: tensor<4x3xbf16>, %[[S:.+]]: tensor<?x3xf32>)
+// CHECK: %[[INIT:.+]] = linalg.generic {{.*}} ins(%[[B]] : tensor<4xf16>) outs(%{{.+}} : tensor<?x4xf32>)
+// CHECK:   arith.extf %{{.+}} : f16 to f32
+// CHECK: linalg.matmul {{.*}} {atmoe.matmul_role = "lora_base"} ins(%[[X]], %[[W]] : tensor<?x8xf32>, tensor<4x8xbf16>) outs(%[[INIT]] : tensor<?x4xf32>)
+// CHECK: linalg.matmul {{.*}} {atmoe.matmul_role = "lora_down"} ins(%[[X]], %[[D]] : tensor<?x8xf32>, tensor<3x8xbf16>)
+// CHECK: linalg.matmul {{.*}} {atmoe.matmul_role = "lora_up"} ins(%{{.+}}, %[[U]] : tensor<?x3xf32>, tensor<4x3xbf16>)
+func.func @storage_types(%x: tensor<?x8xf32>, %w: tensor<4x8xbf16>, %b: tensor<4xf16>,
+                         %d: tensor<3x8xbf16>, %u: tensor<4x3xbf16>,
+                         %s: tensor<?x3xf32>) -> tensor<?x4xf32> {
+  %y = atmoe.stacked_lora_linear %x, %w bias(%b : tensor<4xf16>)
+         down(%d : tensor<3x8xbf16>) up(%u : tensor<4x3xbf16>)
+         scales(%s : tensor<?x3xf32>) : tensor<?x8xf32>, tensor<4x8xbf16> -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests that merging into a bf16 weight produces an f32 weight: W is widened
+// into the copy and the scaled up-projection is computed in f32.
+// CHECK-LABEL: func.func @merge_lora_bf16
+// CHECK-SAME: (%[[W:.+]]: tensor<4x8xbf16>, %[[D:.+]]: tensor<3x8xbf16>, %[[U:.+]]: tensor<4x3xbf16>, %[[S:.+]]: tensor<1x3xf32>)
+// CHECK: %[[SCALED:.+]] = linalg.generic {{.*}} ins(%[[U]], %[[S]] : tensor<4x3xbf16>, tensor<1x3xf32>) outs(%{{.+}} : tensor<4x3xf32>)
+// CHECK:   arith.extf %{{.+}} : bf16 to f32
+// CHECK: %[[COPY:.+]] = linalg.generic {{.*}} ins(%[[W]] : tensor<4x8xbf16>) outs(%{{.+}} : tensor<4x8xf32>)
+// CHECK: linalg.matmul {atmoe.matmul_role = "merge_lora"} ins(%[[SCALED]], %[[D]] : tensor<4x3xf32>, tensor<3x8xbf16>) outs(%[[COPY]] : tensor<4x8xf32>)
+func.func @merge_lora_bf16(%w: tensor<4x8xbf16>, %d: tensor<3x8xbf16>, %u: tensor<4x3xbf16>,
+                           %s: tensor<1x3xf32>) -> tensor<4x8xf32> {
+  %m = atmoe.merge_lora %w down(%d : tensor<3x8xbf16>) up(%u : tensor<4x3xbf16>)
+         scales(%s : tensor<1x3xf32>) : tensor<4x8xbf16>
+  return %m : tensor<4x8xf32>
+}

@@ -7,6 +7,7 @@
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
 #include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -20,14 +21,6 @@ using namespace mlir;
 using namespace mlir::atmoe;
 
 namespace {
-
-/// Concatenates `values` along `dim`, or returns the only one.
-Value concatenate(PatternRewriter &rewriter, Location loc, int64_t dim,
-                  ValueRange values) {
-  if (values.size() == 1)
-    return values.front();
-  return tensor::ConcatOp::create(rewriter, loc, dim, values);
-}
 
 struct StackAdapters : OpRewritePattern<LoraLinearOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -51,8 +44,8 @@ struct StackAdapters : OpRewritePattern<LoraLinearOp> {
     if (failed(stacked))
       return rewriter.notifyMatchFailure(op, "adapter names no expert");
 
-    Value down = concatenate(rewriter, loc, 0, op.getLoraA());
-    Value up = concatenate(rewriter, loc, 1, op.getLoraB());
+    Value down = concatenateAdapters(rewriter, loc, 0, op.getLoraA());
+    Value up = concatenateAdapters(rewriter, loc, 1, op.getLoraB());
     int64_t tokens = op.getInput().getType().getDimSize(0);
     Value numTokens = tensor::DimOp::create(rewriter, loc, op.getInput(), 0);
     auto scalesType = RankedTensorType::get({tokens, stacked->totalRank},
@@ -103,6 +96,28 @@ FailureOr<StackedAdapters> mlir::atmoe::stackAdapters(LoraLinearOp op,
     stacked.factors.push_back(lambda * adapter.getScale());
   }
   return stacked;
+}
+
+Value mlir::atmoe::concatenateAdapters(OpBuilder &b, Location loc, int64_t dim,
+                                       ValueRange values) {
+  if (values.size() == 1)
+    return values.front();
+  Type common = getElementTypeOrSelf(values.front().getType());
+  if (llvm::any_of(values, [&](Value value) {
+        return getElementTypeOrSelf(value.getType()) != common;
+      })) {
+    SmallVector<Value> widened;
+    for (Value value : values) {
+      auto type = cast<RankedTensorType>(value.getType());
+      widened.push_back(
+          type.getElementType().isF32()
+              ? value
+              : arith::ExtFOp::create(b, loc, type.clone(b.getF32Type()), value)
+                    .getResult());
+    }
+    return tensor::ConcatOp::create(b, loc, dim, widened);
+  }
+  return tensor::ConcatOp::create(b, loc, dim, values);
 }
 
 void mlir::atmoe::populateFuseLoraPatterns(RewritePatternSet &patterns) {

@@ -8,6 +8,7 @@
 
 #include "mlir/IR/PatternMatch.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
@@ -24,8 +25,13 @@ using namespace mlir::atmoe;
 
 namespace {
 
-/// The weight argument behind `value`, if it is one used only once.
+/// The weight argument behind `value`, if it is one used only once, directly
+/// or through a widening of its storage type (the runtime widens it while it
+/// stacks).
 BlockArgument singleUseWeight(func::FuncOp func, Value value) {
+  if (auto widen = value.getDefiningOp<arith::ExtFOp>();
+      widen && widen->hasOneUse())
+    value = widen.getIn();
   auto arg = dyn_cast<BlockArgument>(value);
   if (!arg || arg.getOwner() != &func.getBody().front() || !arg.hasOneUse())
     return {};
@@ -43,7 +49,12 @@ void hoist(func::FuncOp func, tensor::ConcatOp concat) {
   SmallVector<std::string> names;
   SmallVector<BlockArgument> replaced;
   unsigned position = func.getNumArguments();
+  SmallVector<Operation *> widenings;
   for (Value operand : concat.getInputs()) {
+    if (auto widen = operand.getDefiningOp<arith::ExtFOp>()) {
+      widenings.push_back(widen);
+      operand = widen.getIn();
+    }
     auto arg = cast<BlockArgument>(operand);
     unsigned index = arg.getArgNumber();
     position = std::min(position, index);
@@ -72,6 +83,8 @@ void hoist(func::FuncOp func, tensor::ConcatOp concat) {
     return;
   IRRewriter rewriter(context);
   rewriter.replaceOp(concat, func.getArgument(position));
+  for (Operation *widen : widenings)
+    rewriter.eraseOp(widen);
   llvm::BitVector erase(func.getNumArguments());
   for (BlockArgument arg : replaced)
     erase.set(arg.getArgNumber());

@@ -93,9 +93,7 @@ public:
 
 private:
   Value concatenate(int64_t dim, ValueRange values) {
-    if (values.size() == 1)
-      return values.front();
-    return tensor::ConcatOp::create(b, loc, dim, values);
+    return concatenateAdapters(b, loc, dim, values);
   }
 
   Value atLeast(Value value, Value bound) {
@@ -142,7 +140,9 @@ private:
   /// x W'^T + b with W' merged for routing row `row` (null: shared only).
   Value merged(Value x, Value row) {
     Value scales = loraScales(row, c1, 1);
-    Value weight = MergeLoraOp::create(b, loc, op.getWeight().getType(),
+    // The merged weight is f32, whatever W's storage type.
+    auto weightType = cast<RankedTensorType>(op.getWeight().getType());
+    Value weight = MergeLoraOp::create(b, loc, weightType.clone(b.getF32Type()),
                                        op.getWeight(), down, up, scales);
     auto type = RankedTensorType::get(
         {cast<RankedTensorType>(x.getType()).getDimSize(0),

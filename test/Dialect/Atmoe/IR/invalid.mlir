@@ -858,3 +858,21 @@ func.func @f(%w: tensor<32x64xf32>, %d: tensor<12x64xf32>, %u: tensor<32x12xf32>
   %m = atmoe.merge_lora %w down(%d : tensor<12x64xf32>) up(%u : tensor<32x12xf32>) scales(%s : tensor<2x12xf32>) : tensor<32x64xf32>
   return %m : tensor<32x64xf32>
 }
+
+// -----
+
+// Tests that a weight must be stored as f32, f16 or bf16.
+func.func @f(%x: tensor<?x8xf32>, %w: tensor<4x8xi8>) -> tensor<?x4xf32> {
+  // expected-error @+1 {{operand #1 must be 2D tensor of 32-bit float or 16-bit float or bfloat16 type values}}
+  %y = atmoe.linear %x, %w : tensor<?x8xf32>, tensor<4x8xi8> -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}
+
+// -----
+
+// Tests that activations stay f32 even when weights are bf16.
+func.func @f(%x: tensor<?x8xbf16>, %w: tensor<4x8xbf16>) -> tensor<?x4xf32> {
+  // expected-error @+1 {{operand #0 must be 2D tensor of 32-bit float values}}
+  %y = atmoe.linear %x, %w : tensor<?x8xbf16>, tensor<4x8xbf16> -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}

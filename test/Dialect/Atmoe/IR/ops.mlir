@@ -157,3 +157,23 @@ func.func @merge_lora(%w: tensor<32x64xf32>, %down: tensor<12x64xf32>,
          scales(%s : tensor<1x12xf32>) : tensor<32x64xf32>
   return %m : tensor<32x64xf32>
 }
+
+// Tests that weights keep their storage type (f32, f16, bf16) while inputs,
+// outputs and routing weights are f32, and that merging into a bf16 weight
+// gives an f32 weight.
+// CHECK-LABEL: func.func @storage_types
+// CHECK: atmoe.stacked_lora_linear %{{.*}}, %{{.*}} bias(%{{.*}} : tensor<32xf16>) down(%{{.*}} : tensor<12x64xbf16>) up(%{{.*}} : tensor<32x12xf32>) scales(%{{.*}} : tensor<?x12xf32>) : tensor<?x64xf32>, tensor<32x64xbf16> -> tensor<?x32xf32>
+// CHECK: atmoe.merge_lora %{{.*}} down(%{{.*}} : tensor<12x64xbf16>) up(%{{.*}} : tensor<32x12xf32>) scales(%{{.*}} : tensor<1x12xf32>) : tensor<32x64xbf16>
+func.func @storage_types(%x: tensor<?x64xf32>, %w: tensor<32x64xbf16>,
+                         %b: tensor<32xf16>, %down: tensor<12x64xbf16>,
+                         %up: tensor<32x12xf32>, %s: tensor<?x12xf32>,
+                         %row: tensor<1x12xf32>)
+    -> (tensor<?x32xf32>, tensor<32x64xf32>) {
+  %y = atmoe.stacked_lora_linear %x, %w bias(%b : tensor<32xf16>)
+         down(%down : tensor<12x64xbf16>) up(%up : tensor<32x12xf32>)
+         scales(%s : tensor<?x12xf32>)
+         : tensor<?x64xf32>, tensor<32x64xbf16> -> tensor<?x32xf32>
+  %m = atmoe.merge_lora %w down(%down : tensor<12x64xbf16>) up(%up : tensor<32x12xf32>)
+         scales(%row : tensor<1x12xf32>) : tensor<32x64xbf16>
+  return %y, %m : tensor<?x32xf32>, tensor<32x64xf32>
+}

@@ -88,3 +88,35 @@ func.func @sequence_and_plain(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>,
          : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
   return %y, %p : tensor<?x32xf32>, tensor<?x32xf32>
 }
+
+// -----
+
+atmoe.layer @l {
+  atmoe.expert_group @a {
+    atmoe.lora_expert @icd
+    atmoe.lora_expert @qa
+  }
+}
+
+// Tests that adapters sharing a storage type are stacked in it, and that
+// mixed storage types are widened to f32 (exactly) before stacking.
+// CHECK-LABEL: func.func @storage_types
+// CHECK-SAME: %[[A0:[^:]+]]: tensor<8x64xbf16>, %[[B0:[^:]+]]: tensor<32x8xbf16>, %[[A1:[^:]+]]: tensor<4x64xbf16>, %[[B1:[^:]+]]: tensor<32x4xf16>
+// CHECK-DAG: tensor.concat dim(0) %[[A0]], %[[A1]] : (tensor<8x64xbf16>, tensor<4x64xbf16>) -> tensor<12x64xbf16>
+// CHECK-DAG: %[[W0:.+]] = arith.extf %[[B0]] : tensor<32x8xbf16> to tensor<32x8xf32>
+// CHECK-DAG: %[[W1:.+]] = arith.extf %[[B1]] : tensor<32x4xf16> to tensor<32x4xf32>
+// CHECK-DAG: tensor.concat dim(1) %[[W0]], %[[W1]] : (tensor<32x8xf32>, tensor<32x4xf32>) -> tensor<32x12xf32>
+// CHECK: atmoe.stacked_lora_linear {{.*}} down(%{{.+}} : tensor<12x64xbf16>) up(%{{.+}} : tensor<32x12xf32>)
+func.func @storage_types(%x: tensor<?x64xf32>, %w: tensor<32x64xbf16>,
+                         %a0: tensor<8x64xbf16>, %b0: tensor<32x8xbf16>,
+                         %a1: tensor<4x64xbf16>, %b1: tensor<32x4xf16>,
+                         %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  %y = atmoe.lora_linear %x, %w layer(@l)
+         adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0>,
+                   #atmoe.lora<@qa, rank = 4, alpha = 8.0>]
+         lora_a(%a0, %a1 : tensor<8x64xbf16>, tensor<4x64xbf16>)
+         lora_b(%b0, %b1 : tensor<32x8xbf16>, tensor<32x4xf16>)
+         routing(%r : tensor<?x2xf32>)
+         : tensor<?x64xf32>, tensor<32x64xbf16> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}

@@ -36,3 +36,20 @@ func.func @keep(%x: tensor<8x64xf32> {atmoe.input = "x"},
   %shared = tensor.concat dim(0) %a0, %a1 : (tensor<8x64xf32>, tensor<4x64xf32>) -> tensor<12x64xf32>
   return %mixed, %shared, %a1 : tensor<16x64xf32>, tensor<12x64xf32>, tensor<4x64xf32>
 }
+
+// -----
+
+// Tests that parts widened to f32 for stacking are hoisted too: the stacked
+// argument is f32 and the runtime widens each part as it stacks.
+// CHECK-LABEL: func.func @widened
+// CHECK-SAME: %[[UP:.+]]: tensor<32x12xf32> {atmoe.concat_dim = 1 : i64, atmoe.parts = [{file = "w", shape = array<i64: 32, 8>, source = "b0", tensor = "b0"}, {file = "w", shape = array<i64: 32, 4>, source = "b1", tensor = "b1"}], atmoe.tensor = "stack(b0, b1)"})
+// CHECK-NOT: arith.extf
+// CHECK-NOT: tensor.concat
+// CHECK: return %[[UP]]
+func.func @widened(%b0: tensor<32x8xbf16> {atmoe.tensor = "b0", atmoe.file = "w", atmoe.source = "b0"},
+                   %b1: tensor<32x4xf32> {atmoe.tensor = "b1", atmoe.file = "w", atmoe.source = "b1"})
+    -> tensor<32x12xf32> {
+  %w0 = arith.extf %b0 : tensor<32x8xbf16> to tensor<32x8xf32>
+  %up = tensor.concat dim(1) %w0, %b1 : (tensor<32x8xf32>, tensor<32x4xf32>) -> tensor<32x12xf32>
+  return %up : tensor<32x12xf32>
+}

@@ -17,6 +17,10 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Atmoe_F32Matrix : 2DTensorOf<[F32]>;
 def Atmoe_F32Vector : 1DTensorOf<[F32]>;
+// Weights keep the element type they are stored in (docs/Rationale.md,
+// "Storage types"); activations, routing weights and accumulation are f32.
+def Atmoe_WeightMatrix : 2DTensorOf<[F32, F16, BF16]>;
+def Atmoe_WeightVector : 1DTensorOf<[F32, F16, BF16]>;
 def Atmoe_SegmentLengths : 1DTensorOf<[I64]>;
 
 def Atmoe_LoraArrayAttr
@@ -207,12 +211,12 @@ def Atmoe_RouteOp : Atmoe_Op<"route", [
     OptionalAttr<I64Attr>:$top_k,
     OptionalAttr<I64Attr>:$top_k_groups,
     Atmoe_F32Matrix:$input,
-    Optional<Atmoe_F32Matrix>:$group_weight,
-    Optional<Atmoe_F32Vector>:$group_bias,
-    Optional<Atmoe_F32Matrix>:$expert_weight,
-    Optional<Atmoe_F32Vector>:$expert_bias,
-    Optional<Atmoe_F32Matrix>:$proj_weight,
-    Optional<Atmoe_F32Matrix>:$expert_embedding);
+    Optional<Atmoe_WeightMatrix>:$group_weight,
+    Optional<Atmoe_WeightVector>:$group_bias,
+    Optional<Atmoe_WeightMatrix>:$expert_weight,
+    Optional<Atmoe_WeightVector>:$expert_bias,
+    Optional<Atmoe_WeightMatrix>:$proj_weight,
+    Optional<Atmoe_WeightMatrix>:$expert_embedding);
   let results = (outs Atmoe_F32Matrix:$weights);
   let assemblyFormat = [{
     $kind $input `layer` `(` $layer `)` (`groups` $group_sizes^)?
@@ -286,10 +290,10 @@ def Atmoe_LoraLinearOp : Atmoe_Op<"lora_linear", [
   }];
   let arguments = (ins
     Atmoe_F32Matrix:$input,
-    Atmoe_F32Matrix:$weight,
-    Optional<Atmoe_F32Vector>:$bias,
-    Variadic<Atmoe_F32Matrix>:$lora_a,
-    Variadic<Atmoe_F32Matrix>:$lora_b,
+    Atmoe_WeightMatrix:$weight,
+    Optional<Atmoe_WeightVector>:$bias,
+    Variadic<Atmoe_WeightMatrix>:$lora_a,
+    Variadic<Atmoe_WeightMatrix>:$lora_b,
     Optional<Atmoe_F32Matrix>:$routing,
     Optional<Atmoe_SegmentLengths>:$segments,
     FlatSymbolRefAttr:$layer,
@@ -332,8 +336,8 @@ def Atmoe_LinearOp : Atmoe_Op<"linear", [Pure]> {
            : tensor<?x32xf32>, tensor<64x32xf32> -> tensor<?x64xf32>
     ```
   }];
-  let arguments = (ins Atmoe_F32Matrix:$input, Atmoe_F32Matrix:$weight,
-                       Optional<Atmoe_F32Vector>:$bias);
+  let arguments = (ins Atmoe_F32Matrix:$input, Atmoe_WeightMatrix:$weight,
+                       Optional<Atmoe_WeightVector>:$bias);
   let results = (outs Atmoe_F32Matrix:$output);
   let assemblyFormat = [{
     $input `,` $weight (`bias` `(` $bias^ `:` type($bias) `)`)?
@@ -433,7 +437,7 @@ def Atmoe_CosineSimilarityOp : Atmoe_Op<"cosine_similarity", [Pure]> {
            : tensor<?x16xf32>, tensor<4x16xf32> -> tensor<?x4xf32>
     ```
   }];
-  let arguments = (ins Atmoe_F32Matrix:$lhs, Atmoe_F32Matrix:$rhs);
+  let arguments = (ins Atmoe_F32Matrix:$lhs, Atmoe_WeightMatrix:$rhs);
   let results = (outs Atmoe_F32Matrix:$result);
   let assemblyFormat = [{
     $lhs `,` $rhs attr-dict `:` type($lhs) `,` type($rhs) `->` type($result)
@@ -494,9 +498,9 @@ def Atmoe_StackedLoraLinearOp : Atmoe_Op<"stacked_lora_linear", [Pure]> {
            : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
     ```
   }];
-  let arguments = (ins Atmoe_F32Matrix:$input, Atmoe_F32Matrix:$weight,
-                       Optional<Atmoe_F32Vector>:$bias,
-                       Atmoe_F32Matrix:$down, Atmoe_F32Matrix:$up,
+  let arguments = (ins Atmoe_F32Matrix:$input, Atmoe_WeightMatrix:$weight,
+                       Optional<Atmoe_WeightVector>:$bias,
+                       Atmoe_WeightMatrix:$down, Atmoe_WeightMatrix:$up,
                        Atmoe_F32Matrix:$scales);
   let results = (outs Atmoe_F32Matrix:$output);
   let assemblyFormat = [{
@@ -509,7 +513,10 @@ def Atmoe_StackedLoraLinearOp : Atmoe_Op<"stacked_lora_linear", [Pure]> {
 }
 
 def Atmoe_MergeLoraOp : Atmoe_Op<"merge_lora", [
-    Pure, AllTypesMatch<["weight", "merged"]>]> {
+    Pure, TypesMatchWith<"merged is weight's shape in f32", "weight", "merged",
+        "::mlir::RankedTensorType::get("
+        "::llvm::cast<::mlir::RankedTensorType>($_self).getShape(), "
+        "::mlir::Float32Type::get($_self.getContext()))">]> {
   let summary = "fold one scaled, stacked LoRA update into a base weight";
   let description = [{
     Produced by `--atmoe-merge-sequence-adapters` for a sequence whose task
@@ -536,8 +543,8 @@ def Atmoe_MergeLoraOp : Atmoe_Op<"merge_lora", [
             : tensor<32x64xf32>
     ```
   }];
-  let arguments = (ins Atmoe_F32Matrix:$weight, Atmoe_F32Matrix:$down,
-                       Atmoe_F32Matrix:$up, Atmoe_F32Matrix:$scales);
+  let arguments = (ins Atmoe_WeightMatrix:$weight, Atmoe_WeightMatrix:$down,
+                       Atmoe_WeightMatrix:$up, Atmoe_F32Matrix:$scales);
   let results = (outs Atmoe_F32Matrix:$merged);
   let assemblyFormat = [{
     $weight `down` `(` $down `:` type($down) `)` `up` `(` $up `:` type($up) `)`

@@ -84,7 +84,8 @@ def FuseLoraPass : Pass<"atmoe-fuse-lora"> {
            : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
     ```
   }];
-  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def FuseRouterPass : Pass<"atmoe-fuse-router"> {

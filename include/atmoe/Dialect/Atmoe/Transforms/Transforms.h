@@ -43,6 +43,12 @@ struct StackedAdapters {
 /// adapter names no expert of the layer.
 FailureOr<StackedAdapters> stackAdapters(LoraLinearOp op, LayerOp layer);
 
+/// Concatenates adapter matrices along `dim` (or returns the only one). They
+/// stay in their storage type when they share one; mixed storage types are
+/// widened to f32 first, which is exact.
+Value concatenateAdapters(OpBuilder &b, Location loc, int64_t dim,
+                          ValueRange values);
+
 /// Sequence-granularity atmoe.lora_linear ops become token granularity
 /// through atmoe.expand_segments (--atmoe-expand-segments).
 void populateExpandSegmentsPatterns(RewritePatternSet &patterns);

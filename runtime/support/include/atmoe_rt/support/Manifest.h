@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,13 +54,22 @@ const char *atmoeVersion();
 constexpr int64_t kDynamic = -1;
 
 enum class ArgumentRole { Input, Weight, Output };
-enum class ElementType { F32, I64 };
+/// Inputs and outputs are f32 (i64 segment lengths); weights are in the type
+/// they are stored in: f32, f16, bf16, or i32 words of packed integers.
+enum class ElementType { F32, F16, BF16, I32, I64 };
 enum class Granularity { Token, Sequence };
 /// What runs the model's kernels (the manifest's "device").
 enum class Device { CPU, CUDA, HIP };
 
 /// "cpu", "cuda", "hip".
 std::string_view stringifyDevice(Device device);
+
+/// "f32", "f16", "bf16", "i32", "i64".
+std::string_view stringifyElementType(ElementType type);
+/// The element type spelled `name`, if it is one.
+std::optional<ElementType> parseElementType(std::string_view name);
+/// Bytes per element.
+size_t elementSize(ElementType type);
 
 /// One argument of a layer's entry point.
 struct Argument {
