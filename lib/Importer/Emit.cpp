@@ -60,6 +60,8 @@ private:
       return builder.getF16Type();
     case atmoe_rt::DType::BF16:
       return builder.getBF16Type();
+    case atmoe_rt::DType::I32:
+      return builder.getI32Type();
     default:
       return builder.getF32Type();
     }
@@ -89,6 +91,10 @@ struct AdapterPlan {
 /// The arguments one projection's op takes.
 struct ProjectionPlan {
   unsigned input, weight;
+  /// A GPTQ base weight: `weight` is qweight, then scales and zeros.
+  GptqAttr quant;
+  unsigned scales = 0;
+  std::optional<unsigned> zeros;
   std::optional<unsigned> bias;
   std::vector<AdapterPlan> adapters;
   /// Whether an adapter other than the shared expert's uses the routing.
@@ -254,12 +260,23 @@ LogicalResult LayerEmitter::planProjection(const ProjectionDef &projection,
   std::string prefix =
       "layers." + std::to_string(layer.index) + "." + projection.name + ".";
   TensorArg arg;
-  if (failed(findTensor(ctx, prefix + "weight", projection.path,
-                        {projection.outFeatures, projection.inFeatures},
-                        "out_features x in_features of " + projection.path,
-                        arg)))
-    return failure();
-  plan.weight = sig.addTensor(arg);
+  if (projection.quant) {
+    QuantizedTensors quantized;
+    if (failed(findQuantizedTensors(ctx, layer, projection, quantized)))
+      return failure();
+    plan.quant = quantized.attr;
+    plan.weight = sig.addTensor(quantized.qweight);
+    plan.scales = sig.addTensor(quantized.scales);
+    if (quantized.zeros)
+      plan.zeros = sig.addTensor(*quantized.zeros);
+  } else {
+    if (failed(findTensor(ctx, prefix + "weight", projection.path,
+                          {projection.outFeatures, projection.inFeatures},
+                          "out_features x in_features of " + projection.path,
+                          arg)))
+      return failure();
+    plan.weight = sig.addTensor(arg);
+  }
   if (projection.bias) {
     if (failed(findTensor(ctx, prefix + "bias", projection.path,
                           {projection.outFeatures},
@@ -372,6 +389,13 @@ Value LayerEmitter::emitProjection(Block *body, const ProjectionDef &projection,
   Type outType = rows(projection.outFeatures);
   Value input = body->getArgument(plan.input);
   Value weight = body->getArgument(plan.weight);
+  if (plan.quant)
+    weight = DequantizeOp::create(
+        builder, loc,
+        RankedTensorType::get({projection.outFeatures, projection.inFeatures},
+                              f32()),
+        weight, body->getArgument(plan.scales), argOf(body, plan.zeros),
+        plan.quant);
   Value bias = argOf(body, plan.bias);
   if (plan.adapters.empty())
     return LinearOp::create(builder, loc, outType, input, weight, bias);

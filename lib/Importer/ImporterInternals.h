@@ -120,12 +120,27 @@ struct Override {
   std::string path;
 };
 
+/// A GPTQ "quantization" object after inheritance (top level, layer,
+/// projection), with the JSON paths of the values errors point at.
+struct QuantConfig {
+  int64_t bits = 0;
+  /// -1: one group for the whole row.
+  int64_t groupSize = 128;
+  bool sym = true;
+  /// Added to stored zero points: 1 for checkpoint format "gptq", 0 for
+  /// "gptq_v2".
+  int64_t zeroOffset = 1;
+  std::string path, bitsPath, groupSizePath;
+};
+
 struct ProjectionDef {
   std::string name;
   std::string path;
   int64_t inFeatures = 0, outFeatures = 0;
   bool bias = false;
   llvm::StringMap<Override> overrides;
+  /// Set when the base weight is GPTQ-quantised.
+  std::optional<QuantConfig> quant;
 };
 
 /// A group of a layer after the layer's removals.
@@ -143,6 +158,7 @@ struct LayerDef {
   bool hasSharedKey = false;
   std::optional<SharedDef> sharedOverride;
   llvm::StringMap<Override> overrides;
+  std::optional<QuantConfig> quant;
   std::vector<ProjectionDef> projections;
 
   // Resolved structure (Resolve.cpp).
@@ -245,6 +261,7 @@ public:
   std::vector<GroupDef> groups;
   std::optional<SharedDef> topShared;
   RouterConfig topRouter;
+  std::optional<QuantConfig> topQuant;
   std::vector<LayerDef> layers;
 };
 
@@ -285,6 +302,10 @@ std::optional<std::pair<int64_t, double>>
 adapterRankAlpha(const ExpertDef &expert, const LayerDef &layer,
                  const ProjectionDef &projection);
 
+/// The dtypes a float weight may be stored in.
+inline constexpr atmoe_rt::DType kFloatDTypes[] = {
+    atmoe_rt::DType::F32, atmoe_rt::DType::F16, atmoe_rt::DType::BF16};
+
 /// Tensors.cpp: looks `name` up in the package's weight files and checks it
 /// against `shape` (`shapeWhat` says what the shape is, for messages).
 /// Errors are located at `userPath`, the JSON value that needs the tensor.
@@ -292,12 +313,32 @@ adapterRankAlpha(const ExpertDef &expert, const LayerDef &layer,
 LogicalResult findTensor(ImportContext &ctx, StringRef name, StringRef userPath,
                          ArrayRef<int64_t> shape, StringRef shapeWhat,
                          TensorArg &arg, bool optional = false,
-                         bool *found = nullptr);
-/// Checks a tensor found in `file` against the shape the model implies.
+                         bool *found = nullptr,
+                         ArrayRef<atmoe_rt::DType> dtypes = kFloatDTypes);
+/// Checks a tensor found in `file` against the shape the model implies and
+/// the dtypes it may have (default: a float type).
 LogicalResult checkTensor(ImportContext &ctx, Location loc,
                           const WeightFile &file,
                           const atmoe_rt::TensorInfo &info,
-                          ArrayRef<int64_t> shape, StringRef shapeWhat);
+                          ArrayRef<int64_t> shape, StringRef shapeWhat,
+                          ArrayRef<atmoe_rt::DType> dtypes = kFloatDTypes);
+
+/// Quantization.cpp: a "quantization" value over the `config` its level
+/// inherits: null (not quantised there) or an object whose keys override.
+LogicalResult parseQuantization(ImportContext &ctx, const JsonNode &node,
+                                std::optional<QuantConfig> &config);
+
+/// The tensors of a GPTQ base weight (Hugging Face's "gptq" layout).
+struct QuantizedTensors {
+  TensorArg qweight, scales;
+  std::optional<TensorArg> zeros;
+  GptqAttr attr;
+};
+/// Quantization.cpp: finds and checks the GPTQ tensors of `projection`
+/// (qweight, scales, qzeros; a g_idx must be the plain i / group_size).
+LogicalResult findQuantizedTensors(ImportContext &ctx, const LayerDef &layer,
+                                   const ProjectionDef &projection,
+                                   QuantizedTensors &tensors);
 
 /// Emit.cpp: the layer's structure op and `layer<i>_forward`.
 LogicalResult emitLayer(ImportContext &ctx, OpBuilder &builder,

@@ -74,7 +74,10 @@ LogicalResult SchemaParser::parse() {
     return ctx.failAtModel("", "expected a JSON object at the top level, "
                                "found " +
                                    describe(root));
-  if (failed(parseHeader(root)) || failed(openWeights(root)) ||
+  if (failed(ctx.checkKeys(
+          root, {"format", "name", "dtype", "weights", "router", "groups",
+                 "experts", "shared_expert", "quantization", "layers"})) ||
+      failed(parseHeader(root)) || failed(openWeights(root)) ||
       failed(parseDefaults(root)) || failed(parseLayers(root)))
     return failure();
   return checkUngroupedExperts();
@@ -132,6 +135,9 @@ LogicalResult SchemaParser::parseDefaults(const JsonNode &root) {
       return failure();
     ctx.topShared = *shared;
   }
+  if (std::optional<JsonNode> node = ctx.member(root, "quantization"))
+    if (failed(parseQuantization(ctx, *node, ctx.topQuant)))
+      return failure();
   ctx.topRouter.path = "";
   if (std::optional<JsonNode> node = ctx.member(root, "router"))
     return parseRouter(*node, ctx.topRouter);
@@ -514,8 +520,9 @@ LogicalResult SchemaParser::parseLayers(const JsonNode &root) {
 LogicalResult SchemaParser::parseLayer(const JsonNode &node, LayerDef &layer) {
   layer.path = node.path;
   if (failed(ctx.asObject(node)) ||
-      failed(ctx.checkKeys(node, {"index", "hidden_size", "router", "experts",
-                                  "shared_expert", "projections"})))
+      failed(ctx.checkKeys(node,
+                           {"index", "hidden_size", "router", "experts",
+                            "shared_expert", "quantization", "projections"})))
     return failure();
   FailureOr<JsonNode> indexNode = ctx.required(node, "index");
   if (failed(indexNode))
@@ -534,6 +541,10 @@ LogicalResult SchemaParser::parseLayer(const JsonNode &node, LayerDef &layer) {
   layer.router = ctx.topRouter;
   if (std::optional<JsonNode> router = ctx.member(node, "router"))
     if (failed(parseRouter(*router, layer.router)))
+      return failure();
+  layer.quant = ctx.topQuant;
+  if (std::optional<JsonNode> quant = ctx.member(node, "quantization"))
+    if (failed(parseQuantization(ctx, *quant, layer.quant)))
       return failure();
   if (std::optional<JsonNode> overrides = ctx.member(node, "experts"))
     if (failed(parseOverrides(*overrides, layer.overrides, nullptr)))
@@ -578,8 +589,8 @@ LogicalResult SchemaParser::parseProjection(const JsonNode &node,
                                             ProjectionDef &projection) {
   projection.path = node.path;
   if (failed(ctx.asObject(node)) ||
-      failed(ctx.checkKeys(
-          node, {"name", "in_features", "out_features", "bias", "experts"})))
+      failed(ctx.checkKeys(node, {"name", "in_features", "out_features", "bias",
+                                  "experts", "quantization"})))
     return failure();
   FailureOr<JsonNode> nameNode = ctx.required(node, "name");
   if (failed(nameNode))
@@ -610,6 +621,10 @@ LogicalResult SchemaParser::parseProjection(const JsonNode &node,
       return failure();
     projection.bias = *flag;
   }
+  projection.quant = layer.quant;
+  if (std::optional<JsonNode> quant = ctx.member(node, "quantization"))
+    if (failed(parseQuantization(ctx, *quant, projection.quant)))
+      return failure();
   if (std::optional<JsonNode> overrides = ctx.member(node, "experts"))
     return parseOverrides(*overrides, projection.overrides, &layer);
   return success();

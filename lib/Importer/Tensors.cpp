@@ -21,16 +21,22 @@ using namespace mlir::atmoe::importer;
 using atmoe_rt::DType;
 using atmoe_rt::formatShape;
 
-LogicalResult importer::checkTensor(ImportContext &ctx, Location loc,
-                                    const WeightFile &file,
-                                    const atmoe_rt::TensorInfo &info,
-                                    ArrayRef<int64_t> shape,
-                                    StringRef shapeWhat) {
-  if (info.dtype != DType::F32 && info.dtype != DType::F16 &&
-      info.dtype != DType::BF16)
+LogicalResult
+importer::checkTensor(ImportContext &ctx, Location loc, const WeightFile &file,
+                      const atmoe_rt::TensorInfo &info, ArrayRef<int64_t> shape,
+                      StringRef shapeWhat, ArrayRef<DType> dtypes) {
+  if (!llvm::is_contained(dtypes, info.dtype)) {
+    std::vector<std::string> names;
+    for (DType dtype : dtypes)
+      names.emplace_back(atmoe_rt::dtypeName(dtype));
+    std::string expected = names.back();
+    if (names.size() > 1)
+      expected =
+          llvm::join(ArrayRef(names).drop_back(), ", ") + " or " + expected;
     return ctx.fail(loc, file.display + ": tensor " + quoted(info.name) +
-                             ": expected dtype F32, F16 or BF16, found " +
+                             ": expected dtype " + expected + ", found " +
                              std::string(atmoe_rt::dtypeName(info.dtype)));
+  }
   if (ArrayRef<int64_t>(info.shape) != shape)
     return ctx.fail(loc, file.display + ": tensor " + quoted(info.name) +
                              ": expected shape " + formatShape(shape) + " (" +
@@ -41,7 +47,8 @@ LogicalResult importer::checkTensor(ImportContext &ctx, Location loc,
 LogicalResult importer::findTensor(ImportContext &ctx, StringRef name,
                                    StringRef userPath, ArrayRef<int64_t> shape,
                                    StringRef shapeWhat, TensorArg &arg,
-                                   bool optional, bool *found) {
+                                   bool optional, bool *found,
+                                   ArrayRef<DType> dtypes) {
   const WeightFile *owner = nullptr;
   const atmoe_rt::TensorInfo *info = nullptr;
   for (const WeightFile &file : ctx.weightFiles) {
@@ -66,7 +73,7 @@ LogicalResult importer::findTensor(ImportContext &ctx, StringRef name,
                            "tensor " + quoted(name) + " not found in " + files);
   }
   if (failed(checkTensor(ctx, ctx.modelLoc(userPath), *owner, *info, shape,
-                         shapeWhat)))
+                         shapeWhat, dtypes)))
     return failure();
   arg = {name.str(), owner->relative, name.str(),
          SmallVector<int64_t, 2>(shape), info->dtype};

@@ -76,7 +76,9 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
 
   // The schedule's matmul tiles become register-blocked vector kernels;
   // what is left (elementwise ops, other matmul layouts) becomes loops.
-  pm.addPass(createLowerCPUMatmulsPass());
+  LowerCPUMatmulsPassOptions kernels;
+  kernels.vectorWidth = options.vectorWidth;
+  pm.addPass(createLowerCPUMatmulsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   // Vector code from the schedule: masked transfers to loads/stores, the
   // remaining vector ops to LLVM's.

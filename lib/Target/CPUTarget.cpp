@@ -31,10 +31,11 @@ public:
   llvm::Error checkOptions(const CodegenOptions &) const override {
     return llvm::Error::success();
   }
-  void buildCodegenPipeline(OpPassManager &pm, StringRef,
+  void buildCodegenPipeline(OpPassManager &pm, StringRef chip,
                             const CodegenOptions &options) const override {
     CPUCodegenOptions codegen;
     codegen.transformSchedule = options.cpuSchedule;
+    codegen.vectorWidth = vectorWidth(chip);
     buildCPUCodegenPipeline(pm, codegen);
   }
   HostCPU getHostCPU(StringRef chip) const override {
@@ -51,6 +52,21 @@ public:
   }
 
 private:
+  /// f32 lanes of the widest vector registers `chip` has: the kernels'
+  /// vectors are one register wide.
+  static int64_t vectorWidth(StringRef chip) {
+    if (chip == "x86-64-v4")
+      return 16;
+    if (chip == "x86-64-v3")
+      return 8;
+    if (chip != "host")
+      return 4;
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    if (features.lookup("avx512f"))
+      return 16;
+    return features.lookup("avx2") || features.lookup("avx") ? 8 : 4;
+  }
+
   static constexpr StringRef chips[] = {"host", "x86-64", "x86-64-v2",
                                         "x86-64-v3", "x86-64-v4"};
 };

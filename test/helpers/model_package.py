@@ -52,10 +52,13 @@ import numpy as np
 # ===-----------------------------------------------------------------------===#
 
 _ST_DTYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16"}
+_INT_DTYPES = {"i32": "I32"}
 
 
 def _to_storage(array, dtype):
     """Returns (safetensors dtype name, raw little-endian bytes)."""
+    if dtype == "i32":
+        return "I32", np.ascontiguousarray(array).astype("<i4").tobytes()
     array = np.ascontiguousarray(array, dtype=np.float32)
     if dtype == "f32":
         return "F32", array.astype("<f4").tobytes()
@@ -92,13 +95,15 @@ def write_safetensors(path, tensors, dtypes=None, corrupt=None):
         damage = corrupt.get(name)
         if damage == "missing-tensor":
             continue
-        array = np.asarray(array, dtype=np.float32)
+        kind = dtypes.get(name, "f32")
+        array = np.asarray(array, dtype=np.int32 if kind == "i32" else np.float32)
         if damage == "wrong-shape":
             # One extra row keeps the rank but breaks the shape.
             array = np.concatenate([array, array[:1]], axis=0)
-        dtype_name, raw = _to_storage(array, dtypes.get(name, "f32"))
+        dtype_name, raw = _to_storage(array, kind)
         if damage == "wrong-dtype":
-            dtype_name, raw = "I32", array.astype("<i4").tobytes()
+            dtype_name, raw = ("F32", array.astype("<f4").tobytes()) if kind == "i32" \
+                else ("I32", array.astype("<i4").tobytes())
         header[name] = {
             "dtype": dtype_name,
             "shape": list(array.shape),
@@ -284,6 +289,63 @@ def _normal(rng, shape, scale=0.1):
 TENSOR_ROLES = ("base", "bias", "adapter", "router")
 
 
+def projection_quantization(desc, layer, proj):
+    """The GPTQ settings of a projection (top level, layer, projection; null
+    clears), or None."""
+    config = None
+    for level in (desc, layer, proj):
+        if "quantization" in level:
+            value = level["quantization"]
+            config = None if value is None else dict(config or {}, **value)
+    return config
+
+
+def pack(values, bits, axis):
+    """Packs unsigned `bits`-bit integers along `axis`, 32 / bits per int32
+    word, lowest bits first."""
+    per_word = 32 // bits
+    values = np.moveaxis(values.astype(np.uint32), axis, 0)
+    words = np.zeros((values.shape[0] // per_word,) + values.shape[1:], np.uint32)
+    for p in range(per_word):
+        words |= values[p::per_word] << np.uint32(bits * p)
+    return np.moveaxis(words, 0, axis).view(np.int32)
+
+
+def gptq_tensors(weight, config, gen):
+    """Round-to-nearest GPTQ tensors of `weight` (d_out x d_in) in Hugging
+    Face's layout: {suffix: (array, dtype)}."""
+    bits, d_out, d_in = config["bits"], weight.shape[0], weight.shape[1]
+    group = config.get("group_size", 128)
+    group = d_in if group == -1 else group
+    maxq = (1 << bits) - 1
+    v1 = config.get("checkpoint_format", "gptq") == "gptq"
+    w = weight.reshape(d_out, d_in // group, group)
+    if config.get("sym", True):
+        scale = np.maximum(np.abs(w).max(axis=2), 1e-8) * 2 / maxq
+        zero = np.full(scale.shape, float((maxq + 1) // 2))
+    else:
+        low, high = np.minimum(w.min(axis=2), 0), np.maximum(w.max(axis=2), 0)
+        scale = np.maximum(high - low, 1e-8) / maxq
+        # v1 stores zero - 1, so a zero point of 0 is not representable.
+        zero = np.clip(np.round(-low / scale), 1 if v1 else 0, maxq)
+    scale_dtype = gen.get("scale_dtype", "f16")
+    scale = bf16_to_f32(_to_storage(scale, scale_dtype)[1]).reshape(scale.shape) \
+        if scale_dtype == "bf16" else scale.astype(np.float16).astype(np.float64)
+    q = np.clip(np.round(w / scale[:, :, None]) + zero[:, :, None], 0, maxq)
+    tensors = {"qweight": (pack(q.reshape(d_out, d_in).T, bits, 0), "i32"),
+               "scales": (scale.T.astype(np.float32), scale_dtype)}
+    if not (config.get("sym", True) and gen.get("omit_qzeros")):
+        stored = zero.T - (1 if v1 else 0)
+        tensors["qzeros"] = (pack(stored, bits, 1), "i32")
+    if gen.get("g_idx"):
+        g_idx = np.arange(d_in) // group
+        if gen["g_idx"] == "act_order":
+            # What desc_act checkpoints hold: groups in another order.
+            g_idx = (d_in // group - 1) - g_idx
+        tensors["g_idx"] = (g_idx.astype(np.int32), "i32")
+    return tensors
+
+
 def tensor_role(name):
     """The role of a SPEC tensor name: base, bias, adapter or router."""
     if ".router." in name:
@@ -320,6 +382,7 @@ def build_package(desc, out_dir, corruptions=(), json_edits=()):
     main_tensors = {f: {} for f in files}
     base_file, extra_file = files[0], files[-1]
     canonical = {}
+    stored_dtypes = {}  # tensors whose dtype no role decides (GPTQ)
     peft_tensors = {}  # expert -> {peft name: array}
 
     def put(file, name, array):
@@ -348,7 +411,14 @@ def build_package(desc, out_dir, corruptions=(), json_edits=()):
         for proj in layer["projections"]:
             p = "layers.%d.%s." % (i, proj["name"])
             d_in, d_out = proj["in_features"], proj["out_features"]
-            put(base_file, p + "weight", _normal(rng, (d_out, d_in)))
+            weight = _normal(rng, (d_out, d_in))
+            quant = projection_quantization(desc, layer, proj)
+            if quant:
+                for suffix, (array, kind) in gptq_tensors(weight, quant, gen).items():
+                    main_tensors[base_file][p + suffix] = array
+                    stored_dtypes[p + suffix] = kind
+            else:
+                put(base_file, p + "weight", weight)
             if proj.get("bias"):
                 put(base_file, p + "bias", _normal(rng, (d_out,)))
             for name, rank, _ in projection_adapters(desc, layer, proj):
@@ -370,7 +440,8 @@ def build_package(desc, out_dir, corruptions=(), json_edits=()):
     for file, tensors in main_tensors.items():
         path = os.path.join(out_dir, file)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        dtypes = {n: role_dtypes.get(tensor_role(n), dtype) for n in tensors}
+        dtypes = {n: stored_dtypes.get(n) or role_dtypes.get(tensor_role(n), dtype)
+                  for n in tensors}
         write_safetensors(path, tensors, dtypes, tensor_damage)
 
     # PEFT adapter directories; model.json keeps only the reference.
@@ -822,6 +893,14 @@ def main(argv=None):
         metavar="ROLE=DTYPE",
         help="storage dtype of one role (%s), overriding --dtype" % ", ".join(TENSOR_ROLES),
     )
+    parser.add_argument(
+        "--quantize",
+        metavar="KEY=VALUE,...",
+        help="GPTQ base weights (round to nearest): bits=4|8, group_size=N|-1, "
+        "sym=true|false, checkpoint_format=gptq|gptq_v2 (model.json's quantization "
+        "object), and for the files: g_idx=true|\"act_order\" (write g_idx), omit_qzeros=true "
+        "(symmetric only), scale_dtype=f16|bf16|f32",
+    )
     parser.add_argument("--seed", type=int, help="random seed of the weights")
     parser.add_argument(
         "--gen-set",
@@ -863,6 +942,17 @@ def main(argv=None):
         desc["dtype"] = args.dtype
     if args.seed is not None:
         desc.setdefault("_gen", {})["seed"] = args.seed
+    if args.quantize:
+        quant, gen = {"method": "gptq"}, desc.setdefault("_gen", {})
+        for item in args.quantize.split(","):
+            key, _, value = item.partition("=")
+            parsed = json.loads(value) if value not in ("gptq", "gptq_v2", "f16", "bf16", "f32") \
+                else value
+            if key in ("g_idx", "omit_qzeros", "scale_dtype"):
+                gen[key] = parsed
+            else:
+                quant[key] = parsed
+        desc["quantization"] = quant
     for item in args.role_dtype:
         role, _, dtype = item.partition("=")
         if role not in TENSOR_ROLES or dtype not in _ST_DTYPES:

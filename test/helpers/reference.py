@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16}
+DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I32": np.int32}
 
 
 def read_safetensors(path):
@@ -42,8 +42,51 @@ def read_safetensors(path):
             values = bits.view(np.float32)
         else:
             values = np.frombuffer(raw, dtype=np.dtype(DTYPES[info["dtype"]]).newbyteorder("<"))
-        tensors[name] = values.astype(np.float64).reshape(info["shape"])
+        # Packed integers (GPTQ) stay integers; floats are widened exactly.
+        wide = np.int64 if info["dtype"] == "I32" else np.float64
+        tensors[name] = values.astype(wide).reshape(info["shape"])
     return tensors
+
+
+def quantization(model, layer, proj):
+    """The GPTQ settings of a projection: top level, then layer, then
+    projection, each null (not quantised) or keys over the inherited ones."""
+    config = None
+    for level in (model, layer, proj):
+        if "quantization" in level:
+            value = level["quantization"]
+            config = None if value is None else merged(config or {}, value)
+    return config
+
+
+def unpack(words, bits, axis):
+    """The 32 / bits values of each int32 word, lowest bits first, laid out
+    along `axis`."""
+    per_word = 32 // bits
+    words = words.astype(np.uint32)
+    parts = [(words >> np.uint32(bits * p)) & np.uint32((1 << bits) - 1) for p in range(per_word)]
+    stacked = np.stack(parts, axis=axis + 1)
+    shape = list(words.shape)
+    shape[axis] *= per_word
+    return stacked.reshape(shape).astype(np.float64)
+
+
+def dequantize(tensors, prefix, config, d_in):
+    """W (d_out x d_in) of a GPTQ checkpoint: scales[g, o] * (q[i, o] -
+    zero[g, o]), g = g_idx[i] (i / group_size without g_idx)."""
+    bits = config["bits"]
+    group = config.get("group_size", 128)
+    group = d_in if group == -1 else group
+    q = unpack(tensors[prefix + "qweight"], bits, 0)  # d_in x d_out
+    scales = tensors[prefix + "scales"]
+    g_idx = tensors.get(prefix + "g_idx")
+    g = np.arange(d_in) // group if g_idx is None else g_idx
+    if prefix + "qzeros" in tensors:
+        offset = 1 if config.get("checkpoint_format", "gptq") == "gptq" else 0
+        zeros = unpack(tensors[prefix + "qzeros"], bits, 1) + offset
+    else:
+        zeros = np.full(scales.shape, float(1 << (bits - 1)))
+    return (scales[g] * (q - zeros[g])).T
 
 
 def merged(base, override):
@@ -123,6 +166,7 @@ class Layer:
 
         self.router = merged(model.get("router"), layer.get("router"))
         self.projections = layer["projections"]
+        self.quantization = {p["name"]: quantization(model, layer, p) for p in self.projections}
 
     def weight(self, name):
         return self.tensors["layers.%d.%s" % (self.index, name)]
@@ -173,7 +217,12 @@ class Layer:
 
     def project(self, proj, x, w_tokens):
         name = proj["name"]
-        y = x @ self.weight(name + ".weight").T
+        config = self.quantization[name]
+        if config:
+            prefix = "layers.%d.%s." % (self.index, name)
+            y = x @ dequantize(self.tensors, prefix, config, proj["in_features"]).T
+        else:
+            y = x @ self.weight(name + ".weight").T
         if proj.get("bias"):
             y = y + self.weight(name + ".bias")
         experts = dict(self.experts)

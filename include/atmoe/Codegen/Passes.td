@@ -142,6 +142,21 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     - remainders: 1-row register tiles for tokens and features, masked loads
       for `k`, so any shape works.
 
+    The weight `w` may be f32, f16 or bf16: it is loaded in its storage type
+    and widened in registers, so the kernel reads the stored bytes.
+
+    A product with a GPTQ weight (the `linalg.generic` that
+    `--convert-atmoe-to-linalg` tags with `atmoe.quantization`) gets its own
+    kernel, vectorised along the output features because GPTQ packs the
+    values of consecutive `k` of one output feature per i32 word and lays
+    the words of a row along the outputs: `quantized-token-tile` x
+    `quantized-feature-vectors` vector accumulators; per packed row, one
+    load of `vector-width` words per vector, then per value a shift, a mask,
+    a conversion and an FMA with the group's scale and zero point (loaded
+    once per group) give the weights, and broadcast activations multiply
+    them in. Tiles whose first output feature does not start a word of zero
+    points (only a custom schedule makes them) keep the generic.
+
     Other matmuls (other layouts, element types, non-unit inner strides)
     are left to `convert-linalg-to-loops`.
 
@@ -175,7 +190,14 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     Option<"kBlock", "k-block", "int64_t", "2048",
            "Reduction block for more tokens">,
     Option<"tokenBlock", "token-block", "int64_t", "48",
-           "Token block for more tokens">
+           "Token block for more tokens">,
+    Option<"quantizedTokenTile", "quantized-token-tile", "int64_t", "4",
+           "Token rows per register tile of a GPTQ product">,
+    Option<"quantizedFeatureVectors", "quantized-feature-vectors", "int64_t",
+           "4", "Vectors of output features per register tile of a GPTQ "
+           "product">,
+    Option<"quantizedPrefetch", "quantized-prefetch", "int64_t", "8",
+           "Packed rows a GPTQ product prefetches ahead (0: off)">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::memref::MemRefDialect",

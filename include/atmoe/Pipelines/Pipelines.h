@@ -51,6 +51,11 @@ struct CPUCodegenOptions : public PassPipelineOptions<CPUCodegenOptions> {
       llvm::cl::desc("Transform script tiling the matmuls instead of the "
                      "built-in CPU schedule"),
       llvm::cl::init("")};
+  Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("f32 lanes of the target's vector registers (16: "
+                     "AVX-512, 8: AVX2, 4: SSE)"),
+      llvm::cl::init(16)};
 };
 
 /// Fused linalg on tensors to GPU kernels in the host function: bufferize,

@@ -1,7 +1,8 @@
 // atmoe's CPU schedule: how the matmuls of a lowered layer are spread over
 // threads. Run by --atmoe-apply-cpu-schedule (embedded at build time); see
 // that pass's description for the reasoning behind each step. Matmuls are
-// told apart by the atmoe.matmul_role the conversion to linalg gives them.
+// told apart by the atmoe.matmul_role the conversion to linalg gives them
+// (a product with a GPTQ weight is a linalg.generic with the same role).
 module attributes {transform.with_named_sequence} {
   transform.named_sequence @__transform_main(
       %root: !transform.any_op {transform.readonly}) {
@@ -27,7 +28,7 @@ module attributes {transform.with_named_sequence} {
     // The other large products: output features across threads. Router
     // logits and the routing-to-scales expansion are too small to be worth
     // waking a thread for; they stay on the calling thread.
-    %projections = transform.structured.match ops{["linalg.matmul"]}
+    %projections = transform.structured.match ops{["linalg.matmul", "linalg.generic"]}
         attributes{atmoe.matmul_role = "projection"} in %root
         : (!transform.any_op) -> !transform.any_op
     %downs = transform.structured.match ops{["linalg.matmul"]}

@@ -6,6 +6,8 @@
 
 #include "atmoe/Codegen/Passes.h"
 
+#include "QuantizedKernel.h"
+
 #include "mlir/IR/PatternMatch.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -306,7 +308,8 @@ struct LowerCPUMatmulsPass
 
   void runOnOperation() override {
     if (tokenTile < 1 || featureTile < 1 || vectorWidth < 1 || kBlock < 1 ||
-        tokenBlock < 1 || skinnyTokenTile < 1 || skinnyKBlock < 1) {
+        tokenBlock < 1 || skinnyTokenTile < 1 || skinnyKBlock < 1 ||
+        quantizedTokenTile < 1 || quantizedFeatureVectors < 1) {
       getOperation()->emitError("tile sizes must be positive");
       return signalPassFailure();
     }
@@ -323,6 +326,16 @@ struct LowerCPUMatmulsPass
             {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0]});
       rewriter.eraseOp(op);
     }
+    SmallVector<linalg::GenericOp> quantized;
+    getOperation()->walk([&](linalg::GenericOp op) {
+      if (atmoe::cpu::isQuantizedMatmul(op))
+        quantized.push_back(op);
+    });
+    for (linalg::GenericOp op : quantized)
+      atmoe::cpu::lowerQuantizedMatmul(rewriter, op,
+                                       {vectorWidth, quantizedTokenTile,
+                                        quantizedFeatureVectors,
+                                        quantizedPrefetch});
   }
 
   void lower(ImplicitLocOpBuilder &b, Operands ops) {

@@ -27,6 +27,7 @@ using namespace mlir::atmoe;
 
 void mlir::atmoe::populateAtmoeToLinalgPatterns(RewritePatternSet &patterns) {
   lowering::populateLinearPatterns(patterns);
+  lowering::populateQuantizedPatterns(patterns);
   lowering::populateRoutingPatterns(patterns);
 }
 

@@ -104,9 +104,9 @@ struct LinearLowering : OpConversionPattern<LinearOp> {
     Location loc = op.getLoc();
     Value init = biasOrZeros(rewriter, loc, op.getType(), adaptor.getInput(),
                              adaptor.getBias());
-    rewriter.replaceOp(op, matmulTransposeB(rewriter, loc, adaptor.getInput(),
-                                            adaptor.getWeight(), init,
-                                            "projection"));
+    rewriter.replaceOp(op, baseProduct(rewriter, loc, adaptor.getInput(),
+                                       op.getWeight(), adaptor.getWeight(),
+                                       init, "projection"));
     return success();
   }
 };
@@ -120,8 +120,8 @@ struct StackedLoraLinearLowering : OpConversionPattern<StackedLoraLinearOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Value x = adaptor.getInput();
-    Value base = matmulTransposeB(
-        rewriter, loc, x, adaptor.getWeight(),
+    Value base = baseProduct(
+        rewriter, loc, x, op.getWeight(), adaptor.getWeight(),
         biasOrZeros(rewriter, loc, op.getType(), x, adaptor.getBias()),
         "lora_base");
 

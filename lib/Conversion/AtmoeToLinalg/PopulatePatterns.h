@@ -11,7 +11,7 @@
 #ifndef ATMOE_LIB_CONVERSION_ATMOETOLINALG_POPULATEPATTERNS_H
 #define ATMOE_LIB_CONVERSION_ATMOETOLINALG_POPULATEPATTERNS_H
 
-#include "atmoe/Dialect/Atmoe/IR/AtmoeDialect.h"
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/PatternMatch.h"
@@ -58,7 +58,26 @@ Value widenInto(OpBuilder &b, Location loc, Value source, Value init,
 Value biasOrZeros(OpBuilder &b, Location loc, RankedTensorType type,
                   Value rowsOf, Value bias);
 
+/// One element of a GPTQ weight, W[out, in], in f32, from `packed` (the
+/// word of qweight, the group's scale and, if present, the word of zeros
+/// that hold it).
+Value dequantizeElement(OpBuilder &b, Location loc, GptqAttr quant,
+                        ValueRange packed, Value out, Value in);
+
+/// `lhs * W^T + init` for the GPTQ weight W of `weight`, reading the packed
+/// integers: a linalg.generic tagged with `role` and the quantisation.
+Value quantizedMatmulTransposeB(OpBuilder &b, Location loc, Value lhs,
+                                DequantizeOp weight, Value init,
+                                StringRef role);
+
+/// `lhs * W^T + init` for a projection's base weight: `weight` (converted)
+/// as a matmul, or, when `sourceWeight` (before conversion) is an
+/// atmoe.dequantize, the quantised product.
+Value baseProduct(OpBuilder &b, Location loc, Value lhs, Value sourceWeight,
+                  Value weight, Value init, StringRef role);
+
 void populateLinearPatterns(RewritePatternSet &patterns);
+void populateQuantizedPatterns(RewritePatternSet &patterns);
 void populateRoutingPatterns(RewritePatternSet &patterns);
 
 } // namespace mlir::atmoe::lowering

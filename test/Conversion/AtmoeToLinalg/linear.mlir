@@ -122,3 +122,65 @@ func.func @merge_lora_bf16(%w: tensor<4x8xbf16>, %d: tensor<3x8xbf16>, %u: tenso
          scales(%s : tensor<1x3xf32>) : tensor<4x8xbf16>
   return %m : tensor<4x8xf32>
 }
+
+// -----
+
+// Tests that a projection's GPTQ weight is never materialised: the base
+// product is one generic over (t, n, k) that reads the packed word
+// (k / 8, n), the group's scale (k / 32, n) and zero-point word
+// (k / 32, n / 8), unpacks both 4-bit values, adds the zero offset and scales
+// in its body, and carries the quantisation for the CPU kernel.
+// CHECK-DAG: #[[$X:.+]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG: #[[$QW:.+]] = affine_map<(d0, d1, d2) -> (d2 floordiv 8, d1)>
+// CHECK-DAG: #[[$SC:.+]] = affine_map<(d0, d1, d2) -> (d2 floordiv 32, d1)>
+// CHECK-DAG: #[[$ZP:.+]] = affine_map<(d0, d1, d2) -> (d2 floordiv 32, d1 floordiv 8)>
+// CHECK-DAG: #[[$Y:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @gptq_projection
+// CHECK-SAME: (%[[X:.+]]: tensor<?x64xf32>, %[[Q:.+]]: tensor<8x16xi32>, %[[S:.+]]: tensor<2x16xf16>, %[[Z:.+]]: tensor<2x2xi32>)
+// CHECK: linalg.generic {indexing_maps = [#[[$X]], #[[$QW]], #[[$SC]], #[[$ZP]], #[[$Y]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME: ins(%[[X]], %[[Q]], %[[S]], %[[Z]] : tensor<?x64xf32>, tensor<8x16xi32>, tensor<2x16xf16>, tensor<2x2xi32>)
+// CHECK-SAME: attrs = {atmoe.matmul_role = "projection", atmoe.quantization = #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1>}
+// CHECK: ^bb0(%[[XV:.+]]: f32, %[[WORD:.+]]: i32, %[[SCALE:.+]]: f16, %[[ZWORD:.+]]: i32, %[[ACC:.+]]: f32):
+// CHECK-DAG: %[[N:.+]] = linalg.index 1
+// CHECK-DAG: %[[K:.+]] = linalg.index 2
+// CHECK: arith.remui %[[K]], %c8
+// CHECK: arith.shrui %[[WORD]]
+// CHECK: arith.andi {{.*}}, %c15_i32
+// CHECK: arith.uitofp
+// CHECK: arith.remui %[[N]], %c8
+// CHECK: arith.shrui %[[ZWORD]]
+// CHECK: arith.addf {{.*}}, %cst
+// CHECK: arith.extf %[[SCALE]] : f16 to f32
+// CHECK: arith.subf
+// CHECK: arith.mulf
+// CHECK: arith.mulf %[[XV]]
+// CHECK: arith.addf %[[ACC]]
+// CHECK-NOT: atmoe.dequantize
+func.func @gptq_projection(%x: tensor<?x64xf32>, %q: tensor<8x16xi32>,
+                           %s: tensor<2x16xf16>, %z: tensor<2x2xi32>) -> tensor<?x16xf32> {
+  %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1> %q
+         scales(%s : tensor<2x16xf16>) zeros(%z : tensor<2x2xi32>)
+         : tensor<8x16xi32> -> tensor<16x64xf32>
+  %y = atmoe.linear %x, %w : tensor<?x64xf32>, tensor<16x64xf32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// -----
+
+// Tests that a GPTQ weight another op needs whole (a merged sequence) is
+// materialised by a generic over (out, in), symmetric without zero points:
+// every zero point is 2^(bits - 1) = 128.
+// CHECK-LABEL: func.func @gptq_materialised
+// CHECK: %[[W:.+]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel"]} ins(%{{.+}}, %{{.+}} : tensor<16x16xi32>, tensor<1x16xbf16>) outs(%{{.+}} : tensor<16x64xf32>)
+// CHECK: arith.andi {{.*}}, %c255_i32
+// CHECK: arith.constant 1.280000e+02 : f32
+// CHECK: linalg.copy ins(%[[W]] : tensor<16x64xf32>)
+func.func @gptq_materialised(%q: tensor<16x16xi32>, %s: tensor<1x16xbf16>,
+                             %d: tensor<3x64xf32>, %u: tensor<16x3xf32>,
+                             %r: tensor<1x3xf32>) -> tensor<16x64xf32> {
+  %w = atmoe.dequantize #atmoe.gptq<bits = 8, group_size = 64, zero_offset = 0> %q
+         scales(%s : tensor<1x16xbf16>) : tensor<16x16xi32> -> tensor<16x64xf32>
+  %m = atmoe.merge_lora %w down(%d : tensor<3x64xf32>) up(%u : tensor<16x3xf32>)
+         scales(%r : tensor<1x3xf32>) : tensor<16x64xf32>
+  return %m : tensor<16x64xf32>
+}

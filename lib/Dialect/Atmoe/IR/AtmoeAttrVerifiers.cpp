@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Dialect/Atmoe/IR/AtmoeDialect.h"
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
@@ -164,6 +165,12 @@ LogicalResult AtmoeDialect::verifyOperationAttribute(Operation *op,
     if (!isa<DenseI64ArrayAttr>(value))
       return op->emitOpError()
              << "expects " << name << " to be an i64 array, found " << value;
+    return success();
+  }
+  if (name == kQuantizationAttrName) {
+    if (!isa<GptqAttr>(value))
+      return op->emitOpError()
+             << "expects " << name << " to be a #atmoe.gptq, found " << value;
     return success();
   }
   if (name == kMatmulRoleAttrName) {

@@ -78,3 +78,21 @@ LogicalResult LoraAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        << " to be finite";
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// GptqAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult GptqAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               int64_t bits, int64_t groupSize,
+                               int64_t zeroOffset) {
+  if (bits != 4 && bits != 8)
+    return emitError() << "expects 4 or 8 bits per value, got " << bits;
+  if (groupSize <= 0)
+    return emitError() << "expects a positive group size, got " << groupSize;
+  if (zeroOffset != 0 && zeroOffset != 1)
+    return emitError() << "expects a zero offset of 0 (gptq_v2) or 1 (gptq), "
+                          "got "
+                       << zeroOffset;
+  return success();
+}

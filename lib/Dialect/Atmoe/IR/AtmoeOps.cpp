@@ -532,6 +532,54 @@ LogicalResult LinearOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// DequantizeOp
+//===----------------------------------------------------------------------===//
+
+/// Checks that `value` is `rows` x `cols`; `what` names it and the sizes.
+static LogicalResult expectShape(Operation *op, Value value, StringRef what,
+                                 int64_t rows, int64_t cols,
+                                 StringRef because) {
+  auto type = cast<RankedTensorType>(value.getType());
+  if (type.getDimSize(0) == rows && type.getDimSize(1) == cols)
+    return success();
+  return op->emitOpError("expects ")
+         << what << " to be " << rows << "x" << cols << " (" << because
+         << "), got " << type.getDimSize(0) << "x" << type.getDimSize(1);
+}
+
+LogicalResult DequantizeOp::verify() {
+  GptqAttr quant = getQuantization();
+  int64_t outFeatures = dimOf(getWeight(), 0);
+  int64_t inFeatures = dimOf(getWeight(), 1);
+  if (!getWeight().getType().hasStaticShape())
+    return emitOpError("expects a static result shape");
+  int64_t perWord = quant.getValuesPerWord();
+  if (inFeatures % quant.getGroupSize() != 0)
+    return emitOpError("expects the group size (")
+           << quant.getGroupSize() << ") to divide in_features (" << inFeatures
+           << ")";
+  if (inFeatures % perWord != 0)
+    return emitOpError("expects in_features (")
+           << inFeatures << ") to be a multiple of " << perWord << " ("
+           << quant.getBits() << "-bit values per i32 word)";
+  int64_t groups = inFeatures / quant.getGroupSize();
+  if (failed(expectShape(*this, getQweight(), "qweight", inFeatures / perWord,
+                         outFeatures,
+                         "in_features * bits / 32 x out_features")) ||
+      failed(expectShape(*this, getScales(), "scales", groups, outFeatures,
+                         "in_features / group_size x out_features")))
+    return failure();
+  if (!getZeros())
+    return success();
+  if (outFeatures % perWord != 0)
+    return emitOpError("expects out_features (")
+           << outFeatures << ") to be a multiple of " << perWord
+           << " to pack zero points (" << quant.getBits() << "-bit values)";
+  return expectShape(*this, getZeros(), "zeros", groups, outFeatures / perWord,
+                     "in_features / group_size x out_features * bits / 32");
+}
+
+//===----------------------------------------------------------------------===//
 // ExpandSegmentsOp
 //===----------------------------------------------------------------------===//
 

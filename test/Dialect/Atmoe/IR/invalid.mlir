@@ -876,3 +876,83 @@ func.func @f(%x: tensor<?x8xbf16>, %w: tensor<4x8xbf16>) -> tensor<?x4xf32> {
   %y = atmoe.linear %x, %w : tensor<?x8xbf16>, tensor<4x8xbf16> -> tensor<?x4xf32>
   return %y : tensor<?x4xf32>
 }
+
+// -----
+
+// Tests that only 4- and 8-bit values are accepted.
+func.func @f(%q: tensor<12x64xi32>, %s: tensor<2x64xf16>) -> tensor<64x64xf32> {
+  // expected-error @+1 {{expects 4 or 8 bits per value, got 3}}
+  %w = atmoe.dequantize #atmoe.gptq<bits = 3, group_size = 32, zero_offset = 1> %q scales(%s : tensor<2x64xf16>)
+         : tensor<12x64xi32> -> tensor<64x64xf32>
+  return %w : tensor<64x64xf32>
+}
+
+// -----
+
+// Tests that the group size must divide in_features, naming both.
+func.func @f(%q: tensor<8x64xi32>, %s: tensor<2x64xf16>) -> tensor<64x64xf32> {
+  // expected-error @+1 {{expects the group size (48) to divide in_features (64)}}
+  %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 48, zero_offset = 1> %q scales(%s : tensor<2x64xf16>)
+         : tensor<8x64xi32> -> tensor<64x64xf32>
+  return %w : tensor<64x64xf32>
+}
+
+// -----
+
+// Tests that the packed weight's shape follows from bits and sizes.
+func.func @f(%q: tensor<16x64xi32>, %s: tensor<2x64xf16>) -> tensor<64x64xf32> {
+  // expected-error @+1 {{expects qweight to be 8x64 (in_features * bits / 32 x out_features), got 16x64}}
+  %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1> %q scales(%s : tensor<2x64xf16>)
+         : tensor<16x64xi32> -> tensor<64x64xf32>
+  return %w : tensor<64x64xf32>
+}
+
+// -----
+
+// Tests that scales need one row per group.
+func.func @f(%q: tensor<8x64xi32>, %s: tensor<1x64xf16>) -> tensor<64x64xf32> {
+  // expected-error @+1 {{expects scales to be 2x64 (in_features / group_size x out_features), got 1x64}}
+  %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1> %q scales(%s : tensor<1x64xf16>)
+         : tensor<8x64xi32> -> tensor<64x64xf32>
+  return %w : tensor<64x64xf32>
+}
+
+// -----
+
+// Tests that zero points are packed along out_features.
+func.func @f(%q: tensor<8x64xi32>, %s: tensor<2x64xf16>, %z: tensor<2x64xi32>) -> tensor<64x64xf32> {
+  // expected-error @+1 {{expects zeros to be 2x8 (in_features / group_size x out_features * bits / 32), got 2x64}}
+  %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1> %q scales(%s : tensor<2x64xf16>) zeros(%z : tensor<2x64xi32>)
+         : tensor<8x64xi32> -> tensor<64x64xf32>
+  return %w : tensor<64x64xf32>
+}
+
+// -----
+
+// Tests that packed zero points need out_features to fill whole words.
+func.func @f(%q: tensor<8x12xi32>, %s: tensor<2x12xf16>, %z: tensor<2x1xi32>) -> tensor<12x64xf32> {
+  // expected-error @+1 {{expects out_features (12) to be a multiple of 8 to pack zero points (4-bit values)}}
+  %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1> %q scales(%s : tensor<2x12xf16>) zeros(%z : tensor<2x1xi32>)
+         : tensor<8x12xi32> -> tensor<12x64xf32>
+  return %w : tensor<12x64xf32>
+}
+
+// -----
+
+// Tests the zero offset: 1 for "gptq" checkpoints, 0 for "gptq_v2".
+func.func @f(%q: tensor<8x64xi32>, %s: tensor<2x64xf16>) -> tensor<64x64xf32> {
+  // expected-error @+1 {{expects a zero offset of 0 (gptq_v2) or 1 (gptq), got 2}}
+  %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 2> %q scales(%s : tensor<2x64xf16>)
+         : tensor<8x64xi32> -> tensor<64x64xf32>
+  return %w : tensor<64x64xf32>
+}
+
+// -----
+
+// Tests that in_features must fill whole words.
+func.func @f(%q: tensor<1x64xi32>, %s: tensor<1x64xf16>) -> tensor<64x12xf32> {
+  // expected-error @+1 {{expects in_features (12) to be a multiple of 8 (4-bit values per i32 word)}}
+  %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 12, zero_offset = 1> %q scales(%s : tensor<1x64xf16>)
+         : tensor<1x64xi32> -> tensor<64x12xf32>
+  return %w : tensor<64x12xf32>
+}

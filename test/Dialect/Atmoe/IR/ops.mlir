@@ -177,3 +177,19 @@ func.func @storage_types(%x: tensor<?x64xf32>, %w: tensor<32x64xbf16>,
          scales(%row : tensor<1x12xf32>) : tensor<32x64xbf16>
   return %y, %m : tensor<?x32xf32>, tensor<32x64xf32>
 }
+
+// Tests that a GPTQ base weight round-trips: packed integers, scales and
+// optional zero points with their quantisation.
+// CHECK-LABEL: func.func @dequantize
+// CHECK: atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1> %{{.*}} scales(%{{.*}} : tensor<2x64xf16>) zeros(%{{.*}} : tensor<2x8xi32>) : tensor<8x64xi32> -> tensor<64x64xf32>
+// CHECK: atmoe.dequantize #atmoe.gptq<bits = 8, group_size = 64, zero_offset = 0> %{{.*}} scales(%{{.*}} : tensor<1x64xbf16>) : tensor<16x64xi32> -> tensor<64x64xf32>
+func.func @dequantize(%q4: tensor<8x64xi32>, %s4: tensor<2x64xf16>,
+                      %z4: tensor<2x8xi32>, %q8: tensor<16x64xi32>,
+                      %s8: tensor<1x64xbf16>)
+    -> (tensor<64x64xf32>, tensor<64x64xf32>) {
+  %w4 = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1> %q4 scales(%s4 : tensor<2x64xf16>) zeros(%z4 : tensor<2x8xi32>)
+          : tensor<8x64xi32> -> tensor<64x64xf32>
+  %w8 = atmoe.dequantize #atmoe.gptq<bits = 8, group_size = 64, zero_offset = 0> %q8 scales(%s8 : tensor<1x64xbf16>)
+          : tensor<16x64xi32> -> tensor<64x64xf32>
+  return %w4, %w8 : tensor<64x64xf32>, tensor<64x64xf32>
+}

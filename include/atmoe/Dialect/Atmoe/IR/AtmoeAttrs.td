@@ -40,4 +40,33 @@ def Atmoe_LoraAttr : Atmoe_Attr<"Lora", "lora"> {
   }];
 }
 
+def Atmoe_GptqAttr : Atmoe_Attr<"Gptq", "gptq"> {
+  let summary = "the group-wise integer quantisation of a GPTQ base weight";
+  let description = [{
+    How `atmoe.dequantize` turns the packed integers of a GPTQ checkpoint
+    into the base weight: `bits` (4 or 8) per value, `group_size` input
+    features sharing one scale and zero point (a divisor of in_features; a
+    checkpoint's -1, one group for the whole row, is written as
+    in_features), and `zero_offset`, added to each stored zero point: 1 for
+    checkpoint format "gptq" (v1 stores zero - 1), 0 for "gptq_v2".
+
+    Example:
+
+    ```mlir
+    #atmoe.gptq<bits = 4, group_size = 128, zero_offset = 1>
+    ```
+  }];
+  let parameters = (ins "int64_t":$bits, "int64_t":$group_size,
+                        "int64_t":$zero_offset);
+  let assemblyFormat = [{
+    `<` `bits` `=` $bits `,` `group_size` `=` $group_size `,`
+    `zero_offset` `=` $zero_offset `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Values per 32-bit word.
+    int64_t getValuesPerWord() const { return 32 / getBits(); }
+  }];
+}
+
 #endif // ATMOE_DIALECT_ATMOE_IR_ATMOEATTRS_TD

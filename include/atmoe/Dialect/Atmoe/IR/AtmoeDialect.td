@@ -74,6 +74,10 @@ def Atmoe_Dialect : Dialect {
         "atmoe.matmul_role";
     static constexpr ::llvm::StringLiteral kSerialMaxRowsAttrName =
         "atmoe.serial_max_rows";
+    // On a linalg.generic that multiplies by a GPTQ weight: its #atmoe.gptq
+    // quantisation, for the CPU kernel that unpacks it in registers.
+    static constexpr ::llvm::StringLiteral kQuantizationAttrName =
+        "atmoe.quantization";
   }];
 }
 

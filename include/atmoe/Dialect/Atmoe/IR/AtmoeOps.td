@@ -21,6 +21,7 @@ def Atmoe_F32Vector : 1DTensorOf<[F32]>;
 // "Storage types"); activations, routing weights and accumulation are f32.
 def Atmoe_WeightMatrix : 2DTensorOf<[F32, F16, BF16]>;
 def Atmoe_WeightVector : 1DTensorOf<[F32, F16, BF16]>;
+def Atmoe_PackedMatrix : 2DTensorOf<[I32]>;
 def Atmoe_SegmentLengths : 1DTensorOf<[I64]>;
 
 def Atmoe_LoraArrayAttr
@@ -369,6 +370,49 @@ def Atmoe_ExpandSegmentsOp : Atmoe_Op<"expand_segments", [Pure]> {
   let assemblyFormat = [{
     $routing (`segments` `(` $segments^ `:` type($segments) `)`)?
     `tokens` $num_tokens attr-dict `:` type($routing) `->` type($expanded)
+  }];
+  let hasVerifier = 1;
+}
+
+def Atmoe_DequantizeOp : Atmoe_Op<"dequantize", [Pure]> {
+  let summary = "the base weight of a GPTQ checkpoint, from its packed integers";
+  let description = [{
+    The weight W (d_out x d_in, f32) that a GPTQ checkpoint stores as
+    group-wise quantised integers, as Hugging Face's "gptq" layout has it:
+
+    ```
+    W[o, i] = scales[g, o] * (q[i, o] - (z[g, o] + zero_offset)),  g = i / group_size
+    ```
+
+    `qweight` (d_in * bits / 32 x d_out, i32) packs `32 / bits` consecutive
+    input features of one output per word, lowest bits first; `scales`
+    (d_in / group_size x d_out, f16, bf16 or f32) holds the groups' scales;
+    `zeros` (d_in / group_size x d_out * bits / 32, i32) packs the groups'
+    zero points along d_out the same way. Without `zeros` every zero point
+    is 2^(bits - 1) (symmetric quantisation). The quantisation is
+    `#atmoe.gptq`.
+
+    The result is a value, not a buffer: `--convert-atmoe-to-linalg` feeds
+    the packed integers of a projection's base weight straight into its
+    matmul, which unpacks and scales them in registers, and materialises W
+    only where another op needs all of it.
+
+    Example:
+
+    ```mlir
+    %w = atmoe.dequantize #atmoe.gptq<bits = 4, group_size = 32, zero_offset = 1> %q
+           scales(%s : tensor<2x64xf16>) zeros(%z : tensor<2x8xi32>)
+           : tensor<8x64xi32> -> tensor<64x64xf32>
+    ```
+  }];
+  let arguments = (ins Atmoe_PackedMatrix:$qweight, Atmoe_WeightMatrix:$scales,
+                       Optional<Atmoe_PackedMatrix>:$zeros,
+                       Atmoe_GptqAttr:$quantization);
+  let results = (outs Atmoe_F32Matrix:$weight);
+  let assemblyFormat = [{
+    qualified($quantization) $qweight `scales` `(` $scales `:` type($scales) `)`
+    (`zeros` `(` $zeros^ `:` type($zeros) `)`)? attr-dict
+    `:` type($qweight) `->` type($weight)
   }];
   let hasVerifier = 1;
 }

@@ -1,0 +1,358 @@
+//===- QuantizedKernel.cpp - CPU kernels for GPTQ products ----------------===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// GPTQ packs 32 / bits consecutive input features of one output feature per
+// i32 word, and the words of one row of qweight run along the output
+// features. The kernel therefore vectorises along n: a vector load brings
+// `width` words (one per output feature), each holding values for
+// 32 / bits consecutive k; shifting and masking gives the values of one k
+// for `width` outputs, which are converted to f32, scaled in registers
+// (fma(q, scale, -zero * scale) with the group's scales and zero points
+// loaded once per group) and multiplied into `tokenTile` x `featureVectors`
+// vector accumulators by broadcast activations. Only the packed bytes come
+// from memory; there is no horizontal sum, and y is updated once per tile.
+//
+//===----------------------------------------------------------------------===//
+
+#include "QuantizedKernel.h"
+
+#include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+using namespace mlir;
+using namespace mlir::atmoe;
+
+namespace {
+
+/// The buffers of one GPTQ product (zeros may be null).
+struct Operands {
+  Value x, qweight, scales, zeros, y;
+};
+
+Operands operandsOf(linalg::GenericOp op) {
+  Operands ops;
+  ops.x = op.getDpsInputs()[0];
+  ops.qweight = op.getDpsInputs()[1];
+  ops.scales = op.getDpsInputs()[2];
+  if (op.getNumDpsInputs() > 3)
+    ops.zeros = op.getDpsInputs()[3];
+  ops.y = op.getDpsInits()[0];
+  return ops;
+}
+
+class QuantizedKernelEmitter {
+public:
+  QuantizedKernelEmitter(ImplicitLocOpBuilder &b, Operands ops, GptqAttr quant,
+                         const cpu::QuantizedKernelOptions &options)
+      : b(b), ops(ops), quant(quant), width(options.vectorWidth),
+        vectors(options.featureVectors), tokenTile(options.tokenTile),
+        prefetch(options.prefetchRows),
+        f32Vector(VectorType::get({width}, b.getF32Type())),
+        i32Vector(VectorType::get({width}, b.getI32Type())) {}
+
+  /// The whole product: blocks of `vectors` x `width` output features (then
+  /// single, masked vectors for the rest), token tiles of `tokenTile` rows
+  /// (then single rows).
+  void emit() {
+    Value c0 = index(0);
+    Value tokens = memref::DimOp::create(b, ops.x, c0);
+    Value features = memref::DimOp::create(b, ops.y, 1);
+    int64_t block = vectors * width;
+    Value fullEnd = roundDown(features, block);
+    forLoop(c0, fullEnd, block, [&](Value n) {
+      tokenTiles(tokens, [&](Value t, int64_t rows) {
+        emitTile(t, rows, n, vectors, /*mask=*/{});
+      });
+    });
+    forLoop(fullEnd, features, width, [&](Value n) {
+      Value left = arith::SubIOp::create(b, features, n);
+      Value mask = vector::CreateMaskOp::create(
+          b, VectorType::get({width}, b.getI1Type()), ValueRange{left});
+      tokenTiles(tokens,
+                 [&](Value t, int64_t rows) { emitTile(t, rows, n, 1, mask); });
+    });
+  }
+
+private:
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+  Value roundDown(Value v, int64_t step) {
+    return arith::MulIOp::create(b, arith::DivUIOp::create(b, v, index(step)),
+                                 index(step));
+  }
+
+  /// for iv = lo to hi step `step`: body(iv), with `b` inside the loop.
+  void forLoop(Value lo, Value hi, int64_t step,
+               function_ref<void(Value)> body) {
+    auto loop = scf::ForOp::create(b, lo, hi, index(step));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(loop.getBody()->getTerminator());
+    body(loop.getInductionVar());
+  }
+
+  void tokenTiles(Value tokens, function_ref<void(Value, int64_t)> body) {
+    Value mainEnd = roundDown(tokens, tokenTile);
+    forLoop(index(0), mainEnd, tokenTile, [&](Value t) { body(t, tokenTile); });
+    if (tokenTile > 1)
+      forLoop(mainEnd, tokens, 1, [&](Value t) { body(t, 1); });
+  }
+
+  Value load(Value base, VectorType type, ValueRange indices, Value mask) {
+    if (!mask)
+      return vector::LoadOp::create(b, type, base, indices);
+    Value zero = arith::ConstantOp::create(b, type, b.getZeroAttr(type));
+    return vector::MaskedLoadOp::create(b, type, base, indices, mask, zero);
+  }
+
+  /// The scales of group `g` for the `count` vectors of features at `n`,
+  /// and -zero * scale beside each.
+  void groupConstants(Value g, Value n, int64_t count, Value mask,
+                      SmallVector<Value> &scales,
+                      SmallVector<Value> &negZeroScales) {
+    Type scaleType = cast<MemRefType>(ops.scales.getType()).getElementType();
+    for (int64_t j = 0; j < count; ++j) {
+      Value col = arith::AddIOp::create(b, n, index(j * width));
+      Value s = load(ops.scales, VectorType::get({width}, scaleType),
+                     ValueRange{g, col}, mask);
+      if (!scaleType.isF32())
+        s = arith::ExtFOp::create(b, f32Vector, s);
+      Value negZero = arith::NegFOp::create(b, zeroPoints(g, col, mask));
+      scales.push_back(s);
+      negZeroScales.push_back(arith::MulFOp::create(b, negZero, s));
+    }
+  }
+
+  /// The zero points of group `g` for the features [col, col + width): the
+  /// packed words gathered per lane, shifted to each lane's value.
+  Value zeroPoints(Value g, Value col, Value mask) {
+    int64_t perWord = quant.getValuesPerWord();
+    if (!ops.zeros)
+      return arith::ConstantOp::create(
+          b, f32Vector,
+          DenseElementsAttr::get(
+              f32Vector, b.getF32FloatAttr(float(1 << (quant.getBits() - 1)))));
+    auto splat = [&](int32_t value) -> Value {
+      return arith::ConstantOp::create(
+          b, i32Vector,
+          DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(value)));
+    };
+    // Lane l is feature col + l: value (col % perWord + l) % perWord of word
+    // col / perWord + (col % perWord + l) / perWord.
+    SmallVector<int32_t> iota;
+    for (int64_t lane = 0; lane < width; ++lane)
+      iota.push_back(int32_t(lane));
+    Value first = arith::IndexCastOp::create(
+        b, b.getI32Type(), arith::RemUIOp::create(b, col, index(perWord)));
+    Value lanes = arith::AddIOp::create(
+        b, vector::BroadcastOp::create(b, i32Vector, first),
+        arith::ConstantOp::create(
+            b, i32Vector, DenseElementsAttr::get(i32Vector, ArrayRef(iota))));
+    Value words = arith::DivUIOp::create(b, lanes, splat(perWord));
+    Value shifts = arith::MulIOp::create(
+        b, arith::RemUIOp::create(b, lanes, splat(perWord)),
+        splat(quant.getBits()));
+    if (!mask)
+      mask = vector::ConstantMaskOp::create(
+          b, VectorType::get({width}, b.getI1Type()), ArrayRef<int64_t>{width});
+    Value gathered = vector::GatherOp::create(
+        b, i32Vector, ops.zeros,
+        ValueRange{g, arith::DivUIOp::create(b, col, index(perWord))}, words,
+        mask, splat(0));
+    Value values =
+        arith::AndIOp::create(b, arith::ShRUIOp::create(b, gathered, shifts),
+                              splat((1 << quant.getBits()) - 1));
+    Value zero = arith::UIToFPOp::create(b, f32Vector, values);
+    if (quant.getZeroOffset() == 0)
+      return zero;
+    return arith::AddFOp::create(
+        b, zero,
+        arith::ConstantOp::create(
+            b, f32Vector,
+            DenseElementsAttr::get(
+                f32Vector, b.getF32FloatAttr(float(quant.getZeroOffset())))));
+  }
+
+  /// y[t : t+rows, n : n + count*width] += x W^T for those rows and features.
+  void emitTile(Value t, int64_t rows, Value n, int64_t count, Value mask) {
+    int64_t perWord = quant.getValuesPerWord();
+    int64_t wordsPerGroup = quant.getGroupSize() / perWord;
+    Value zeroVector =
+        arith::ConstantOp::create(b, f32Vector, b.getZeroAttr(f32Vector));
+    Value groups = memref::DimOp::create(b, ops.scales, 0);
+    SmallVector<Value> init(rows * count, zeroVector);
+    auto groupLoop = scf::ForOp::create(b, index(0), groups, index(1), init);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(groupLoop.getBody());
+      Value g = groupLoop.getInductionVar();
+      SmallVector<Value> scales, negZeroScales;
+      groupConstants(g, n, count, mask, scales, negZeroScales);
+      Value firstWord = arith::MulIOp::create(b, g, index(wordsPerGroup));
+      auto wordLoop = scf::ForOp::create(
+          b, firstWord,
+          arith::AddIOp::create(b, firstWord, index(wordsPerGroup)), index(1),
+          groupLoop.getRegionIterArgs());
+      b.setInsertionPointToStart(wordLoop.getBody());
+      SmallVector<Value> accs(wordLoop.getRegionIterArgs());
+      accumulateWord(t, rows, n, count, mask, wordLoop.getInductionVar(),
+                     scales, negZeroScales, accs);
+      scf::YieldOp::create(b, accs);
+      b.setInsertionPointToEnd(groupLoop.getBody());
+      scf::YieldOp::create(b, wordLoop.getResults());
+    }
+    updateOutput(t, rows, n, count, mask, groupLoop.getResults());
+  }
+
+  /// The FMAs of one row of packed words (32 / bits values of k).
+  void accumulateWord(Value t, int64_t rows, Value n, int64_t count, Value mask,
+                      Value word, ArrayRef<Value> scales,
+                      ArrayRef<Value> negZeroScales, SmallVector<Value> &accs) {
+    int64_t perWord = quant.getValuesPerWord();
+    SmallVector<Value> packed;
+    for (int64_t j = 0; j < count; ++j)
+      packed.push_back(
+          load(ops.qweight, i32Vector,
+               ValueRange{word, arith::AddIOp::create(b, n, index(j * width))},
+               mask));
+    // A tile reads a short run of each packed row, rows a whole matrix row
+    // apart: ask for the rows `prefetch` ahead so that DRAM streams them.
+    if (prefetch > 0 && !mask) {
+      Value rows = memref::DimOp::create(b, ops.qweight, 0);
+      Value ahead = arith::MinUIOp::create(
+          b, arith::AddIOp::create(b, word, index(prefetch)),
+          arith::SubIOp::create(b, rows, index(1)));
+      for (int64_t j = 0; j < count; ++j)
+        memref::PrefetchOp::create(
+            b, ops.qweight,
+            ValueRange{ahead, arith::AddIOp::create(b, n, index(j * width))},
+            /*isWrite=*/false, /*localityHint=*/1, /*isDataCache=*/true);
+    }
+    Value valueMask = arith::ConstantOp::create(
+        b, i32Vector,
+        DenseElementsAttr::get(
+            i32Vector, b.getI32IntegerAttr((1 << quant.getBits()) - 1)));
+    Value k0 = arith::MulIOp::create(b, word, index(perWord));
+    for (int64_t p = 0; p < perWord; ++p) {
+      SmallVector<Value> weights;
+      for (int64_t j = 0; j < count; ++j) {
+        Value shifted = packed[j];
+        if (p > 0)
+          shifted = arith::ShRUIOp::create(
+              b, shifted,
+              arith::ConstantOp::create(
+                  b, i32Vector,
+                  DenseElementsAttr::get(
+                      i32Vector,
+                      b.getI32IntegerAttr(int32_t(p * quant.getBits())))));
+        Value q = arith::UIToFPOp::create(
+            b, f32Vector, arith::AndIOp::create(b, shifted, valueMask));
+        weights.push_back(
+            vector::FMAOp::create(b, q, scales[j], negZeroScales[j]));
+      }
+      Value k = arith::AddIOp::create(b, k0, index(p));
+      for (int64_t i = 0; i < rows; ++i) {
+        Value xi = memref::LoadOp::create(
+            b, ops.x, ValueRange{arith::AddIOp::create(b, t, index(i)), k});
+        Value broadcast = vector::BroadcastOp::create(b, f32Vector, xi);
+        for (int64_t j = 0; j < count; ++j)
+          accs[i * count + j] = vector::FMAOp::create(b, broadcast, weights[j],
+                                                      accs[i * count + j]);
+      }
+    }
+  }
+
+  void updateOutput(Value t, int64_t rows, Value n, int64_t count, Value mask,
+                    ValueRange accs) {
+    for (int64_t i = 0; i < rows; ++i) {
+      Value row = arith::AddIOp::create(b, t, index(i));
+      for (int64_t j = 0; j < count; ++j) {
+        Value col = arith::AddIOp::create(b, n, index(j * width));
+        Value old = load(ops.y, f32Vector, ValueRange{row, col}, mask);
+        Value sum = arith::AddFOp::create(b, old, accs[i * count + j]);
+        if (mask)
+          vector::MaskedStoreOp::create(b, ops.y, ValueRange{row, col}, mask,
+                                        sum);
+        else
+          vector::StoreOp::create(b, sum, ops.y, ValueRange{row, col});
+      }
+    }
+  }
+
+  ImplicitLocOpBuilder &b;
+  Operands ops;
+  GptqAttr quant;
+  int64_t width, vectors, tokenTile, prefetch;
+  VectorType f32Vector, i32Vector;
+};
+
+/// Whether `value` is a 2-D memref of `element` type with unit inner stride.
+bool isRowMajor(Value value, function_ref<bool(Type)> element) {
+  auto type = dyn_cast<MemRefType>(value.getType());
+  if (!type || type.getRank() != 2 || !element(type.getElementType()))
+    return false;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(type.getStridesAndOffset(strides, offset)) &&
+         strides.back() == 1;
+}
+
+/// The run-time condition for the kernel: the tile's first output feature
+/// starts a word of zero points and its first packed row is row 0 (whole
+/// groups along k), as the CPU schedule's tiles always are.
+Value fitsKernel(ImplicitLocOpBuilder &b, Operands ops, GptqAttr quant) {
+  auto metadata = memref::ExtractStridedMetadataOp::create(b, ops.qweight);
+  Value offset = metadata.getOffset();
+  Value rowStride = metadata.getStrides()[0];
+  Value perWord = arith::ConstantIndexOp::create(b, quant.getValuesPerWord());
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value aligned =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                            arith::RemUIOp::create(b, offset, perWord), zero);
+  Value firstRow =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::ult, offset, rowStride);
+  return arith::AndIOp::create(b, aligned, firstRow);
+}
+
+} // namespace
+
+bool cpu::isQuantizedMatmul(linalg::GenericOp op) {
+  auto quant = op->getAttrOfType<GptqAttr>(AtmoeDialect::kQuantizationAttrName);
+  if (!quant || !op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 ||
+      op.getNumDpsInputs() < 3 || op.getNumDpsInputs() > 4)
+    return false;
+  Operands ops = operandsOf(op);
+  auto isF32 = [](Type t) { return t.isF32(); };
+  auto isI32 = [](Type t) { return t.isInteger(32); };
+  auto isFloat = [](Type t) { return t.isF32() || t.isF16() || t.isBF16(); };
+  if (!isRowMajor(ops.x, isF32) || !isRowMajor(ops.y, isF32) ||
+      !isRowMajor(ops.qweight, isI32) || !isRowMajor(ops.scales, isFloat) ||
+      (ops.zeros && !isRowMajor(ops.zeros, isI32)))
+    return false;
+  // The k extent of x must be whole groups of packed rows.
+  int64_t k = cast<MemRefType>(ops.x.getType()).getDimSize(1);
+  int64_t words = cast<MemRefType>(ops.qweight.getType()).getDimSize(0);
+  return !ShapedType::isDynamic(k) && !ShapedType::isDynamic(words) &&
+         k == words * quant.getValuesPerWord() && k % quant.getGroupSize() == 0;
+}
+
+void cpu::lowerQuantizedMatmul(RewriterBase &rewriter, linalg::GenericOp op,
+                               const QuantizedKernelOptions &options) {
+  auto quant = op->getAttrOfType<GptqAttr>(AtmoeDialect::kQuantizationAttrName);
+  rewriter.setInsertionPoint(op);
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  Operands ops = operandsOf(op);
+  auto choice = scf::IfOp::create(b, fitsKernel(b, ops, quant),
+                                  /*withElseRegion=*/true);
+  // The generic itself stays in the else branch: exact for any tiling.
+  rewriter.moveOpBefore(op, choice.elseBlock()->getTerminator());
+  b.setInsertionPoint(choice.thenBlock()->getTerminator());
+  QuantizedKernelEmitter(b, ops, quant, options).emit();
+  op->removeAttr(AtmoeDialect::kQuantizationAttrName);
+}

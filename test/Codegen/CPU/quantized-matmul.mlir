@@ -1,0 +1,134 @@
+// RUN: atmoe-opt %s --split-input-file --atmoe-apply-cpu-schedule | FileCheck %s --check-prefix=SCHEDULE
+// RUN: atmoe-opt %s --split-input-file --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --atmoe-lower-cpu-matmuls="vector-width=16 quantized-token-tile=2 quantized-feature-vectors=2 quantized-prefetch=4" --canonicalize | FileCheck %s
+
+#x = affine_map<(t, n, k) -> (t, k)>
+#qw = affine_map<(t, n, k) -> (k floordiv 8, n)>
+#sc = affine_map<(t, n, k) -> (k floordiv 128, n)>
+#zp = affine_map<(t, n, k) -> (k floordiv 128, n floordiv 8)>
+#y = affine_map<(t, n, k) -> (t, n)>
+
+// Tests that a GPTQ product (the generic --convert-atmoe-to-linalg emits) is
+// split into feature blocks across threads like any projection: each block
+// reads 64 columns of qweight and scales and 8 words of zero points.
+// SCHEDULE-LABEL: func.func @gptq
+// SCHEDULE: scf.forall (%{{.+}}) in (2) shared_outs
+// SCHEDULE: linalg.generic {{.*}} ins(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : tensor<?x256xf32>, tensor<32x64xi32>, tensor<2x64xf16>, tensor<2x8xi32>) outs(%{{.+}} : tensor<?x64xf32>)
+// SCHEDULE-SAME: atmoe.quantization = #atmoe.gptq<bits = 4, group_size = 128, zero_offset = 1>
+
+// Tests the kernel: per block of 2 x 16 output features and per token tile
+// (2 rows, then 1), a loop over groups that loads the scales (f16, widened)
+// and gathers the zero points once, and a loop over packed rows that loads
+// 16 words per vector, prefetches 4 rows ahead, and for each of the 8 values
+// shifts, masks, converts and scales them in registers before the FMAs with
+// broadcast activations; y is updated once per tile. Whole arguments start
+// a word of zero points, so the run-time check folds away with the generic.
+// CHECK-LABEL: func.func @gptq
+// CHECK-NOT: scf.if
+// CHECK: scf.for {{.+}} step %c32
+// CHECK: scf.for {{.+}} step %c2
+// CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK: vector.load %{{.+}} : memref<2x128xf16>, vector<16xf16>
+// CHECK: arith.extf {{.+}} : vector<16xf16> to vector<16xf32>
+// CHECK: vector.gather
+// CHECK: arith.uitofp {{.+}} : vector<16xi32> to vector<16xf32>
+// CHECK: scf.for
+// CHECK-COUNT-2: vector.load %{{.+}} : memref<32x128xi32>, vector<16xi32>
+// CHECK: memref.prefetch
+// CHECK: arith.andi {{.+}} : vector<16xi32>
+// CHECK: arith.uitofp
+// CHECK: vector.fma
+// CHECK: vector.broadcast
+// CHECK: vector.fma
+// CHECK: arith.shrui {{.+}} : vector<16xi32>
+// CHECK: vector.store {{.+}} : memref<?x128xf32>, vector<16xf32>
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @gptq(%x: tensor<?x256xf32>, %q: tensor<32x128xi32>, %s: tensor<2x128xf16>,
+                %z: tensor<2x16xi32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
+  %y = linalg.generic {indexing_maps = [#x, #qw, #sc, #zp, #y],
+                       iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %q, %s, %z : tensor<?x256xf32>, tensor<32x128xi32>, tensor<2x128xf16>, tensor<2x16xi32>)
+      outs(%init : tensor<?x128xf32>)
+      attrs = {atmoe.matmul_role = "projection",
+               atmoe.quantization = #atmoe.gptq<bits = 4, group_size = 128, zero_offset = 1>} {
+  ^bb0(%in: f32, %word: i32, %scale: f16, %zword: i32, %out: f32):
+    %n = linalg.index 1 : index
+    %k = linalg.index 2 : index
+    %c8 = arith.constant 8 : index
+    %c4_i32 = arith.constant 4 : i32
+    %c15_i32 = arith.constant 15 : i32
+    %one = arith.constant 1.0 : f32
+    %kp = arith.remui %k, %c8 : index
+    %kpi = arith.index_cast %kp : index to i32
+    %ks = arith.muli %kpi, %c4_i32 : i32
+    %qs = arith.shrui %word, %ks : i32
+    %qm = arith.andi %qs, %c15_i32 : i32
+    %qf = arith.uitofp %qm : i32 to f32
+    %np = arith.remui %n, %c8 : index
+    %npi = arith.index_cast %np : index to i32
+    %ns = arith.muli %npi, %c4_i32 : i32
+    %zs = arith.shrui %zword, %ns : i32
+    %zm = arith.andi %zs, %c15_i32 : i32
+    %zf = arith.uitofp %zm : i32 to f32
+    %zo = arith.addf %zf, %one : f32
+    %sf = arith.extf %scale : f16 to f32
+    %d = arith.subf %qf, %zo : f32
+    %w = arith.mulf %sf, %d : f32
+    %p = arith.mulf %in, %w : f32
+    %r = arith.addf %out, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+#x = affine_map<(t, n, k) -> (t, k)>
+#qw = affine_map<(t, n, k) -> (k floordiv 8, n)>
+#sc = affine_map<(t, n, k) -> (k floordiv 128, n)>
+#y = affine_map<(t, n, k) -> (t, n)>
+
+// Tests a tile (a view at a run-time offset, 40 features): the kernel runs
+// only when the tile starts a word of zero points in row 0 of qweight, else
+// the generic computes it; features past the last whole block use masked
+// vectors.
+// CHECK-LABEL: func.func @gptq_tile
+// CHECK: memref.extract_strided_metadata %{{.+}} : memref<32x40xi32, strided<[128, 1], offset: ?>>
+// CHECK: scf.if
+// CHECK: vector.load %{{.+}} : memref<32x40xi32, strided<[128, 1], offset: ?>>, vector<16xi32>
+// CHECK: vector.constant_mask [8] : vector<16xi1>
+// CHECK: vector.maskedload %{{.+}} : memref<32x40xi32, strided<[128, 1], offset: ?>>
+// CHECK: } else {
+// CHECK: linalg.generic
+// CHECK-NOT: atmoe.quantization
+func.func @gptq_tile(%x: memref<?x256xf32>, %q: memref<32x40xi32, strided<[128, 1], offset: ?>>,
+                     %s: memref<2x40xbf16, strided<[128, 1], offset: ?>>,
+                     %y: memref<?x40xf32, strided<[128, 1], offset: ?>>) {
+  linalg.generic {indexing_maps = [#x, #qw, #sc, #y],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %q, %s : memref<?x256xf32>, memref<32x40xi32, strided<[128, 1], offset: ?>>,
+                       memref<2x40xbf16, strided<[128, 1], offset: ?>>)
+      outs(%y : memref<?x40xf32, strided<[128, 1], offset: ?>>)
+      attrs = {atmoe.matmul_role = "projection",
+               atmoe.quantization = #atmoe.gptq<bits = 4, group_size = 128, zero_offset = 1>} {
+  ^bb0(%in: f32, %word: i32, %scale: bf16, %out: f32):
+    %k = linalg.index 2 : index
+    %c8 = arith.constant 8 : index
+    %c4_i32 = arith.constant 4 : i32
+    %c15_i32 = arith.constant 15 : i32
+    %zero = arith.constant 8.0 : f32
+    %kp = arith.remui %k, %c8 : index
+    %kpi = arith.index_cast %kp : index to i32
+    %ks = arith.muli %kpi, %c4_i32 : i32
+    %qs = arith.shrui %word, %ks : i32
+    %qm = arith.andi %qs, %c15_i32 : i32
+    %qf = arith.uitofp %qm : i32 to f32
+    %sf = arith.extf %scale : bf16 to f32
+    %d = arith.subf %qf, %zero : f32
+    %w = arith.mulf %sf, %d : f32
+    %p = arith.mulf %in, %w : f32
+    %r = arith.addf %out, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}
