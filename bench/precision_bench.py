@@ -44,8 +44,8 @@ PRECISIONS = {
     # name: (model_package.py arguments, atmoe-quantize arguments or None)
     "f32": (["--dtype", "f32"], None),
     "bf16": (["--dtype", "bf16"], None),
-    "int8": (["--dtype", "bf16", "--quantize", "bits=8,group_size=128,sym=true"], None),
-    "int4": (["--dtype", "bf16", "--quantize", "bits=4,group_size=128,sym=true"], None),
+    "int8": (["--dtype", "bf16"], ["--bits", "8", "--group-size", "128", "--sym"]),
+    "int4": (["--dtype", "bf16"], ["--bits", "4", "--group-size", "128", "--sym"]),
 }
 
 
@@ -73,9 +73,8 @@ def make_package(args, work, d, copies, precision, quantize_tool):
                     "--desc", description] + gen_args + [package + ("-float" if quantize else "")],
                    check=True, stdout=subprocess.DEVNULL)
     if quantize:
-        subprocess.run([quantize_tool, package + "-float"] + quantize +
-                       ["--adapter-dtype", "bf16", "-o", package], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([quantize_tool, package + "-float"] + quantize + ["-o", package],
+                       check=True, stdout=subprocess.DEVNULL)
     return package
 
 
@@ -154,6 +153,9 @@ def main():
 
     compiler, drivers = rb.build_drivers(args.build, ["atmoe-layer-bench", "atmoe-probe"])
     quantize_tool = os.path.join(args.build, "bin", "atmoe-quantize")
+    if not os.path.exists(quantize_tool):
+        subprocess.run(["cmake", "--build", args.build, "--target", "atmoe-quantize"],
+                       check=True)
     torch_python = None if args.no_torch else rb.python_with("torch")
     threads_list = [int(t) for t in args.threads.split(",")]
     limits = {t: rb.probe(drivers["atmoe-probe"], t) for t in threads_list}

@@ -29,7 +29,8 @@ tools = [ToolSubst("atmoe-opt", unresolved="fatal")]
 tools.append(ToolSubst("atmoe-translate", unresolved="fatal"))
 llvm_config.add_tool_substitutions(tools, [config.atmoe_tools_dir])
 llvm_config.add_tool_substitutions(
-    [ToolSubst("atmoe-compile", unresolved="fatal")], [config.atmoe_tools_dir])
+    [ToolSubst("atmoe-compile", unresolved="fatal"),
+     ToolSubst("atmoe-quantize", unresolved="fatal")], [config.atmoe_tools_dir])
 llvm_config.add_tool_substitutions(["llvm-nm"], [config.llvm_tools_dir])
 # mlir-runner executes lowered test programs (test/Integration/GPUEmulation)
 # with MLIR's C runner utilities for printing.

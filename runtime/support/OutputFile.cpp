@@ -37,9 +37,12 @@ constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP};
 struct sigaction previousActions[sizeof(kInterruptSignals) / sizeof(int)];
 
 void onInterrupt(int signal) {
-  for (std::atomic<char *> &slot : registered)
-    if (char *path = slot.exchange(nullptr))
-      ::unlink(path);
+  // Newest first, so that files go before the directory that holds them; a
+  // path unlink cannot remove is an (emptied) directory.
+  for (size_t i = kMaxRegistered; i-- > 0;)
+    if (char *path = registered[i].exchange(nullptr))
+      if (::unlink(path) != 0)
+        ::rmdir(path);
   // Pass the signal on to whoever handled it before (LLVM's handler in the
   // compiler tools, else the default action, which ends the process).
   for (size_t i = 0; i < std::size(kInterruptSignals); ++i)

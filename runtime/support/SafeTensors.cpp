@@ -7,6 +7,7 @@
 #include "atmoe_rt/support/SafeTensors.h"
 
 #include "atmoe_rt/support/Json.h"
+#include "atmoe_rt/support/OutputFile.h"
 #include "atmoe_rt/support/Text.h"
 
 #include <algorithm>
@@ -382,4 +383,34 @@ SafeTensorsFile::readAsF32(const TensorInfo &info) const {
                 std::string(dtypeName(info.dtype)) +
                 " cannot be read as F32 (expected F32, F16, BF16 or F64)");
   }
+}
+
+Status atmoe_rt::writeSafeTensors(int fd, const std::string &path,
+                                  const std::vector<TensorBytes> &tensors) {
+  nlohmann::ordered_json header;
+  header["__metadata__"] = {{"format", "pt"}};
+  uint64_t offset = 0;
+  for (const TensorBytes &tensor : tensors) {
+    header[tensor.name] = {
+        {"dtype", std::string(dtypeName(tensor.dtype))},
+        {"shape", tensor.shape},
+        {"data_offsets", {offset, offset + tensor.data.size()}}};
+    offset += tensor.data.size();
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  uint64_t length = text.size();
+  uint8_t prefix[8];
+  for (int i = 0; i < 8; ++i)
+    prefix[i] = uint8_t(length >> (8 * i));
+  if (Status status = writeAll(fd, prefix, sizeof(prefix), path); !status)
+    return status;
+  if (Status status = writeAll(fd, text.data(), text.size(), path); !status)
+    return status;
+  for (const TensorBytes &tensor : tensors)
+    if (Status status =
+            writeAll(fd, tensor.data.data(), tensor.data.size(), path);
+        !status)
+      return status;
+  return Status::success();
 }

@@ -25,18 +25,20 @@ import numpy as np
 DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I32": np.int32}
 
 
-def read_safetensors(path):
+def read_raw_safetensors(path):
+    """{name: (header entry, raw bytes)} of a safetensors file."""
     with open(path, "rb") as f:
         blob = f.read()
     (length,) = struct.unpack("<Q", blob[:8])
     header = json.loads(blob[8:8 + length])
     data = blob[8 + length:]
+    return {name: (info, data[info["data_offsets"][0]:info["data_offsets"][1]])
+            for name, info in header.items() if name != "__metadata__"}
+
+
+def read_safetensors(path):
     tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        raw = data[begin:end]
+    for name, (info, raw) in read_raw_safetensors(path).items():
         if info["dtype"] == "BF16":
             bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
             values = bits.view(np.float32)

@@ -22,7 +22,9 @@
 
 namespace atmoe_rt {
 
-/// Removes `path` if the process is interrupted before keepOnInterrupt(path).
+/// Removes `path` if the process is interrupted before keepOnInterrupt(path):
+/// a file, or a directory registered before the files written into it (they
+/// are removed first, newest first).
 /// The first call installs the handlers; a signal the process ignores stays
 /// ignored, and the handler passes each signal on to the one it replaced.
 /// Safe to call from any thread.

@@ -108,6 +108,20 @@ private:
   std::map<std::string, std::string> metadataMap;
 };
 
+/// A tensor to write: name, dtype, shape and its little-endian bytes.
+struct TensorBytes {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> data;
+};
+
+/// Writes a safetensors file to `fd`: the header (`__metadata__` "format":
+/// "pt", tensors in the given order, padded with spaces to 8 bytes) and the
+/// data. Errors name `path`.
+Status writeSafeTensors(int fd, const std::string &path,
+                        const std::vector<TensorBytes> &tensors);
+
 } // namespace atmoe_rt
 
 #endif // ATMOE_RT_SUPPORT_SAFETENSORS_H
