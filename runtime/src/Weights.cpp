@@ -21,6 +21,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <set>
 #include <sys/stat.h>
 #include <tuple>
 #include <unordered_map>
@@ -62,9 +63,18 @@ private:
   /// several arguments is checked and converted only once.
   std::map<std::tuple<std::string, std::string, ElementType>, const void *>
       tensorData;
+  /// The (file, tensor) pairs some layer uses unstacked: the pages of
+  /// other stacked parts are released once copied.
+  std::set<std::pair<std::string, std::string>> usedUnstacked;
 };
 
 Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
+  for (const Layer &layer : model.manifest.layers)
+    for (size_t w = 0; w < layer.numWeights; ++w) {
+      const Argument &arg = layer.arguments[layer.firstWeight + w];
+      if (arg.parts.empty())
+        usedUnstacked.insert({arg.file, arg.source});
+    }
   for (const Layer &layer : model.manifest.layers) {
     std::vector<const void *> &layerData = weights->data.emplace_back();
     for (size_t w = 0; w < layer.numWeights; ++w) {
@@ -203,6 +213,11 @@ Result<const void *> WeightBinder::stack(const Layer &layer,
       std::memcpy(stacked + (o * inner + offset) * size,
                   source + o * partInner * size, partInner * size);
     offset += partInner;
+    // A part is read once: only the stacked copy stays resident.
+    if (!usedUnstacked.count({part.file, part.source})) {
+      SafeTensorsFile *file = filesByName[part.file];
+      file->release(*file->lookup(part.source));
+    }
   }
   return stacked;
 }

@@ -93,3 +93,14 @@ MappedFile::~MappedFile() {
   if (mapping)
     ::munmap(mapping, mappedSize);
 }
+
+void MappedFile::release(const void *data, size_t size) const {
+  if (!mapping)
+    return;
+  uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  uintptr_t begin = (uintptr_t(data) + page - 1) / page * page;
+  uintptr_t end = (uintptr_t(data) + size) / page * page;
+  if (begin < end)
+    (void)::madvise(reinterpret_cast<void *>(begin), end - begin,
+                    MADV_DONTNEED);
+}

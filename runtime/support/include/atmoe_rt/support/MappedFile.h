@@ -34,6 +34,11 @@ public:
 
   std::string_view contents() const { return text; }
 
+  /// Lets the kernel drop the whole pages of [data, data + size), a range of
+  /// contents() that was read and is no longer needed (it stays readable: a
+  /// later read loads it again). Keeps resident memory at what is in use.
+  void release(const void *data, size_t size) const;
+
   MappedFile(const MappedFile &) = delete;
   MappedFile &operator=(const MappedFile &) = delete;
   ~MappedFile();

@@ -90,6 +90,12 @@ public:
   /// rounded to nearest. Any other dtype is an error naming file and tensor.
   Result<std::vector<float>> readAsF32(const TensorInfo &info) const;
 
+  /// Drops the tensor's pages from memory once it has been read (copied or
+  /// converted); it stays readable (MappedFile::release).
+  void release(const TensorInfo &info) const {
+    file->release(info.data, info.numBytes());
+  }
+
   /// True when the tensor is F32 and its data is 4-byte aligned, so callers
   /// may read `data` as `const float *` in place (hosts are little-endian).
   bool isDirectlyUsableF32(const TensorInfo &info) const;
