@@ -12,8 +12,8 @@ one run (issue 12's precision axis).
       [--budget 2] [--no-torch] [--json FILE]
 
 Per precision it writes bench/workload.py's package (token granularity,
-K copies so that the base weights of all copies are >= 4x the last-level
-cache in f32; the same K for every precision, so each reads from DRAM) with
+K copies so that the stored base weights of all copies are >= 4x the
+last-level cache, so that each call reads its weights from DRAM) with
   f32    every tensor F32;
   bf16   every tensor BF16;
   int8   a GPTQ base (8 bits, group size 128, symmetric) with bf16 adapters
@@ -165,8 +165,8 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="atmoe-precision-") as work:
         for d in [int(v) for v in args.d.split(",")]:
-            copies = rb.copies_for(d, "auto")
             for precision in precisions:
+                copies = max(2, -(-4 * rb.l3_bytes() // stored_bytes(d, precision, False)))
                 package = make_package(args, work, d, copies, precision, quantize_tool)
                 compiled, seconds = rb.compile_package(compiler, package)
                 rb.log("d=%d %s: %d copies, compiled in %.1f s" % (d, precision, copies, seconds))

@@ -191,12 +191,12 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
            "Reduction block for more tokens">,
     Option<"tokenBlock", "token-block", "int64_t", "48",
            "Token block for more tokens">,
-    Option<"quantizedTokenTile", "quantized-token-tile", "int64_t", "4",
+    Option<"quantizedTokenTile", "quantized-token-tile", "int64_t", "8",
            "Token rows per register tile of a GPTQ product">,
     Option<"quantizedFeatureVectors", "quantized-feature-vectors", "int64_t",
-           "4", "Vectors of output features per register tile of a GPTQ "
+           "2", "Vectors of output features per register tile of a GPTQ "
            "product">,
-    Option<"quantizedPrefetch", "quantized-prefetch", "int64_t", "8",
+    Option<"quantizedPrefetch", "quantized-prefetch", "int64_t", "16",
            "Packed rows a GPTQ product prefetches ahead (0: off)">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",

@@ -62,22 +62,42 @@ public:
   /// single, masked vectors for the rest), token tiles of `tokenTile` rows
   /// (then single rows).
   void emit() {
-    Value c0 = index(0);
-    Value tokens = memref::DimOp::create(b, ops.x, c0);
+    Value tokens = memref::DimOp::create(b, ops.x, index(0));
+    if (tokenTile == 1)
+      return emitBlocks(tokens, vectors, /*tiles=*/true);
+    // Fewer tokens than a tile: one row at a time over twice the features,
+    // so each packed row is read in longer runs.
+    Value few = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tokens,
+                                      index(tokenTile));
+    auto choice = scf::IfOp::create(b, few, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(choice.thenBlock()->getTerminator());
+    emitBlocks(tokens, 2 * vectors, /*tiles=*/false);
+    b.setInsertionPoint(choice.elseBlock()->getTerminator());
+    emitBlocks(tokens, vectors, /*tiles=*/true);
+  }
+
+  /// Blocks of `count` x `width` output features (then single, masked
+  /// vectors), over token tiles of `tokenTile` rows and single rows (only
+  /// single rows without `tiles`).
+  void emitBlocks(Value tokens, int64_t count, bool tiles) {
     Value features = memref::DimOp::create(b, ops.y, 1);
-    int64_t block = vectors * width;
-    Value fullEnd = roundDown(features, block);
-    forLoop(c0, fullEnd, block, [&](Value n) {
-      tokenTiles(tokens, [&](Value t, int64_t rows) {
-        emitTile(t, rows, n, vectors, /*mask=*/{});
-      });
-    });
+    Value fullEnd = roundDown(features, count * width);
+    auto rowsOf = [&](int64_t blockCount, Value mask, Value n) {
+      auto body = [&](Value t, int64_t rows) {
+        emitTile(t, rows, n, blockCount, mask);
+      };
+      if (tiles)
+        return tokenTiles(tokens, body);
+      forLoop(index(0), tokens, 1, [&](Value t) { body(t, 1); });
+    };
+    forLoop(index(0), fullEnd, count * width,
+            [&](Value n) { rowsOf(count, /*mask=*/{}, n); });
     forLoop(fullEnd, features, width, [&](Value n) {
       Value left = arith::SubIOp::create(b, features, n);
       Value mask = vector::CreateMaskOp::create(
           b, VectorType::get({width}, b.getI1Type()), ValueRange{left});
-      tokenTiles(tokens,
-                 [&](Value t, int64_t rows) { emitTile(t, rows, n, 1, mask); });
+      rowsOf(1, mask, n);
     });
   }
 
@@ -143,6 +163,52 @@ private:
           b, i32Vector,
           DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(value)));
     };
+    Value packed = !mask && width % perWord == 0
+                       ? spreadWords(g, col, perWord)
+                       : gatherWords(g, col, mask, perWord);
+    SmallVector<int32_t> shifts;
+    for (int64_t lane = 0; lane < width; ++lane)
+      shifts.push_back(int32_t(lane % perWord * quant.getBits()));
+    if (!mask && width % perWord == 0)
+      packed = arith::ShRUIOp::create(
+          b, packed,
+          arith::ConstantOp::create(
+              b, i32Vector,
+              DenseElementsAttr::get(i32Vector, ArrayRef(shifts))));
+    Value values =
+        arith::AndIOp::create(b, packed, splat((1 << quant.getBits()) - 1));
+    Value zero = arith::UIToFPOp::create(b, f32Vector, values);
+    if (quant.getZeroOffset() == 0)
+      return zero;
+    return arith::AddFOp::create(
+        b, zero,
+        arith::ConstantOp::create(
+            b, f32Vector,
+            DenseElementsAttr::get(
+                f32Vector, b.getF32FloatAttr(float(quant.getZeroOffset())))));
+  }
+
+  /// The words of zero points for the features [col, col + width) when col
+  /// starts a word: one short load, each word copied to the lanes it holds.
+  Value spreadWords(Value g, Value col, int64_t perWord) {
+    int64_t count = width / perWord;
+    Value words = vector::LoadOp::create(
+        b, VectorType::get({count}, b.getI32Type()), ops.zeros,
+        ValueRange{g, arith::DivUIOp::create(b, col, index(perWord))});
+    SmallVector<int64_t> lanes;
+    for (int64_t lane = 0; lane < width; ++lane)
+      lanes.push_back(lane / perWord);
+    return vector::ShuffleOp::create(b, words, words, lanes);
+  }
+
+  /// The zero points of the features [col, col + width) (lanes past `mask`
+  /// are 0), shifted to the low bits of each lane: one gather.
+  Value gatherWords(Value g, Value col, Value mask, int64_t perWord) {
+    auto splat = [&](int32_t value) -> Value {
+      return arith::ConstantOp::create(
+          b, i32Vector,
+          DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(value)));
+    };
     // Lane l is feature col + l: value (col % perWord + l) % perWord of word
     // col / perWord + (col % perWord + l) / perWord.
     SmallVector<int32_t> iota;
@@ -165,18 +231,7 @@ private:
         b, i32Vector, ops.zeros,
         ValueRange{g, arith::DivUIOp::create(b, col, index(perWord))}, words,
         mask, splat(0));
-    Value values =
-        arith::AndIOp::create(b, arith::ShRUIOp::create(b, gathered, shifts),
-                              splat((1 << quant.getBits()) - 1));
-    Value zero = arith::UIToFPOp::create(b, f32Vector, values);
-    if (quant.getZeroOffset() == 0)
-      return zero;
-    return arith::AddFOp::create(
-        b, zero,
-        arith::ConstantOp::create(
-            b, f32Vector,
-            DenseElementsAttr::get(
-                f32Vector, b.getF32FloatAttr(float(quant.getZeroOffset())))));
+    return arith::ShRUIOp::create(b, gathered, shifts);
   }
 
   /// y[t : t+rows, n : n + count*width] += x W^T for those rows and features.
@@ -194,23 +249,56 @@ private:
       Value g = groupLoop.getInductionVar();
       SmallVector<Value> scales, negZeroScales;
       groupConstants(g, n, count, mask, scales, negZeroScales);
+      // One token: the group's products with the raw integers and the sum
+      // of its activations, scaled once per group (s (sum x q - z sum x)):
+      // a conversion and an FMA per value instead of two FMAs.
+      bool groupSums = rows == 1;
+      SmallVector<Value> carried(groupLoop.getRegionIterArgs());
+      if (groupSums) {
+        carried.assign(count, zeroVector);
+        carried.push_back(
+            arith::ConstantOp::create(b, b.getF32FloatAttr(0.0f)));
+      }
       Value firstWord = arith::MulIOp::create(b, g, index(wordsPerGroup));
       auto wordLoop = scf::ForOp::create(
           b, firstWord,
           arith::AddIOp::create(b, firstWord, index(wordsPerGroup)), index(1),
-          groupLoop.getRegionIterArgs());
+          carried);
       b.setInsertionPointToStart(wordLoop.getBody());
-      SmallVector<Value> accs(wordLoop.getRegionIterArgs());
+      SmallVector<Value> sums(wordLoop.getRegionIterArgs());
       accumulateWord(t, rows, n, count, mask, wordLoop.getInductionVar(),
-                     scales, negZeroScales, accs);
-      scf::YieldOp::create(b, accs);
+                     groupSums ? ArrayRef<Value>() : ArrayRef<Value>(scales),
+                     negZeroScales, sums);
+      scf::YieldOp::create(b, sums);
       b.setInsertionPointToEnd(groupLoop.getBody());
-      scf::YieldOp::create(b, wordLoop.getResults());
+      SmallVector<Value> accs(wordLoop.getResults());
+      if (groupSums)
+        accs = scaleGroup(groupLoop.getRegionIterArgs(), accs, scales,
+                          negZeroScales);
+      scf::YieldOp::create(b, accs);
     }
     updateOutput(t, rows, n, count, mask, groupLoop.getResults());
   }
 
-  /// The FMAs of one row of packed words (32 / bits values of k).
+  /// accs + s (part - z sum x), from the group's `sums` (the products with
+  /// the raw integers, then the sum of the activations).
+  SmallVector<Value> scaleGroup(ValueRange accs, ArrayRef<Value> sums,
+                                ArrayRef<Value> scales,
+                                ArrayRef<Value> negZeroScales) {
+    Value activationSum =
+        vector::BroadcastOp::create(b, f32Vector, sums.back());
+    SmallVector<Value> result;
+    for (auto [j, acc] : llvm::enumerate(accs)) {
+      Value scaled = vector::FMAOp::create(b, scales[j], sums[j], acc);
+      result.push_back(
+          vector::FMAOp::create(b, negZeroScales[j], activationSum, scaled));
+    }
+    return result;
+  }
+
+  /// The FMAs of one row of packed words (32 / bits values of k): with
+  /// `scales`, of the dequantised weights into `accs`; without, of the raw
+  /// integers into one token's sums, followed by the sum of its activations.
   void accumulateWord(Value t, int64_t rows, Value n, int64_t count, Value mask,
                       Value word, ArrayRef<Value> scales,
                       ArrayRef<Value> negZeroScales, SmallVector<Value> &accs) {
@@ -254,12 +342,16 @@ private:
         Value q = arith::UIToFPOp::create(
             b, f32Vector, arith::AndIOp::create(b, shifted, valueMask));
         weights.push_back(
-            vector::FMAOp::create(b, q, scales[j], negZeroScales[j]));
+            scales.empty()
+                ? q
+                : vector::FMAOp::create(b, q, scales[j], negZeroScales[j]));
       }
       Value k = arith::AddIOp::create(b, k0, index(p));
       for (int64_t i = 0; i < rows; ++i) {
         Value xi = memref::LoadOp::create(
             b, ops.x, ValueRange{arith::AddIOp::create(b, t, index(i)), k});
+        if (scales.empty())
+          accs.back() = arith::AddFOp::create(b, accs.back(), xi);
         Value broadcast = vector::BroadcastOp::create(b, f32Vector, xi);
         for (int64_t j = 0; j < count; ++j)
           accs[i * count + j] = vector::FMAOp::create(b, broadcast, weights[j],

@@ -22,11 +22,11 @@ struct QuantizedKernelOptions {
   /// f32 lanes per vector.
   int64_t vectorWidth = 16;
   /// Token rows per register tile.
-  int64_t tokenTile = 4;
+  int64_t tokenTile = 8;
   /// Vectors of output features per register tile.
   int64_t featureVectors = 2;
   /// Packed rows to prefetch ahead (0: off).
-  int64_t prefetchRows = 8;
+  int64_t prefetchRows = 16;
 };
 
 /// Whether `op` is a GPTQ product on buffers: y[t, n] += x[t, k] *

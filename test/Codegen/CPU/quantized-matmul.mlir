@@ -15,21 +15,31 @@
 // SCHEDULE: linalg.generic {{.*}} ins(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : tensor<?x256xf32>, tensor<32x64xi32>, tensor<2x64xf16>, tensor<2x8xi32>) outs(%{{.+}} : tensor<?x64xf32>)
 // SCHEDULE-SAME: atmoe.quantization = #atmoe.gptq<bits = 4, group_size = 128, zero_offset = 1>
 
-// Tests the kernel: per block of 2 x 16 output features and per token tile
-// (2 rows, then 1), a loop over groups that loads the scales (f16, widened)
-// and gathers the zero points once, and a loop over packed rows that loads
-// 16 words per vector, prefetches 4 rows ahead, and for each of the 8 values
-// shifts, masks, converts and scales them in registers before the FMAs with
-// broadcast activations; y is updated once per tile. Whole arguments start
-// a word of zero points, so the run-time check folds away with the generic.
+// Tests the kernel. Fewer tokens than a tile (tested at run time): one row
+// at a time over blocks of 4 x 16 output features, each group's products
+// taken with the raw integers and the activations summed beside them
+// (iter_args ending in f32), then scaled once per group. Otherwise: blocks
+// of 2 x 16 features, tiles of 2 rows, then single rows. Per group the
+// scales (f16, widened) and zero points (2 words spread over 16 lanes, each
+// shifted to its value) are loaded once; per packed row, 16 words per vector
+// and a prefetch 4 rows ahead; for each of the 8 values a shift, a mask, a
+// conversion (and, for several rows, an FMA that scales) before the FMAs
+// with broadcast activations; y is updated once per tile. Whole arguments
+// start a word of zero points, so the fallback generic folds away.
 // CHECK-LABEL: func.func @gptq
-// CHECK-NOT: scf.if
+// CHECK: %[[FEW:.+]] = arith.cmpi ult, %{{.+}}, %c2
+// CHECK: scf.if %[[FEW]] {
+// CHECK: scf.for {{.+}} step %c64
+// CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, f32)
+// CHECK: } else {
 // CHECK: scf.for {{.+}} step %c32
 // CHECK: scf.for {{.+}} step %c2
 // CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
 // CHECK: vector.load %{{.+}} : memref<2x128xf16>, vector<16xf16>
 // CHECK: arith.extf {{.+}} : vector<16xf16> to vector<16xf32>
-// CHECK: vector.gather
+// CHECK: %[[WORDS:.+]] = vector.load %{{.+}} : memref<2x16xi32>, vector<2xi32>
+// CHECK: vector.shuffle %[[WORDS]], %[[WORDS]] [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]
+// CHECK: arith.shrui %{{.+}}, %cst{{.*}} : vector<16xi32>
 // CHECK: arith.uitofp {{.+}} : vector<16xi32> to vector<16xf32>
 // CHECK: scf.for
 // CHECK-COUNT-2: vector.load %{{.+}} : memref<32x128xi32>, vector<16xi32>
