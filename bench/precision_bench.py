@@ -144,6 +144,8 @@ def main():
     parser.add_argument("--precisions", default="f32,bf16,int8,int4")
     parser.add_argument("--budget", type=float, default=2.0)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-install", action="store_true",
+                        help="do not apt-get install python3-torch when it is missing")
     parser.add_argument("--json", help="write the rows and probed limits here")
     args = parser.parse_args()
     precisions = args.precisions.split(",")
@@ -156,7 +158,8 @@ def main():
     if not os.path.exists(quantize_tool):
         subprocess.run(["cmake", "--build", args.build, "--target", "atmoe-quantize"],
                        check=True)
-    torch_python = None if args.no_torch else rb.python_with("torch")
+    torch_python = None if args.no_torch else rb.ensure_module(
+        "torch", "python3-torch", not args.no_install)
     threads_list = [int(t) for t in args.threads.split(",")]
     limits = {t: rb.probe(drivers["atmoe-probe"], t) for t in threads_list}
     for t, l in limits.items():

@@ -72,9 +72,122 @@ public:
     auto choice = scf::IfOp::create(b, few, /*withElseRegion=*/true);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPoint(choice.thenBlock()->getTerminator());
+    // One token over whole vectors of features: rows streamed whole.
+    Value features = memref::DimOp::create(b, ops.y, 1);
+    Value oneToken = arith::AndIOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tokens, index(1)),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                              arith::RemUIOp::create(b, features, index(width)),
+                              index(0)));
+    auto decode = scf::IfOp::create(b, oneToken, /*withElseRegion=*/true);
+    b.setInsertionPoint(decode.thenBlock()->getTerminator());
+    // Its stack buffer lives for one tile: --convert-scf-to-openmp puts
+    // each iteration of a thread's loop in an alloca scope.
+    emitOneToken(features);
+    b.setInsertionPoint(decode.elseBlock()->getTerminator());
     emitBlocks(tokens, 2 * vectors, /*tiles=*/false);
     b.setInsertionPoint(choice.elseBlock()->getTerminator());
     emitBlocks(tokens, vectors, /*tiles=*/true);
+  }
+
+  /// Value `p` of each lane's packed word, as f32.
+  Value unpack(Value packed, int64_t p) {
+    auto splat = [&](int32_t value) -> Value {
+      return arith::ConstantOp::create(
+          b, i32Vector,
+          DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(value)));
+    };
+    Value shifted =
+        p == 0 ? packed
+               : arith::ShRUIOp::create(b, packed,
+                                        splat(int32_t(p * quant.getBits())));
+    return arith::UIToFPOp::create(
+        b, f32Vector,
+        arith::AndIOp::create(b, shifted, splat((1 << quant.getBits()) - 1)));
+  }
+
+  /// One token (decoding): each packed row is read whole across the tile's
+  /// features, in one run, instead of `width` words at a time. Per group the
+  /// products with the raw integers accumulate in a stack buffer beside the
+  /// sum of the group's activations; then y += s (part - z sum x).
+  void emitOneToken(Value features) {
+    int64_t perWord = quant.getValuesPerWord();
+    int64_t wordsPerGroup = quant.getGroupSize() / perWord;
+    Value part = memref::AllocaOp::create(
+        b, MemRefType::get({ShapedType::kDynamic}, b.getF32Type()),
+        ValueRange{features});
+    Value zeroVector =
+        arith::ConstantOp::create(b, f32Vector, b.getZeroAttr(f32Vector));
+    Value c0 = index(0);
+    Value groups = memref::DimOp::create(b, ops.scales, 0);
+    forLoop(c0, groups, 1, [&](Value g) {
+      forLoop(c0, features, width, [&](Value n) {
+        vector::StoreOp::create(b, zeroVector, part, ValueRange{n});
+      });
+      Value firstK = arith::MulIOp::create(b, g, index(quant.getGroupSize()));
+      auto sumLoop = scf::ForOp::create(
+          b, firstK,
+          arith::AddIOp::create(b, firstK, index(quant.getGroupSize())),
+          index(1),
+          ValueRange{arith::ConstantOp::create(b, b.getF32FloatAttr(0))});
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(sumLoop.getBody());
+        Value xk = memref::LoadOp::create(
+            b, ops.x, ValueRange{c0, sumLoop.getInductionVar()});
+        scf::YieldOp::create(b, ValueRange{arith::AddFOp::create(
+                                    b, sumLoop.getRegionIterArgs()[0], xk)});
+      }
+      Value firstWord = arith::MulIOp::create(b, g, index(wordsPerGroup));
+      forLoop(firstWord,
+              arith::AddIOp::create(b, firstWord, index(wordsPerGroup)), 1,
+              [&](Value word) { streamWord(word, features, part); });
+      Value activationSum =
+          vector::BroadcastOp::create(b, f32Vector, sumLoop.getResult(0));
+      forLoop(c0, features, width, [&](Value n) {
+        SmallVector<Value> scales, negZeroScales;
+        groupConstants(g, n, 1, /*mask=*/{}, scales, negZeroScales);
+        Value sums = vector::LoadOp::create(b, f32Vector, part, ValueRange{n});
+        Value old =
+            vector::LoadOp::create(b, f32Vector, ops.y, ValueRange{c0, n});
+        Value scaled = vector::FMAOp::create(b, scales[0], sums, old);
+        vector::StoreOp::create(
+            b,
+            vector::FMAOp::create(b, negZeroScales[0], activationSum, scaled),
+            ops.y, ValueRange{c0, n});
+      });
+    });
+  }
+
+  /// part[n] += x[0, k] q[k, n] for the 32 / bits values k of packed row
+  /// `word`, across all features.
+  void streamWord(Value word, Value features, Value part) {
+    int64_t perWord = quant.getValuesPerWord();
+    Value c0 = index(0);
+    Value k0 = arith::MulIOp::create(b, word, index(perWord));
+    SmallVector<Value> xs;
+    for (int64_t p = 0; p < perWord; ++p)
+      xs.push_back(vector::BroadcastOp::create(
+          b, f32Vector,
+          memref::LoadOp::create(
+              b, ops.x,
+              ValueRange{c0, arith::AddIOp::create(b, k0, index(p))})));
+    Value lastRow = arith::SubIOp::create(
+        b, memref::DimOp::create(b, ops.qweight, 0), index(1));
+    Value ahead = arith::MinUIOp::create(
+        b, arith::AddIOp::create(b, word, index(prefetch)), lastRow);
+    forLoop(c0, features, width, [&](Value n) {
+      Value packed = vector::LoadOp::create(b, i32Vector, ops.qweight,
+                                            ValueRange{word, n});
+      if (prefetch > 0)
+        memref::PrefetchOp::create(b, ops.qweight, ValueRange{ahead, n},
+                                   /*isWrite=*/false, /*localityHint=*/1,
+                                   /*isDataCache=*/true);
+      Value acc = vector::LoadOp::create(b, f32Vector, part, ValueRange{n});
+      for (int64_t p = 0; p < perWord; ++p)
+        acc = vector::FMAOp::create(b, xs[p], unpack(packed, p), acc);
+      vector::StoreOp::create(b, acc, part, ValueRange{n});
+    });
   }
 
   /// Blocks of `count` x `width` output features (then single, masked
@@ -322,25 +435,11 @@ private:
             ValueRange{ahead, arith::AddIOp::create(b, n, index(j * width))},
             /*isWrite=*/false, /*localityHint=*/1, /*isDataCache=*/true);
     }
-    Value valueMask = arith::ConstantOp::create(
-        b, i32Vector,
-        DenseElementsAttr::get(
-            i32Vector, b.getI32IntegerAttr((1 << quant.getBits()) - 1)));
     Value k0 = arith::MulIOp::create(b, word, index(perWord));
     for (int64_t p = 0; p < perWord; ++p) {
       SmallVector<Value> weights;
       for (int64_t j = 0; j < count; ++j) {
-        Value shifted = packed[j];
-        if (p > 0)
-          shifted = arith::ShRUIOp::create(
-              b, shifted,
-              arith::ConstantOp::create(
-                  b, i32Vector,
-                  DenseElementsAttr::get(
-                      i32Vector,
-                      b.getI32IntegerAttr(int32_t(p * quant.getBits())))));
-        Value q = arith::UIToFPOp::create(
-            b, f32Vector, arith::AndIOp::create(b, shifted, valueMask));
+        Value q = unpack(packed[j], p);
         weights.push_back(
             scales.empty()
                 ? q

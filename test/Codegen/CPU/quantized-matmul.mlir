@@ -15,7 +15,9 @@
 // SCHEDULE: linalg.generic {{.*}} ins(%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} : tensor<?x256xf32>, tensor<32x64xi32>, tensor<2x64xf16>, tensor<2x8xi32>) outs(%{{.+}} : tensor<?x64xf32>)
 // SCHEDULE-SAME: atmoe.quantization = #atmoe.gptq<bits = 4, group_size = 128, zero_offset = 1>
 
-// Tests the kernel. Fewer tokens than a tile (tested at run time): one row
+// Tests the kernel. One token over whole vectors (tested at run time): each
+// packed row streamed across all features into a stack buffer of products
+// with the raw integers, scaled per group. Fewer tokens than a tile: one row
 // at a time over blocks of 4 x 16 output features, each group's products
 // taken with the raw integers and the activations summed beside them
 // (iter_args ending in f32), then scaled once per group. Otherwise: blocks
@@ -29,6 +31,15 @@
 // CHECK-LABEL: func.func @gptq
 // CHECK: %[[FEW:.+]] = arith.cmpi ult, %{{.+}}, %c2
 // CHECK: scf.if %[[FEW]] {
+// CHECK: %[[ONE:.+]] = arith.cmpi eq, %{{.+}}, %c1
+// CHECK: scf.if %[[ONE]] {
+// CHECK: %[[PART:.+]] = memref.alloca() : memref<128xf32>
+// CHECK: vector.load %{{.+}} : memref<32x128xi32>, vector<16xi32>
+// CHECK: memref.prefetch
+// CHECK: vector.load %[[PART]]
+// CHECK: vector.fma
+// CHECK: vector.store %{{.+}}, %[[PART]]
+// CHECK: } else {
 // CHECK: scf.for {{.+}} step %c64
 // CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, f32)
 // CHECK: } else {
