@@ -27,7 +27,16 @@ def ConvertAtmoeToLinalgPass : Pass<"convert-atmoe-to-linalg", "mlir::ModuleOp">
       sigmoid, top-k ranks), with no intermediate tensors;
     * `atmoe.cosine_similarity`: a matmul, two row-norm reductions and one
       elementwise division;
-    * `atmoe.expand_segments`: a loop over segments broadcasting each row.
+    * `atmoe.expand_segments`: a loop over segments broadcasting each row;
+    * a base weight from `atmoe.dequantize` (GPTQ): the base product is one
+      `linalg.generic` over (t, n, k) reading the packed integers, scales and
+      zero points through `floordiv` maps and unpacking in its body, tagged
+      `atmoe.quantization` for the CPU kernel; `atmoe.dequantize` itself
+      becomes a generic that writes W, for ops that need all of it.
+
+    Weights keep their storage type (f16, bf16): the named matmuls read them
+    as they are; only biases and weights copied whole are widened by a
+    generic.
 
     `atmoe.route` and `atmoe.lora_linear` must be fused first
     (`--atmoe-fuse-router`, `--atmoe-expand-segments`, `--atmoe-fuse-lora`);
