@@ -49,6 +49,8 @@ private:
   Result<SafeTensorsFile *> openFile(const std::string &relative);
   Status checkTensor(const TensorInfo &info, const Argument &arg,
                      ElementType type, const std::string &filePath) const;
+  Result<const TensorInfo *> find(const Layer &layer, const Argument &arg,
+                                  ElementType type);
   Result<const void *> resolve(const Layer &layer, const Argument &arg,
                                ElementType type);
   Result<const void *> stack(const Layer &layer, const Argument &arg);
@@ -152,17 +154,13 @@ std::byte *WeightBinder::allocate(size_t bytes) {
   return weights->converted.back()->data();
 }
 
-/// One stored tensor as data of element type `type`: in place when it is
-/// stored so and aligned, else widened or realigned once.
-Result<const void *> WeightBinder::resolve(const Layer &layer,
-                                           const Argument &arg,
-                                           ElementType type) {
+/// The tensor `arg` names, checked against the manifest and `type`.
+Result<const TensorInfo *> WeightBinder::find(const Layer &layer,
+                                              const Argument &arg,
+                                              ElementType type) {
   Result<SafeTensorsFile *> file = openFile(arg.file);
   if (!file)
     return file.takeError();
-  const void *&cached = tensorData[{arg.file, arg.source, type}];
-  if (cached)
-    return cached;
   const std::string &filePath = (*file)->path();
   const TensorInfo *info = (*file)->lookup(arg.source);
   if (!info) {
@@ -174,26 +172,42 @@ Result<const void *> WeightBinder::resolve(const Layer &layer,
   }
   if (Status status = checkTensor(*info, arg, type, filePath); !status)
     return status.takeError();
-  if (elementTypeOf(info->dtype) == type) {
-    if (reinterpret_cast<uintptr_t>(info->data) % elementSize(type) == 0) {
-      ++weights->numInPlace;
-      return cached = info->data;
-    }
-    std::byte *copy = allocate(info->numBytes());
-    std::memcpy(copy, info->data, info->numBytes());
-    return cached = copy;
+  return info;
+}
+
+/// One stored tensor as data of element type `type`: in place when it is
+/// stored so and aligned, else widened or realigned once.
+Result<const void *> WeightBinder::resolve(const Layer &layer,
+                                           const Argument &arg,
+                                           ElementType type) {
+  const void *&cached = tensorData[{arg.file, arg.source, type}];
+  if (cached)
+    return cached;
+  Result<const TensorInfo *> info = find(layer, arg, type);
+  if (!info)
+    return info.takeError();
+  const TensorInfo &tensor = **info;
+  if (elementTypeOf(tensor.dtype) == type &&
+      reinterpret_cast<uintptr_t>(tensor.data) % elementSize(type) == 0) {
+    ++weights->numInPlace;
+    return cached = tensor.data;
   }
-  Result<std::vector<float>> widened = (*file)->readAsF32(*info);
-  if (!widened)
-    return widened.takeError();
-  std::byte *copy = allocate(widened->size() * sizeof(float));
-  std::memcpy(copy, widened->data(), widened->size() * sizeof(float));
+  std::byte *copy = allocate(tensor.numElements() * elementSize(type));
+  if (elementTypeOf(tensor.dtype) == type) {
+    std::memcpy(copy, tensor.data, tensor.numBytes());
+  } else if (Status status = filesByName[arg.file]->readAsF32(
+                 tensor, reinterpret_cast<float *>(copy));
+             !status) {
+    return status.takeError();
+  }
   return cached = copy;
 }
 
 /// A stacked weight: each part copied into its slab of one buffer. Rows of
 /// the stacked tensor are `outer` runs of `inner` elements, each part
-/// filling `partInner` of them at `offset`.
+/// filling `partInner` of them at `offset`. A part stored in another type
+/// is widened into a temporary; a part no layer uses unstacked has its
+/// pages released once copied.
 Result<const void *> WeightBinder::stack(const Layer &layer,
                                          const Argument &arg) {
   int64_t outer = 1, inner = 1;
@@ -203,21 +217,26 @@ Result<const void *> WeightBinder::stack(const Layer &layer,
   std::byte *stacked = allocate(outer * inner * size);
   int64_t offset = 0;
   for (const Argument &part : arg.parts) {
-    Result<const void *> data = resolve(layer, part, arg.elementType);
-    if (!data)
-      return data.takeError();
+    Result<const TensorInfo *> info = find(layer, part, arg.elementType);
+    if (!info)
+      return info.takeError();
+    SafeTensorsFile *file = filesByName[part.file];
+    const auto *source = reinterpret_cast<const std::byte *>((*info)->data);
+    std::vector<float> widened;
+    if (elementTypeOf((*info)->dtype) != arg.elementType) {
+      widened.resize((*info)->numElements());
+      if (Status status = file->readAsF32(**info, widened.data()); !status)
+        return status.takeError();
+      source = reinterpret_cast<const std::byte *>(widened.data());
+    }
     int64_t partInner =
         inner / arg.shape[arg.concatDim] * part.shape[arg.concatDim];
-    const auto *source = static_cast<const std::byte *>(*data);
     for (int64_t o = 0; o < outer; ++o)
       std::memcpy(stacked + (o * inner + offset) * size,
                   source + o * partInner * size, partInner * size);
     offset += partInner;
-    // A part is read once: only the stacked copy stays resident.
-    if (!usedUnstacked.count({part.file, part.source})) {
-      SafeTensorsFile *file = filesByName[part.file];
-      file->release(*file->lookup(part.source));
-    }
+    if (!usedUnstacked.count({part.file, part.source}))
+      file->release(**info);
   }
   return stacked;
 }

@@ -254,17 +254,16 @@ float bfloat16ToFloat(uint16_t value) {
   return result;
 }
 
-/// Converts `count` elements of type `Stored` at `data` with `convert`.
+/// Converts `count` elements of type `Stored` at `data` with `convert`
+/// into `out`.
 template <typename Stored, typename Convert>
-std::vector<float> convertAll(const uint8_t *data, size_t count,
-                              Convert convert) {
-  std::vector<float> result(count);
+void convertAll(const uint8_t *data, size_t count, float *out,
+                Convert convert) {
   for (size_t i = 0; i < count; ++i) {
     Stored stored;
     std::memcpy(&stored, data + i * sizeof(Stored), sizeof(Stored));
-    result[i] = convert(stored);
+    out[i] = convert(stored);
   }
-  return result;
 }
 
 } // namespace
@@ -361,28 +360,36 @@ bool SafeTensorsFile::isDirectlyUsableF32(const TensorInfo &info) const {
          reinterpret_cast<uintptr_t>(info.data) % alignof(float) == 0;
 }
 
-Result<std::vector<float>>
-SafeTensorsFile::readAsF32(const TensorInfo &info) const {
+Status SafeTensorsFile::readAsF32(const TensorInfo &info, float *out) const {
   size_t count = info.numBytes() / dtypeSize(info.dtype);
   switch (info.dtype) {
-  case DType::F32: {
-    std::vector<float> copy(count);
+  case DType::F32:
     if (count)
-      std::memcpy(copy.data(), info.data, count * sizeof(float));
-    return copy;
-  }
+      std::memcpy(out, info.data, count * sizeof(float));
+    return Status::success();
   case DType::F16:
-    return convertAll<uint16_t>(info.data, count, halfToFloat);
+    convertAll<uint16_t>(info.data, count, out, halfToFloat);
+    return Status::success();
   case DType::BF16:
-    return convertAll<uint16_t>(info.data, count, bfloat16ToFloat);
+    convertAll<uint16_t>(info.data, count, out, bfloat16ToFloat);
+    return Status::success();
   case DType::F64:
-    return convertAll<double>(info.data, count,
-                              [](double x) { return static_cast<float>(x); });
+    convertAll<double>(info.data, count, out,
+                       [](double x) { return static_cast<float>(x); });
+    return Status::success();
   default:
     return fail(filePath + ": tensor '" + info.name + "': dtype " +
                 std::string(dtypeName(info.dtype)) +
                 " cannot be read as F32 (expected F32, F16, BF16 or F64)");
   }
+}
+
+Result<std::vector<float>>
+SafeTensorsFile::readAsF32(const TensorInfo &info) const {
+  std::vector<float> values(info.numBytes() / dtypeSize(info.dtype));
+  if (Status status = readAsF32(info, values.data()); !status)
+    return status.takeError();
+  return values;
 }
 
 Status atmoe_rt::writeSafeTensors(int fd, const std::string &path,

@@ -89,6 +89,8 @@ public:
   /// Copies a tensor into f32: F32 as is, F16 and BF16 converted exactly, F64
   /// rounded to nearest. Any other dtype is an error naming file and tensor.
   Result<std::vector<float>> readAsF32(const TensorInfo &info) const;
+  /// The same into `out`, which holds numElements() floats.
+  Status readAsF32(const TensorInfo &info, float *out) const;
 
   /// Drops the tensor's pages from memory once it has been read (copied or
   /// converted); it stays readable (MappedFile::release).
