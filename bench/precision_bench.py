@@ -32,6 +32,7 @@ Not a test: nothing here asserts a speed.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,7 @@ def stored_bytes(d, precision, lora):
     return base + small * (4 if precision == "f32" else 2)
 
 
-def make_package(args, work, d, copies, precision, quantize_tool):
+def make_package(work, d, copies, precision, quantize_tool):
     description = os.path.join(work, "d%d.json" % d)
     subprocess.run([sys.executable, os.path.join(rb.HERE, "workload.py"), "--d", str(d),
                     "--copies", str(copies), description], check=True)
@@ -170,7 +171,7 @@ def main():
         for d in [int(v) for v in args.d.split(",")]:
             for precision in precisions:
                 copies = max(2, -(-4 * rb.l3_bytes() // stored_bytes(d, precision, False)))
-                package = make_package(args, work, d, copies, precision, quantize_tool)
+                package = make_package(work, d, copies, precision, quantize_tool)
                 compiled, seconds = rb.compile_package(compiler, package)
                 rb.log("d=%d %s: %d copies, compiled in %.1f s" % (d, precision, copies, seconds))
                 for tokens in [int(v) for v in args.tokens.split(",")]:
@@ -188,7 +189,9 @@ def main():
                                                               copies, args.budget)
                         rows.append(row)
                         rb.log("%s" % row)
-                shutil_rmtree(package)
+                # The packages of all precisions would not fit in /tmp.
+                shutil.rmtree(package, ignore_errors=True)
+                shutil.rmtree(package + "-float", ignore_errors=True)
     print("machine: %s; L3 %d MiB" % (rb.cpu_model(), rb.l3_bytes() >> 20))
     for t, l in limits.items():
         print("probed limits, %d threads: read %.1f GB/s, FMA peak %.0f GFLOP/s"
@@ -198,10 +201,6 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"machine": rb.cpu_model(), "limits": limits, "rows": rows,
                        "git": rb.git_state()}, f, indent=1)
-
-
-def shutil_rmtree(path):
-    subprocess.run(["rm", "-rf", path, path + "-float"], check=False)
 
 
 if __name__ == "__main__":

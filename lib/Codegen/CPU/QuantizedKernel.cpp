@@ -92,18 +92,14 @@ public:
 
   /// Value `p` of each lane's packed word, as f32.
   Value unpack(Value packed, int64_t p) {
-    auto splat = [&](int32_t value) -> Value {
-      return arith::ConstantOp::create(
-          b, i32Vector,
-          DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(value)));
-    };
     Value shifted =
         p == 0 ? packed
                : arith::ShRUIOp::create(b, packed,
-                                        splat(int32_t(p * quant.getBits())));
+                                        splatI32(int32_t(p * quant.getBits())));
     return arith::UIToFPOp::create(
         b, f32Vector,
-        arith::AndIOp::create(b, shifted, splat((1 << quant.getBits()) - 1)));
+        arith::AndIOp::create(b, shifted,
+                              splatI32((1 << quant.getBits()) - 1)));
   }
 
   /// One token (decoding): each packed row is read whole across the tile's
@@ -116,8 +112,7 @@ public:
     Value part = memref::AllocaOp::create(
         b, MemRefType::get({ShapedType::kDynamic}, b.getF32Type()),
         ValueRange{features});
-    Value zeroVector =
-        arith::ConstantOp::create(b, f32Vector, b.getZeroAttr(f32Vector));
+    Value zeroVector = splatF32(0.0f);
     Value c0 = index(0);
     Value groups = memref::DimOp::create(b, ops.scales, 0);
     forLoop(c0, groups, 1, [&](Value g) {
@@ -216,6 +211,15 @@ public:
 
 private:
   Value index(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
+  Value splatI32(int32_t v) {
+    return arith::ConstantOp::create(
+        b, i32Vector,
+        DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(v)));
+  }
+  Value splatF32(float v) {
+    return arith::ConstantOp::create(
+        b, f32Vector, DenseElementsAttr::get(f32Vector, b.getF32FloatAttr(v)));
+  }
   Value roundDown(Value v, int64_t step) {
     return arith::MulIOp::create(b, arith::DivUIOp::create(b, v, index(step)),
                                  index(step));
@@ -267,61 +271,43 @@ private:
   Value zeroPoints(Value g, Value col, Value mask) {
     int64_t perWord = quant.getValuesPerWord();
     if (!ops.zeros)
-      return arith::ConstantOp::create(
-          b, f32Vector,
-          DenseElementsAttr::get(
-              f32Vector, b.getF32FloatAttr(float(1 << (quant.getBits() - 1)))));
-    auto splat = [&](int32_t value) -> Value {
-      return arith::ConstantOp::create(
-          b, i32Vector,
-          DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(value)));
-    };
-    Value packed = !mask && width % perWord == 0
-                       ? spreadWords(g, col, perWord)
-                       : gatherWords(g, col, mask, perWord);
-    SmallVector<int32_t> shifts;
-    for (int64_t lane = 0; lane < width; ++lane)
-      shifts.push_back(int32_t(lane % perWord * quant.getBits()));
-    if (!mask && width % perWord == 0)
-      packed = arith::ShRUIOp::create(
-          b, packed,
-          arith::ConstantOp::create(
-              b, i32Vector,
-              DenseElementsAttr::get(i32Vector, ArrayRef(shifts))));
-    Value values =
-        arith::AndIOp::create(b, packed, splat((1 << quant.getBits()) - 1));
-    Value zero = arith::UIToFPOp::create(b, f32Vector, values);
+      return splatF32(float(1 << (quant.getBits() - 1)));
+    Value shifted = !mask && width % perWord == 0
+                        ? spreadWords(g, col, perWord)
+                        : gatherWords(g, col, mask, perWord);
+    Value zero = arith::UIToFPOp::create(
+        b, f32Vector,
+        arith::AndIOp::create(b, shifted,
+                              splatI32((1 << quant.getBits()) - 1)));
     if (quant.getZeroOffset() == 0)
       return zero;
-    return arith::AddFOp::create(
-        b, zero,
-        arith::ConstantOp::create(
-            b, f32Vector,
-            DenseElementsAttr::get(
-                f32Vector, b.getF32FloatAttr(float(quant.getZeroOffset())))));
+    return arith::AddFOp::create(b, zero,
+                                 splatF32(float(quant.getZeroOffset())));
   }
 
-  /// The words of zero points for the features [col, col + width) when col
-  /// starts a word: one short load, each word copied to the lanes it holds.
+  /// The zero points of the features [col, col + width) when col starts a
+  /// word, shifted to the low bits of each lane: one short load, each word
+  /// copied to the lanes it holds.
   Value spreadWords(Value g, Value col, int64_t perWord) {
     int64_t count = width / perWord;
     Value words = vector::LoadOp::create(
         b, VectorType::get({count}, b.getI32Type()), ops.zeros,
         ValueRange{g, arith::DivUIOp::create(b, col, index(perWord))});
     SmallVector<int64_t> lanes;
-    for (int64_t lane = 0; lane < width; ++lane)
+    SmallVector<int32_t> shifts;
+    for (int64_t lane = 0; lane < width; ++lane) {
       lanes.push_back(lane / perWord);
-    return vector::ShuffleOp::create(b, words, words, lanes);
+      shifts.push_back(int32_t(lane % perWord * quant.getBits()));
+    }
+    return arith::ShRUIOp::create(
+        b, vector::ShuffleOp::create(b, words, words, lanes),
+        arith::ConstantOp::create(
+            b, i32Vector, DenseElementsAttr::get(i32Vector, ArrayRef(shifts))));
   }
 
   /// The zero points of the features [col, col + width) (lanes past `mask`
   /// are 0), shifted to the low bits of each lane: one gather.
   Value gatherWords(Value g, Value col, Value mask, int64_t perWord) {
-    auto splat = [&](int32_t value) -> Value {
-      return arith::ConstantOp::create(
-          b, i32Vector,
-          DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(value)));
-    };
     // Lane l is feature col + l: value (col % perWord + l) % perWord of word
     // col / perWord + (col % perWord + l) / perWord.
     SmallVector<int32_t> iota;
@@ -333,17 +319,17 @@ private:
         b, vector::BroadcastOp::create(b, i32Vector, first),
         arith::ConstantOp::create(
             b, i32Vector, DenseElementsAttr::get(i32Vector, ArrayRef(iota))));
-    Value words = arith::DivUIOp::create(b, lanes, splat(perWord));
+    Value words = arith::DivUIOp::create(b, lanes, splatI32(perWord));
     Value shifts = arith::MulIOp::create(
-        b, arith::RemUIOp::create(b, lanes, splat(perWord)),
-        splat(quant.getBits()));
+        b, arith::RemUIOp::create(b, lanes, splatI32(perWord)),
+        splatI32(quant.getBits()));
     if (!mask)
       mask = vector::ConstantMaskOp::create(
           b, VectorType::get({width}, b.getI1Type()), ArrayRef<int64_t>{width});
     Value gathered = vector::GatherOp::create(
         b, i32Vector, ops.zeros,
         ValueRange{g, arith::DivUIOp::create(b, col, index(perWord))}, words,
-        mask, splat(0));
+        mask, splatI32(0));
     return arith::ShRUIOp::create(b, gathered, shifts);
   }
 
@@ -351,8 +337,7 @@ private:
   void emitTile(Value t, int64_t rows, Value n, int64_t count, Value mask) {
     int64_t perWord = quant.getValuesPerWord();
     int64_t wordsPerGroup = quant.getGroupSize() / perWord;
-    Value zeroVector =
-        arith::ConstantOp::create(b, f32Vector, b.getZeroAttr(f32Vector));
+    Value zeroVector = splatF32(0.0f);
     Value groups = memref::DimOp::create(b, ops.scales, 0);
     SmallVector<Value> init(rows * count, zeroVector);
     auto groupLoop = scf::ForOp::create(b, index(0), groups, index(1), init);
