@@ -2,6 +2,7 @@
 # lit configuration of the atmoe regression tests.
 
 import os
+import stat
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -74,6 +75,20 @@ if config.atmoe_enable_sanitizers:
         [ToolSubst("atmoe-fuzz-" + t, unresolved="fatal")
          for t in ("safetensors", "npy", "importer", "dialect")],
         [config.atmoe_tools_dir])
+# "mknod": this user may create device nodes (root with CAP_MKNOD), so tests
+# can make a private one instead of touching /dev.
+def can_make_device_nodes():
+    import tempfile
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            os.mknod(os.path.join(scratch, "null"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+            return True
+        except OSError:
+            return False
+
+if can_make_device_nodes():
+    config.available_features.add("mknod")
+
 if config.atmoe_enable_tsan:
     config.available_features.add("tsan")
     sanitizer_options("TSAN_OPTIONS", "abort_on_error=1:halt_on_error=1")

@@ -43,6 +43,22 @@ std::optional<EmitStage> mlir::atmoe::parseEmitStage(StringRef name) {
       .Default(std::nullopt);
 }
 
+StringRef mlir::atmoe::emitStageName(EmitStage stage) {
+  switch (stage) {
+  case EmitStage::Mlir:
+    return "mlir";
+  case EmitStage::Linalg:
+    return "linalg";
+  case EmitStage::LLVM:
+    return "llvm";
+  case EmitStage::Object:
+    return "obj";
+  case EmitStage::SharedLibrary:
+    return "so";
+  }
+  llvm_unreachable("unknown emit stage");
+}
+
 namespace {
 
 /// One run of the driver: the steps share the options, the module and the
@@ -56,6 +72,7 @@ public:
   FaultOr<> run();
 
 private:
+  FaultOr<> checkOutput();
   FaultOr<> selectTarget();
   FaultOr<> lowerToLinalg();
   FaultOr<> generateCode();
@@ -81,6 +98,8 @@ private:
 };
 
 FaultOr<> Compilation::run() {
+  if (FaultOr<> checked = checkOutput(); !checked)
+    return checked;
   if (FaultOr<> selected = selectTarget(); !selected)
     return selected;
   FaultOr<OwningOpRef<ModuleOp>> loaded = loadInput(context, options.input);
@@ -114,6 +133,23 @@ FaultOr<> Compilation::run() {
     return linkSharedLibrary(loc, *llvmModule, *machine, options.output,
                              target.target->getLinkLibraries());
   }
+}
+
+/// -o names a file; stdout ('-') takes the text stages only.
+FaultOr<> Compilation::checkOutput() {
+  if (options.output.empty()) {
+    emitError(loc) << "-o: expected an output file name, found ''";
+    return Fault::Usage;
+  }
+  bool binary = options.emit == EmitStage::Object ||
+                options.emit == EmitStage::SharedLibrary;
+  if (options.output == "-" && binary) {
+    emitError(loc) << "-o -: --emit=" << emitStageName(options.emit)
+                   << " writes a binary file, which stdout does not take "
+                      "(only --emit=mlir, linalg or llvm do)";
+    return Fault::Usage;
+  }
+  return FaultOr<>::success();
 }
 
 /// --target and the options it must accept: the command line's fault.

@@ -89,10 +89,11 @@ FaultOr<> driver::linkSharedLibrary(Location loc, llvm::Module &module,
       atmoe_rt::TemporaryFile::create("atmoe", ".o");
   atmoe_rt::Result<atmoe_rt::TemporaryFile> linked =
       atmoe_rt::TemporaryFile::create("atmoe", ".so");
+  // An unusable temporary directory is the environment's fault, not ours.
   for (auto *file : {&object, &linked})
     if (!*file) {
       emitError(loc) << file->error();
-      return Fault::Internal;
+      return Fault::Input;
     }
   if (failed(writeObject(loc, module, machine, object->path())) ||
       failed(runLinker(loc, object->path(), linked->path(), output, libraries)))

@@ -7,6 +7,7 @@
 #include "atmoe/Support/CommandLine.h"
 
 #include "llvm/ADT/StringMap.h"
+#include "llvm/Support/PrettyStackTrace.h"
 
 namespace cl = llvm::cl;
 
@@ -21,4 +22,11 @@ void mlir::atmoe::hideUnrelatedOptions(cl::OptionCategory &category) {
   for (auto &[name, option] : cl::getRegisteredOptions())
     if (auto it = mlirOptions.find(name); it != mlirOptions.end())
       option->setHiddenFlag(it->second);
+}
+
+void mlir::atmoe::setAtmoeBugReportMessage() {
+  llvm::setBugReportMsg(
+      "PLEASE report this crash of an atmoe tool to the atmoe project (see "
+      "README.md, \"Reporting problems\"), with the command line below, its "
+      "input files and the stack dump.\n");
 }

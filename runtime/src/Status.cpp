@@ -27,7 +27,7 @@ atmoe_rt_status_t atmoe_rt::fail(atmoe_rt_status_t status,
 
 const char *atmoe_rt_last_error(void) { return lastError.c_str(); }
 
-const char *atmoe_rt_status_string(atmoe_rt_status_t status) {
+const char *atmoe_rt_status_string(int status) {
   switch (status) {
   case ATMOE_RT_OK:
     return "ok";

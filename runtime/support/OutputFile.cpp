@@ -154,9 +154,25 @@ Result<std::pair<std::string, int>> createBeside(const std::string &path) {
 
 } // namespace
 
-Status
-atmoe_rt::writeFileAtomically(const std::string &path,
-                              const std::function<Status(int fd)> &write) {
+namespace {
+
+/// Writes straight into an existing file that is not a regular file (a
+/// character or block device such as /dev/null, a FIFO): renaming a new file
+/// onto it would replace the node itself. Such a write cannot be atomic.
+Status writeThrough(const std::string &path,
+                    const std::function<Status(int fd)> &write) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0)
+    return fail(path + ": cannot open for writing: " + std::strerror(errno));
+  Status written = write(fd);
+  if (::close(fd) != 0 && written)
+    written = fail(path + ": cannot write: " + std::strerror(errno));
+  return written;
+}
+
+/// Renames a new file, filled by `write`, onto `path`.
+Status replaceAtomically(const std::string &path,
+                         const std::function<Status(int fd)> &write) {
   Result<std::pair<std::string, int>> temp = createBeside(path);
   if (!temp)
     return temp.takeError();
@@ -180,6 +196,43 @@ atmoe_rt::writeFileAtomically(const std::string &path,
   return Status::success();
 }
 
+} // namespace
+
+Result<std::string> atmoe_rt::resolveOutputPath(const std::string &path) {
+  if (path.empty())
+    return fail("expected an output file name, found ''");
+  struct stat link;
+  if (::lstat(path.c_str(), &link) != 0 || !S_ISLNK(link.st_mode))
+    return path;
+  // A symbolic link is followed: its target is replaced and the link kept,
+  // as a shell redirection would.
+  char *target = ::realpath(path.c_str(), nullptr);
+  if (!target)
+    return fail(path + ": a symbolic link whose target cannot be resolved: " +
+                std::strerror(errno));
+  std::string resolved = target;
+  std::free(target);
+  return resolved;
+}
+
+Status
+atmoe_rt::writeFileAtomically(const std::string &requested,
+                              const std::function<Status(int fd)> &write) {
+  Result<std::string> path = resolveOutputPath(requested);
+  if (!path)
+    return path.takeError();
+  struct stat existing;
+  if (::stat(path->c_str(), &existing) != 0)
+    return replaceAtomically(*path, write);
+  if (S_ISDIR(existing.st_mode))
+    return fail(requested + ": is a directory, expected a file");
+  if (S_ISSOCK(existing.st_mode))
+    return fail(requested + ": is a socket, expected a file");
+  if (!S_ISREG(existing.st_mode))
+    return writeThrough(*path, write);
+  return replaceAtomically(*path, write);
+}
+
 //===----------------------------------------------------------------------===//
 // TemporaryFile
 //===----------------------------------------------------------------------===//
@@ -187,12 +240,16 @@ atmoe_rt::writeFileAtomically(const std::string &path,
 Result<TemporaryFile> TemporaryFile::create(const std::string &prefix,
                                             const std::string &suffix) {
   const char *dir = std::getenv("TMPDIR");
-  std::string stem = std::string(dir && *dir ? dir : "/tmp") + "/" + prefix;
+  bool fromEnvironment = dir && *dir;
+  std::string base = fromEnvironment ? dir : "/tmp";
+  std::string stem = base + "/" + prefix;
   Result<std::pair<std::string, int>> created =
       createUnique(stem + "-", suffix);
   if (!created)
-    return fail("cannot create a temporary file " + stem + "-*" + suffix +
-                ": " + created.error());
+    return fail(
+        "cannot create a temporary file " + stem + "-*" + suffix + " in " +
+        (fromEnvironment ? "TMPDIR=" : "") + base + ": " + created.error() +
+        (fromEnvironment ? " (set TMPDIR to a writable directory)" : ""));
   ::close(created->second);
   removeOnInterrupt(created->first);
   return TemporaryFile(created->first);

@@ -67,6 +67,7 @@ static cl::opt<mlir::atmoe::SequenceMergePolicy> sequenceMerge(
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  mlir::atmoe::setAtmoeBugReportMessage();
   mlir::registerAsmPrinterCLOptions();
   mlir::registerMLIRContextCLOptions();
   mlir::registerPassManagerCLOptions();

@@ -6,11 +6,13 @@
 
 #include "atmoe/InitAllDialects.h"
 #include "atmoe/InitAllPasses.h"
+#include "atmoe/Support/CommandLine.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
+  mlir::atmoe::setAtmoeBugReportMessage();
   mlir::DialectRegistry registry;
   mlir::atmoe::registerAllDialects(registry);
   mlir::atmoe::registerAllPasses();

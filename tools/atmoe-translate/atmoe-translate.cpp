@@ -88,6 +88,7 @@ FaultOr<> writeOutput(ModuleOp module) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  mlir::atmoe::setAtmoeBugReportMessage();
   // --mlir-print-debuginfo, --mlir-print-local-scope, ... for the output.
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();

@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -560,6 +561,9 @@ TEST(RuntimeOpenTest, StatusStrings) {
   EXPECT_STREQ(atmoe_rt_status_string(ATMOE_RT_INPUT_ERROR), "input error");
   EXPECT_STREQ(atmoe_rt_status_string(ATMOE_RT_INTERNAL_ERROR),
                "internal error");
+  // Values outside the enum are defined too (UBSan checks this build).
+  for (int other : {-1, 4, 42, INT_MIN, INT_MAX})
+    EXPECT_STREQ(atmoe_rt_status_string(other), "unknown status");
 }
 
 //===----------------------------------------------------------------------===//

@@ -43,6 +43,9 @@ enum class EmitStage {
 
 std::optional<EmitStage> parseEmitStage(llvm::StringRef name);
 
+/// The --emit spelling of `stage`.
+llvm::StringRef emitStageName(EmitStage stage);
+
 struct CompileOptions {
   /// A model package directory, its model.json, or an MLIR file.
   std::string input;

@@ -16,6 +16,10 @@ namespace mlir::atmoe {
 /// options would bury theirs. The hidden options keep working.
 void hideUnrelatedOptions(llvm::cl::OptionCategory &category);
 
+/// Makes a crash ask the user to report it to atmoe, with the command line
+/// and inputs, instead of to LLVM (whose message LLVM's handler would print).
+void setAtmoeBugReportMessage();
+
 } // namespace mlir::atmoe
 
 #endif // ATMOE_SUPPORT_COMMANDLINE_H

@@ -72,8 +72,10 @@ typedef struct atmoe_rt_model atmoe_rt_model_t;
 ATMOE_RT_API const char *atmoe_rt_last_error(void);
 
 /// A constant name for `status`: "ok", "invalid argument", "input error",
-/// "internal error" ("unknown status" otherwise).
-ATMOE_RT_API const char *atmoe_rt_status_string(atmoe_rt_status_t status);
+/// "internal error", and "unknown status" for any other value. It takes an
+/// int so that any value is defined behaviour (an enum outside its
+/// enumerators' range is not, in C++).
+ATMOE_RT_API const char *atmoe_rt_status_string(int status);
 
 /// The version of this runtime ("0.5.0"), which is also the version of the
 /// atmoe-compile it belongs to.

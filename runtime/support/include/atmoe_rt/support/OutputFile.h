@@ -36,12 +36,19 @@ void keepOnInterrupt(const std::string &path);
 /// Writes `size` bytes to `fd`; errors name `path`.
 Status writeAll(int fd, const void *data, size_t size, const std::string &path);
 
+/// The file an output named `path` goes to: `path` itself, or the target of
+/// the symbolic link `path` (links are followed and kept). An empty name or
+/// a link that cannot be resolved is an error.
+Result<std::string> resolveOutputPath(const std::string &path);
+
 /// Writes `path` atomically: `write` fills a uniquely named temporary file in
 /// the directory of `path` (it gets the open descriptor), which is then
 /// renamed onto `path`. If `write` fails, or writing, closing or renaming
 /// fails, the temporary file is removed, `path` is left as it was, and the
 /// error is returned (errors of `write` unchanged, the others starting with
-/// `path`).
+/// `path`). A symbolic link is followed (resolveOutputPath); an existing
+/// device node or FIFO is written through, never replaced (not atomic: there
+/// is no file to rename); a directory or socket is an error.
 Status writeFileAtomically(const std::string &path,
                            const std::function<Status(int fd)> &write);
 
