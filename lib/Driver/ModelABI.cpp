@@ -14,6 +14,8 @@
 
 #include "DriverInternals.h"
 
+#include "atmoe_rt/support/Names.h"
+
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -153,6 +155,13 @@ FailureOr<atmoe_rt::Layer> describeLayer(func::FuncOp func,
              << what
              << (isResult ? " must be marked with atmoe.output"
                           : " is marked as an output");
+    // Inputs and outputs are named after projections, which name files.
+    if (info->role != ArgumentRole::Weight)
+      if (std::string problem = atmoe_rt::plainNameProblem(info->name);
+          !problem.empty())
+        return emitError(func.getLoc())
+               << what << ": name '" << atmoe_rt::escapeName(info->name) << "' "
+               << problem;
     if (info->role == ArgumentRole::Input && info->name == "segments")
       layer.granularity = atmoe_rt::Granularity::Sequence;
     layer.arguments.push_back(std::move(*info));

@@ -6,6 +6,8 @@
 
 #include "ImporterInternals.h"
 
+#include "atmoe_rt/support/Names.h"
+
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
@@ -90,6 +92,23 @@ FailureOr<std::string> ImportContext::asName(const JsonNode &node) {
   if (succeeded(text) && text->empty())
     return failAt(node, "expected a non-empty name, found \"\"");
   return text;
+}
+
+FailureOr<std::string> ImportContext::asPlainName(const JsonNode &node,
+                                                  StringRef what) {
+  FailureOr<std::string> text = asString(node);
+  if (failed(text) || failed(checkPlainName(node, what, *text)))
+    return failure();
+  return text;
+}
+
+LogicalResult ImportContext::checkPlainName(const JsonNode &node,
+                                            StringRef what, StringRef name) {
+  std::string problem = atmoe_rt::plainNameProblem(name);
+  if (problem.empty())
+    return success();
+  return failAt(node, what + " " + quoted(atmoe_rt::escapeName(name)) + " " +
+                          problem);
 }
 
 FailureOr<bool> ImportContext::asBool(const JsonNode &node) {

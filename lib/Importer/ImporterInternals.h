@@ -216,6 +216,12 @@ public:
   FailureOr<std::string> asString(const JsonNode &node);
   /// A non-empty string.
   FailureOr<std::string> asName(const JsonNode &node);
+  /// A plain name (atmoe_rt::plainNameProblem): what names projections,
+  /// experts and groups, since projection names become file names.
+  FailureOr<std::string> asPlainName(const JsonNode &node, StringRef what);
+  /// Fails at `node` unless `name` is plain.
+  LogicalResult checkPlainName(const JsonNode &node, StringRef what,
+                               StringRef name);
   FailureOr<bool> asBool(const JsonNode &node);
   FailureOr<int64_t> asInteger(const JsonNode &node, int64_t minimum,
                                StringRef expected);

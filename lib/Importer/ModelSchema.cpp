@@ -176,8 +176,8 @@ LogicalResult SchemaParser::parseExperts(const JsonNode &node) {
     ExpertDef expert;
     expert.name = name;
     expert.path = entry.path;
-    if (expert.name.empty())
-      return ctx.failAt(entry, "expected a non-empty expert name");
+    if (failed(ctx.checkPlainName(entry, "expert name", expert.name)))
+      return failure();
     if (failed(parseExpert(entry, expert)))
       return failure();
     ctx.expertIndex[expert.name] = ctx.experts.size();
@@ -251,7 +251,7 @@ LogicalResult SchemaParser::parseGroup(const JsonNode &node, GroupDef &group) {
   FailureOr<JsonNode> nameNode = ctx.required(node, "name");
   if (failed(nameNode))
     return failure();
-  FailureOr<std::string> name = ctx.asName(*nameNode);
+  FailureOr<std::string> name = ctx.asPlainName(*nameNode, "group name");
   if (failed(name))
     return failure();
   group.name = *name;
@@ -595,7 +595,7 @@ LogicalResult SchemaParser::parseProjection(const JsonNode &node,
   FailureOr<JsonNode> nameNode = ctx.required(node, "name");
   if (failed(nameNode))
     return failure();
-  FailureOr<std::string> name = ctx.asName(*nameNode);
+  FailureOr<std::string> name = ctx.asPlainName(*nameNode, "projection name");
   if (failed(name))
     return failure();
   // These name the router's input and output in the function ABI.

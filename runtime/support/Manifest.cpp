@@ -6,6 +6,8 @@
 
 #include "atmoe_rt/support/Manifest.h"
 
+#include "atmoe_rt/support/Names.h"
+
 #include "atmoe_rt/support/Json.h"
 #include "atmoe_rt/support/Text.h"
 
@@ -229,6 +231,9 @@ Status LayerValidator::checkProjectionInputs() {
   for (; isInput(pos) && !isInput(pos, "h") && !isInput(pos, "segments");
        ++pos) {
     const Argument &arg = args[pos];
+    if (std::string problem = plainNameProblem(arg.name); !problem.empty())
+      return error(argPath(pos) + ".name",
+                   "projection name '" + escapeName(arg.name) + "' " + problem);
     if (arg.name == "routing")
       return error(argPath(pos) + ".name",
                    "'routing' is reserved for the routing output and cannot "

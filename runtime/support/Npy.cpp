@@ -311,9 +311,9 @@ Result<NpyArray> atmoe_rt::readNpyF32(const std::string &path) {
   return array;
 }
 
-Status atmoe_rt::writeNpyF32(const std::string &path,
-                             const std::vector<int64_t> &shape,
-                             const float *data, size_t size) {
+Status atmoe_rt::writeNpyF32To(int fd, const std::string &path,
+                               const std::vector<int64_t> &shape,
+                               const float *data, size_t size) {
   std::optional<uint64_t> count = numElements(shape);
   if (!count)
     return fail(path + ": cannot write shape " + formatTuple(shape) +
@@ -340,10 +340,16 @@ Status atmoe_rt::writeNpyF32(const std::string &path,
   preamble += '\x00';
   uint16_t headerSize = uint16_t(header.size());
   preamble.append(reinterpret_cast<const char *>(&headerSize), 2);
+  std::string head = preamble + header;
+  if (Status status = writeAll(fd, head.data(), head.size(), path); !status)
+    return status;
+  return writeAll(fd, data, size * sizeof(float), path);
+}
+
+Status atmoe_rt::writeNpyF32(const std::string &path,
+                             const std::vector<int64_t> &shape,
+                             const float *data, size_t size) {
   return writeFileAtomically(path, [&](int fd) -> Status {
-    std::string head = preamble + header;
-    if (Status status = writeAll(fd, head.data(), head.size(), path); !status)
-      return status;
-    return writeAll(fd, data, size * sizeof(float), path);
+    return writeNpyF32To(fd, path, shape, data, size);
   });
 }

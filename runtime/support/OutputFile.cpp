@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
+#include <pthread.h>
 #include <random>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,7 +34,7 @@ namespace {
 constexpr size_t kMaxRegistered = 1024;
 std::atomic<char *> registered[kMaxRegistered];
 
-constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP};
+constexpr int kInterruptSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 struct sigaction previousActions[sizeof(kInterruptSignals) / sizeof(int)];
 
 void onInterrupt(int signal) {
@@ -231,6 +232,104 @@ atmoe_rt::writeFileAtomically(const std::string &requested,
   if (!S_ISREG(existing.st_mode))
     return writeThrough(*path, write);
   return replaceAtomically(*path, write);
+}
+
+//===----------------------------------------------------------------------===//
+// StagedOutputs
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Holds back the interrupt signals for its lifetime, so that a group of
+/// renames is not cut in half.
+class InterruptsHeld {
+public:
+  InterruptsHeld() {
+    sigset_t held;
+    sigemptyset(&held);
+    for (int signal : kInterruptSignals)
+      sigaddset(&held, signal);
+    ::pthread_sigmask(SIG_BLOCK, &held, &previous);
+  }
+  ~InterruptsHeld() { ::pthread_sigmask(SIG_SETMASK, &previous, nullptr); }
+
+private:
+  sigset_t previous;
+};
+
+} // namespace
+
+StagedOutputs::~StagedOutputs() {
+  if (!committed)
+    discard();
+}
+
+void StagedOutputs::discard() {
+  for (const auto &[temp, target] : staged) {
+    ::unlink(temp.c_str());
+    keepOnInterrupt(temp);
+  }
+  staged.clear();
+  for (auto dir = createdDirectories.rbegin(); dir != createdDirectories.rend();
+       ++dir) {
+    ::rmdir(dir->c_str());
+    keepOnInterrupt(*dir);
+  }
+  createdDirectories.clear();
+}
+
+Status StagedOutputs::createDirectories(const std::string &dir) {
+  std::string prefix = "cannot create the output directory: ";
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    std::string part = dir.substr(0, slash);
+    if (::mkdir(part.c_str(), 0777) == 0) {
+      createdDirectories.push_back(part);
+      removeOnInterrupt(part);
+    } else if (errno != EEXIST) {
+      return fail(dir + ": " + prefix + std::strerror(errno));
+    }
+    if (slash == std::string::npos)
+      break;
+  }
+  struct stat status;
+  if (::stat(dir.c_str(), &status) != 0 || !S_ISDIR(status.st_mode))
+    return fail(dir + ": " + prefix + "a file of that name exists");
+  return Status::success();
+}
+
+Status StagedOutputs::stage(const std::string &requested,
+                            const std::function<Status(int fd)> &write) {
+  Result<std::string> path = resolveOutputPath(requested);
+  if (!path)
+    return path.takeError();
+  struct stat existing;
+  if (::stat(path->c_str(), &existing) == 0 && !S_ISREG(existing.st_mode))
+    return fail(requested + ": exists and is not a regular file");
+  Result<std::pair<std::string, int>> temp = createBeside(*path);
+  if (!temp)
+    return temp.takeError();
+  auto [tempPath, fd] = *temp;
+  removeOnInterrupt(tempPath);
+  staged.emplace_back(tempPath, *path);
+  Status written = write(fd);
+  if (::close(fd) != 0 && written)
+    written = fail(requested + ": cannot write temporary file '" + tempPath +
+                   "': " + std::strerror(errno));
+  return written;
+}
+
+Status StagedOutputs::commit() {
+  InterruptsHeld held;
+  for (const auto &[temp, target] : staged)
+    if (::rename(temp.c_str(), target.c_str()) != 0)
+      return fail(target + ": cannot rename temporary file '" + temp +
+                  "' onto it: " + std::strerror(errno));
+  for (const auto &[temp, target] : staged)
+    keepOnInterrupt(temp);
+  for (const std::string &dir : createdDirectories)
+    keepOnInterrupt(dir);
+  committed = true;
+  return Status::success();
 }
 
 //===----------------------------------------------------------------------===//

@@ -11,8 +11,10 @@
 // of MODEL_DIR, runs layer L once and writes DIR/{proj}.npy per projection
 // and DIR/routing.npy. With --repeat N it then times N more runs and prints
 // one line with the median and minimum. Every failure is one line on stderr,
-// "atmoe-run: error: ...", and the exit code of its fault (Fault.h); a failed
-// run leaves no output file of its own behind. Like the runtime, the tool
+// "atmoe-run: error: ...", and the exit code of its fault (Fault.h). The
+// outputs replace an earlier run's only when the whole run (timing line
+// included) has succeeded: a failed or interrupted run leaves --out-dir as it
+// was. Like the runtime, the tool
 // needs no LLVM: it ships with the runtime (docs/Deployment.md).
 //
 //===----------------------------------------------------------------------===//
@@ -28,6 +30,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <getopt.h>
@@ -35,7 +38,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
 using namespace atmoe_rt;
@@ -528,76 +530,32 @@ struct Run {
   }
 };
 
-/// Removes the files this run has written unless it succeeds, so that a
-/// failed or interrupted run (SIGINT, SIGTERM; e.g. during --repeat) leaves
-/// no output of its own behind.
-class OutputFiles {
-public:
-  ~OutputFiles() {
-    if (keep)
-      return;
-    for (const std::string &path : written) {
-      std::remove(path.c_str());
-      keepOnInterrupt(path);
-    }
-  }
-
-  Status write(const std::string &path, const std::vector<int64_t> &shape,
-               const std::vector<float> &data) {
-    if (Status status = writeNpyF32(path, shape, data.data(), data.size());
-        !status)
-      return status;
-    written.push_back(path);
-    removeOnInterrupt(path);
-    return Status::success();
-  }
-
-  /// Called once the run has succeeded.
-  void commit() {
-    keep = true;
-    for (const std::string &path : written)
-      keepOnInterrupt(path);
-  }
-
-private:
-  std::vector<std::string> written;
-  bool keep = false;
-};
-
-/// Creates `dir` and its parents, like `mkdir -p`.
-Status createDirectories(const std::string &dir) {
-  std::string prefix = "cannot create the output directory: ";
-  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
-    std::string part = dir.substr(0, slash);
-    if (::mkdir(part.c_str(), 0777) != 0 && errno != EEXIST)
-      return fail(dir + ": " + prefix + std::strerror(errno));
-    if (slash == std::string::npos)
-      break;
-  }
-  struct stat status;
-  if (::stat(dir.c_str(), &status) != 0 || !S_ISDIR(status.st_mode))
-    return fail(dir + ": " + prefix + "a file of that name exists");
-  return Status::success();
-}
-
-Status writeOutputs(const Run &run, OutputFiles &outputs) {
+/// Stages DIR/{proj}.npy and DIR/routing.npy; they replace the files of an
+/// earlier run only once the whole run has succeeded (StagedOutputs).
+Status writeOutputs(const Run &run, StagedOutputs &outputs) {
   const std::string &dir = run.request.outDir;
-  if (Status status = createDirectories(dir); !status)
+  if (Status status = outputs.createDirectories(dir); !status)
     return status;
   std::string prefix = dir + (dir.back() == '/' ? "" : "/");
+  auto stage = [&](const std::string &name, std::vector<int64_t> shape,
+                   const std::vector<float> &data) {
+    std::string path = prefix + name + ".npy";
+    return outputs.stage(path, [&](int fd) {
+      return writeNpyF32To(fd, path, shape, data.data(), data.size());
+    });
+  };
   for (size_t p = 0; p < run.layer.projections.size(); ++p) {
     const ProjectionInfo &info = run.layer.projections[p];
     if (Status status =
-            outputs.write(prefix + info.name + ".npy",
-                          {run.inputs.numTokens, info.dOut}, run.y[p]);
+            stage(info.name, {run.inputs.numTokens, info.dOut}, run.y[p]);
         !status)
       return status;
   }
   if (!run.layer.hasRouter())
     return Status::success();
-  return outputs.write(prefix + "routing.npy",
-                       {run.inputs.routerRows, int64_t(run.layer.numExperts)},
-                       run.routing);
+  return stage("routing",
+               {run.inputs.routerRows, int64_t(run.layer.numExperts)},
+               run.routing);
 }
 
 /// Times `repeats` more forward calls and prints the median and minimum.
@@ -618,7 +576,10 @@ Status timeRepeats(Run &run) {
   std::printf("atmoe-run: layer %lld: median_us=%.3f min_us=%.3f repeats=%u\n",
               static_cast<long long>(run.request.layerIndex), median,
               micros.front(), run.request.repeats);
-  std::fflush(stdout);
+  // A closed pipe or a full disk fails the run (SIGPIPE is ignored).
+  if (std::fflush(stdout) != 0 || std::ferror(stdout))
+    return fail(std::string("cannot write the timing line to stdout: ") +
+                std::strerror(errno));
   return Status::success();
 }
 
@@ -660,14 +621,13 @@ Status run(const Request &request) {
   Run call(model.get(), *layer, request, inputs);
   if (Status status = call.forward(); !status)
     return status;
-  OutputFiles outputs;
+  StagedOutputs outputs;
   if (Status status = writeOutputs(call, outputs); !status)
     return status;
   if (request.repeats)
     if (Status status = timeRepeats(call); !status)
       return status;
-  outputs.commit();
-  return Status::success();
+  return outputs.commit();
 }
 
 Status runCommandLine(int argc, char **argv) {
@@ -692,6 +652,8 @@ Status runCommandLine(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
+  // A closed stdout is an error like any other, not a silent exit 141.
+  std::signal(SIGPIPE, SIG_IGN);
   Status status = runCommandLine(argc, argv);
   if (status)
     return kExitSuccess;

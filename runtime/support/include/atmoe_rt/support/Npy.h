@@ -38,6 +38,12 @@ Result<NpyArray> readNpyF32(const std::string &path);
 Status writeNpyF32(const std::string &path, const std::vector<int64_t> &shape,
                    const float *data, size_t size);
 
+/// Writes the same .npy file to the open descriptor `fd`; errors name
+/// `path`.
+Status writeNpyF32To(int fd, const std::string &path,
+                     const std::vector<int64_t> &shape, const float *data,
+                     size_t size);
+
 } // namespace atmoe_rt
 
 #endif // ATMOE_RT_SUPPORT_NPY_H

@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace atmoe_rt {
 
@@ -51,6 +53,38 @@ Result<std::string> resolveOutputPath(const std::string &path);
 /// is no file to rename); a directory or socket is an error.
 Status writeFileAtomically(const std::string &path,
                            const std::function<Status(int fd)> &write);
+
+/// Outputs that appear together or not at all, in directories created for
+/// them: each file is written to a temporary file beside its target, and
+/// commit() renames them all into place with the interrupt signals held
+/// back. Until then the targets are left as they were; on destruction
+/// without a commit (a failure), or on an interrupt, the temporary files and
+/// the directories this object created are removed.
+class StagedOutputs {
+public:
+  StagedOutputs() = default;
+  StagedOutputs(const StagedOutputs &) = delete;
+  StagedOutputs &operator=(const StagedOutputs &) = delete;
+  ~StagedOutputs();
+
+  /// Creates `dir` and its missing parents, like `mkdir -p`.
+  Status createDirectories(const std::string &dir);
+
+  /// Writes what will become `path`; `write` gets the open descriptor.
+  Status stage(const std::string &path,
+               const std::function<Status(int fd)> &write);
+
+  /// Renames every staged file onto its target.
+  Status commit();
+
+private:
+  void discard();
+
+  /// (temporary file, target) of every staged file.
+  std::vector<std::pair<std::string, std::string>> staged;
+  std::vector<std::string> createdDirectories;
+  bool committed = false;
+};
 
 /// A file in the system's temporary directory that exists for the lifetime
 /// of this object (removed on destruction and on interrupts).
