@@ -18,6 +18,9 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include <cmath>
+#include <cstdio>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::atmoe;
@@ -302,6 +305,16 @@ LogicalResult LayerEmitter::planAdapter(const ProjectionDef &projection,
   if (!rankAlpha)
     return success();
   auto [rank, alpha] = *rankAlpha;
+  if (!(std::fabs(alpha / double(rank)) <=
+        double(std::numeric_limits<float>::max()))) {
+    char scale[64];
+    std::snprintf(scale, sizeof(scale), "%g / %lld", alpha, (long long)rank);
+    return ctx.failAtModel(expert.path, "expert " + quoted(expert.name) +
+                                            " on " + projection.path +
+                                            ": the scale alpha / r = " + scale +
+                                            " does not fit in f32 (at most "
+                                            "3.4e38)");
+  }
   TensorArg loraA, loraB;
   std::string prefix =
       "layers." + std::to_string(layer.index) + "." + projection.name + ".";

@@ -211,10 +211,12 @@ class Layer:
             v = logits("expert") / tau
         keep = np.ones(v.shape, dtype=bool) if not top_k else keep_top_k(v, int(top_k))
         if kind == "sigmoid":
-            w = np.where(keep, 1.0 / (1.0 + np.exp(-v)), 0.0)
-            if top_k:
-                w = w / w.sum(axis=1, keepdims=True)
-            return w
+            if not top_k:
+                return 1.0 / (1.0 + np.exp(-v))
+            # sigmoid(v_j) / sum over kept k of sigmoid(v_k), computed as a
+            # softmax of log sigmoid(v) (identical in exact arithmetic), which
+            # stays defined where every kept sigmoid underflows to 0.
+            return masked_softmax(-np.logaddexp(0.0, -v), keep)
         return masked_softmax(v, keep)
 
     def project(self, proj, x, w_tokens):

@@ -15,214 +15,344 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/DialectConversion.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace mlir::atmoe;
 using namespace mlir::atmoe::lowering;
 
 namespace {
 
-/// Builds the scalar arithmetic of one routing weight inside a linalg.generic
-/// body. Every row has few experts (E, G are static and small), so the body
-/// reads the whole row with tensor.extract and unrolls over it: each weight
-/// is computed from its row with no intermediate tensors.
-class RowBuilder {
-public:
-  RowBuilder(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+/// The largest finite f32. Scores are clamped to +-kFloatMax so that no
+/// difference of two is NaN (inf - inf), and score gaps to -kFloatMax so that
+/// no product with a temperature's reciprocal is NaN (inf * 0).
+constexpr float kFloatMax = std::numeric_limits<float>::max();
 
-  Value f32(double value) {
+/// The factor 1/tau that scores are multiplied by, in f32: capped at the
+/// largest finite f32 for tiny temperatures (the weights are then the
+/// arg-max limit to f32 resolution), 0 where 1/tau underflows (uniform).
+float reciprocalTemperature(double tau) {
+  double inverse = 1.0 / tau;
+  return inverse > double(kFloatMax) ? kFloatMax : float(inverse);
+}
+
+using BodyBuilder =
+    llvm::function_ref<Value(OpBuilder &, Location, ValueRange)>;
+
+/// Builds the routing weights of a T x E score tensor as a few whole-tensor
+/// linalg ops: their number does not depend on E or on the group count, so
+/// that compile time and code size stay flat however many experts a layer
+/// has. Run time is linear in T * E (times the group count for grouped
+/// routers), except top-k, which compares every pair of scores in a row.
+class RoutingBuilder {
+public:
+  RoutingBuilder(OpBuilder &b, Location loc, Value rowsOf)
+      : b(b), loc(loc), rowsOf(rowsOf) {}
+
+  Value f32(float value) {
     return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(value));
   }
-  Value index(int64_t value) {
-    return arith::ConstantIndexOp::create(b, loc, value);
-  }
-  Value mul(Value lhs, Value rhs) {
-    return arith::MulFOp::create(b, loc, lhs, rhs);
-  }
-  Value sub(Value lhs, Value rhs) {
-    return arith::SubFOp::create(b, loc, lhs, rhs);
-  }
-  Value add(Value lhs, Value rhs) {
-    return arith::AddFOp::create(b, loc, lhs, rhs);
-  }
-  Value div(Value lhs, Value rhs) {
-    return arith::DivFOp::create(b, loc, lhs, rhs);
-  }
-  Value max(Value lhs, Value rhs) {
-    return arith::MaximumFOp::create(b, loc, lhs, rhs);
-  }
-  Value exp(Value value) { return math::ExpOp::create(b, loc, value); }
-  Value select(Value cond, Value lhs, Value rhs) {
-    return arith::SelectOp::create(b, loc, cond, lhs, rhs);
+
+  /// The scores, clamped to finite values (NaN stays NaN).
+  Value finite(Value scores) {
+    return elementwise(scores, b.getF32Type(),
+                       [&](OpBuilder &b, Location loc, ValueRange args) {
+                         return clamp(b, loc, args[0]);
+                       });
   }
 
-  /// `row[i] * scale` for each i of row `row` of `tensor`.
-  SmallVector<Value> scaledRow(Value tensor, Value row, int64_t width,
-                               double scale) {
-    SmallVector<Value> values;
-    Value factor = f32(scale);
-    for (int64_t i = 0; i < width; ++i) {
-      Value element =
-          tensor::ExtractOp::create(b, loc, tensor, ValueRange{row, index(i)});
-      values.push_back(mul(element, factor));
-    }
-    return values;
+  /// sigmoid(scores * factor), elementwise.
+  Value sigmoid(Value scores, float factor) {
+    return elementwise(
+        scores, b.getF32Type(),
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Value one = constant(b, loc, 1.0f);
+          Value z = scaled(b, loc, args[0], factor);
+          Value decay =
+              math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, z));
+          return arith::DivFOp::create(
+                     b, loc, one, arith::AddFOp::create(b, loc, one, decay))
+              .getResult();
+        });
   }
 
-  Value maxOf(ArrayRef<Value> values) {
-    Value result = values.front();
-    for (Value value : values.drop_front())
-      result = max(result, value);
-    return result;
+  /// log(sigmoid(scores * factor)) = min(z, 0) - log1p(exp(-|z|)), finite.
+  Value logSigmoid(Value scores, float factor) {
+    return elementwise(
+        scores, b.getF32Type(),
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Value z = scaled(b, loc, args[0], factor);
+          Value magnitude = math::AbsFOp::create(b, loc, z);
+          Value tail = math::Log1pOp::create(
+              b, loc,
+              math::ExpOp::create(b, loc,
+                                  arith::NegFOp::create(b, loc, magnitude)));
+          Value head =
+              arith::MinimumFOp::create(b, loc, z, constant(b, loc, 0));
+          return arith::SubFOp::create(b, loc, head, tail).getResult();
+        });
   }
 
-  /// values[i] where i is the dynamic `position`.
-  Value pick(Value position, ArrayRef<Value> values) {
-    Value result = values.front();
-    for (int64_t i = 1, e = values.size(); i < e; ++i) {
-      Value isI = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                        position, index(i));
-      result = select(isI, values[i], result);
-    }
-    return result;
-  }
-
-  /// Whether each score is among the k largest, ties going to the lower
-  /// index: score j is kept when fewer than k scores beat it.
-  SmallVector<Value> topK(ArrayRef<Value> scores, int64_t k) {
-    SmallVector<Value> kept;
+  /// Whether each score is among the k largest of its row, ties going to
+  /// the lower index: score j is kept when fewer than k scores beat it.
+  Value topKMask(Value scores, int64_t k) {
+    int64_t width = widthOf(scores);
     Type i32 = b.getI32Type();
-    for (int64_t j = 0, e = scores.size(); j < e; ++j) {
-      Value beaten = arith::ConstantIntOp::create(b, loc, i32, 0);
-      for (int64_t i = 0; i < e; ++i) {
-        if (i == j)
-          continue;
-        // A lower index wins a tie.
-        auto predicate =
-            i < j ? arith::CmpFPredicate::OGE : arith::CmpFPredicate::OGT;
-        Value beats =
-            arith::CmpFOp::create(b, loc, predicate, scores[i], scores[j]);
-        beaten = arith::AddIOp::create(
-            b, loc, beaten, arith::ExtUIOp::create(b, loc, i32, beats));
-      }
-      kept.push_back(
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, beaten,
-                                arith::ConstantIntOp::create(b, loc, i32, k)));
-    }
-    return kept;
+    Value counts = fill(empty(width, i32), b.getI32IntegerAttr(0));
+    counts = generic(
+        {par, par, red}, {scores, scores}, {map(3, {0, 2}), map(3, {0, 1})},
+        counts, map(3, {0, 1}), [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value i = linalg::IndexOp::create(b, loc, 2);
+          Value j = linalg::IndexOp::create(b, loc, 1);
+          Value lower =
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, i, j);
+          Value atLeast = arith::CmpFOp::create(
+              b, loc, arith::CmpFPredicate::OGE, a[0], a[1]);
+          Value above = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT,
+                                              a[0], a[1]);
+          Value beats = arith::SelectOp::create(b, loc, lower, atLeast, above);
+          return arith::AddIOp::create(
+                     b, loc, a[2], arith::ExtUIOp::create(b, loc, i32, beats))
+              .getResult();
+        });
+    return elementwise(
+        counts, b.getI1Type(),
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Value limit = arith::ConstantIntOp::create(b, loc, i32, k);
+          return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                       args[0], limit)
+              .getResult();
+        });
   }
 
-  /// exp(scores[j] - max) / sum over kept j' of exp(scores[j'] - max), for
-  /// every j (0 where not kept): a stable softmax over the kept scores.
-  SmallVector<Value> softmax(ArrayRef<Value> scores, ArrayRef<Value> kept) {
-    Value peak = maxOf(scores);
-    Value zero = f32(0.0);
-    SmallVector<Value> exps;
-    Value sum = zero;
-    for (auto [j, score] : llvm::enumerate(scores)) {
-      Value e = exp(sub(score, peak));
-      if (!kept.empty())
-        e = select(kept[j], e, zero);
-      exps.push_back(e);
-      sum = add(sum, e);
+  /// softmax(scores * factor) within each segment of consecutive columns
+  /// (`segmentSizes`), over the entries `kept` marks (all when null),
+  /// times `segmentScale[t, s]` when given. Each weight is
+  /// exp(max(x - m, -kFloatMax) * factor) / sum with m the segment's maximum:
+  /// never NaN for finite scores, since the maximum's own term is 1.
+  Value segmentedSoftmax(Value scores, float factor, Value kept,
+                         ArrayRef<int64_t> segmentSizes,
+                         Value segmentScale = {}) {
+    int64_t width = widthOf(scores);
+    int64_t segments = segmentSizes.size();
+    Value ids = segmentIds(segmentSizes);
+    Value maxes = generic(
+        {par, par, red}, {scores, ids}, {map(3, {0, 2}), map(3, {2})},
+        fill(empty(segments, b.getF32Type()), b.getF32FloatAttr(-kFloatMax)),
+        map(3, {0, 1}), [&](OpBuilder &b, Location loc, ValueRange a) {
+          Value inside = inSegment(b, loc, a[1], /*segmentDim=*/1);
+          Value value = arith::SelectOp::create(b, loc, inside, a[0],
+                                                constant(b, loc, -kFloatMax));
+          return arith::MaximumFOp::create(b, loc, a[2], value).getResult();
+        });
+    // Inputs of the two remaining steps: score, segment id, maximum, then
+    // the sum, the kept flag and the scale where present.
+    auto term = [&](OpBuilder &b, Location loc, ValueRange a,
+                    unsigned segmentDim, std::optional<unsigned> keptAt) {
+      Value gap = arith::MaximumFOp::create(
+          b, loc, arith::SubFOp::create(b, loc, a[0], a[2]),
+          constant(b, loc, -kFloatMax));
+      Value e = math::ExpOp::create(b, loc, scaled(b, loc, gap, factor, false));
+      Value take = inSegment(b, loc, a[1], segmentDim);
+      if (keptAt)
+        take = arith::AndIOp::create(b, loc, take, a[*keptAt]);
+      return std::make_pair(take, e);
+    };
+    SmallVector<Value> sumInputs = {scores, ids, maxes};
+    SmallVector<AffineMap> sumMaps = {map(3, {0, 2}), map(3, {2}),
+                                      map(3, {0, 1})};
+    if (kept) {
+      sumInputs.push_back(kept);
+      sumMaps.push_back(map(3, {0, 2}));
     }
-    SmallVector<Value> result;
-    for (Value e : exps)
-      result.push_back(div(e, sum));
-    return result;
+    Value sums =
+        generic({par, par, red}, sumInputs, sumMaps,
+                fill(empty(segments, b.getF32Type()), b.getF32FloatAttr(0.0f)),
+                map(3, {0, 1}), [&](OpBuilder &b, Location loc, ValueRange a) {
+                  auto [take, e] =
+                      term(b, loc, a, 1,
+                           kept ? std::optional<unsigned>(3) : std::nullopt);
+                  Value add = arith::AddFOp::create(b, loc, a.back(), e);
+                  return arith::SelectOp::create(b, loc, take, add, a.back())
+                      .getResult();
+                });
+    // Each weight gathers its segment's maximum and sum by a reduction over
+    // the segments in which only its own contributes.
+    SmallVector<Value> inputs = {scores, ids, maxes, sums};
+    SmallVector<AffineMap> maps = {map(3, {0, 1}), map(3, {1}), map(3, {0, 2}),
+                                   map(3, {0, 2})};
+    std::optional<unsigned> keptAt, scaleAt;
+    if (kept) {
+      keptAt = inputs.size();
+      inputs.push_back(kept);
+      maps.push_back(map(3, {0, 1}));
+    }
+    if (segmentScale) {
+      scaleAt = inputs.size();
+      inputs.push_back(segmentScale);
+      maps.push_back(map(3, {0, 2}));
+    }
+    return generic(
+        {par, par, red}, inputs, maps,
+        fill(empty(width, b.getF32Type()), b.getF32FloatAttr(0.0f)),
+        map(3, {0, 1}), [&](OpBuilder &b, Location loc, ValueRange a) {
+          auto [take, e] = term(b, loc, a, 2, keptAt);
+          Value weight = arith::DivFOp::create(b, loc, e, a[3]);
+          if (scaleAt)
+            weight = arith::MulFOp::create(b, loc, weight, a[*scaleAt]);
+          Value add = arith::AddFOp::create(b, loc, a.back(), weight);
+          return arith::SelectOp::create(b, loc, take, add, a.back())
+              .getResult();
+        });
   }
 
 private:
+  static constexpr utils::IteratorType par = utils::IteratorType::parallel;
+  static constexpr utils::IteratorType red = utils::IteratorType::reduction;
+
+  static Value constant(OpBuilder &b, Location loc, float value) {
+    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(value));
+  }
+
+  static Value clamp(OpBuilder &b, Location loc, Value value) {
+    Value upper =
+        arith::MinimumFOp::create(b, loc, value, constant(b, loc, kFloatMax));
+    return arith::MaximumFOp::create(b, loc, upper,
+                                     constant(b, loc, -kFloatMax));
+  }
+
+  /// value * factor, clamped to finite values unless `clampResult` is false.
+  static Value scaled(OpBuilder &b, Location loc, Value value, float factor,
+                      bool clampResult = true) {
+    Value product =
+        arith::MulFOp::create(b, loc, value, constant(b, loc, factor));
+    return clampResult ? clamp(b, loc, product) : product;
+  }
+
+  /// Whether segment id `id` (i32) is the loop index `segmentDim`.
+  static Value inSegment(OpBuilder &b, Location loc, Value id,
+                         unsigned segmentDim) {
+    Value segment = arith::IndexCastOp::create(
+        b, loc, b.getI32Type(), linalg::IndexOp::create(b, loc, segmentDim));
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, id, segment);
+  }
+
+  static int64_t widthOf(Value tensor) {
+    return cast<RankedTensorType>(tensor.getType()).getDimSize(1);
+  }
+
+  AffineMap map(unsigned dims, ArrayRef<unsigned> results) {
+    SmallVector<AffineExpr> exprs;
+    for (unsigned dim : results)
+      exprs.push_back(b.getAffineDimExpr(dim));
+    return AffineMap::get(dims, 0, exprs, b.getContext());
+  }
+
+  Value empty(int64_t width, Type elementType) {
+    auto rows = cast<RankedTensorType>(rowsOf.getType()).getDimSize(0);
+    return emptyWithRowsOf(
+        b, loc, RankedTensorType::get({rows, width}, elementType), rowsOf);
+  }
+
+  Value fill(Value init, TypedAttr value) {
+    Value scalar = arith::ConstantOp::create(b, loc, value);
+    return linalg::FillOp::create(b, loc, scalar, init).getResult(0);
+  }
+
+  /// The segment id of every column, as a constant i32 vector.
+  Value segmentIds(ArrayRef<int64_t> sizes) {
+    SmallVector<int32_t> ids;
+    for (auto [segment, size] : llvm::enumerate(sizes))
+      ids.append(size, int32_t(segment));
+    auto type = RankedTensorType::get({int64_t(ids.size())}, b.getI32Type());
+    return arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(type, ArrayRef<int32_t>(ids)));
+  }
+
+  Value generic(ArrayRef<utils::IteratorType> iterators, ValueRange inputs,
+                ArrayRef<AffineMap> inputMaps, Value init, AffineMap initMap,
+                BodyBuilder body) {
+    SmallVector<AffineMap> maps(inputMaps);
+    maps.push_back(initMap);
+    auto op = linalg::GenericOp::create(
+        b, loc, TypeRange{init.getType()}, inputs, ValueRange{init}, maps,
+        iterators, [&](OpBuilder &b, Location loc, ValueRange args) {
+          linalg::YieldOp::create(b, loc, body(b, loc, args));
+        });
+    return op.getResult(0);
+  }
+
+  /// `body` applied to every element of the T x N `input`.
+  Value elementwise(Value input, Type resultType, BodyBuilder body) {
+    return generic({par, par}, {input}, {map(2, {0, 1})},
+                   empty(widthOf(input), resultType), map(2, {0, 1}), body);
+  }
+
   OpBuilder &b;
   Location loc;
+  Value rowsOf;
 };
 
-/// One linalg.generic over (row, expert) computing every routing weight.
+/// The routing weights of every (row, expert), by the router's kind.
 struct NormalizeRoutingLowering : OpConversionPattern<NormalizeRoutingOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
   matchAndRewrite(NormalizeRoutingOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
-    RankedTensorType type = op.getType();
-    int64_t experts = type.getDimSize(1);
+    int64_t experts = op.getType().getDimSize(1);
     if (ShapedType::isDynamic(experts))
       return rewriter.notifyMatchFailure(op, "needs a static expert count");
-    Location loc = op.getLoc();
     Value scores = adaptor.getExpertScores();
-    Value groupScores = adaptor.getGroupScores();
-    Value empty = emptyWithRowsOf(rewriter, loc, type, scores);
-    MLIRContext *context = rewriter.getContext();
-    AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
-    SmallVector<utils::IteratorType> parallel(2, utils::IteratorType::parallel);
+    RoutingBuilder routing(rewriter, op.getLoc(), scores);
+    rewriter.replaceOp(op, build(op, adaptor, routing, experts));
+    return success();
+  }
 
-    RouterKind kind = op.getKind();
-    double expertTau = kind == RouterKind::grouped_softmax
-                           ? op.getExpertTau()
-                           : op.getTemperature().convertToDouble();
+  static Value build(NormalizeRoutingOp op, OpAdaptor adaptor,
+                     RoutingBuilder &routing, int64_t experts) {
+    Value scores = routing.finite(adaptor.getExpertScores());
     std::optional<uint64_t> topK = op.getTopK();
-    std::optional<uint64_t> topKGroups = op.getTopKGroups();
+    switch (op.getKind()) {
+    case RouterKind::softmax:
+    case RouterKind::cosine: {
+      float factor =
+          reciprocalTemperature(op.getTemperature().convertToDouble());
+      Value kept = topK ? routing.topKMask(scores, *topK) : Value();
+      return routing.segmentedSoftmax(scores, factor, kept, {experts});
+    }
+    case RouterKind::sigmoid: {
+      float factor =
+          reciprocalTemperature(op.getTemperature().convertToDouble());
+      if (!topK)
+        return routing.sigmoid(scores, factor);
+      // The kept sigmoids renormalised: a softmax of their logarithms,
+      // which stays finite where every kept sigmoid underflows to 0.
+      Value kept = routing.topKMask(scores, *topK);
+      return routing.segmentedSoftmax(routing.logSigmoid(scores, factor), 1.0f,
+                                      kept, {experts});
+    }
+    case RouterKind::grouped_softmax:
+      return buildGrouped(op, adaptor, routing, scores);
+    }
+    llvm_unreachable("unknown router kind");
+  }
+
+  /// p = softmax over (kept) groups, q = softmax inside each group,
+  /// w_e = p_g(e) * q_e.
+  static Value buildGrouped(NormalizeRoutingOp op, OpAdaptor adaptor,
+                            RoutingBuilder &routing, Value scores) {
     SmallVector<int64_t> groupSizes(
         op.getGroupSizes().value_or(ArrayRef<int64_t>{}));
-    double groupTau = op.getGroupTau();
-
-    auto generic = linalg::GenericOp::create(
-        rewriter, loc, TypeRange{type}, ValueRange{}, ValueRange{empty},
-        ArrayRef<AffineMap>{identity}, parallel,
-        [&](OpBuilder &b, Location loc, ValueRange) {
-          RowBuilder row(b, loc);
-          Value t = linalg::IndexOp::create(b, loc, 0);
-          Value e = linalg::IndexOp::create(b, loc, 1);
-          SmallVector<Value> a =
-              row.scaledRow(scores, t, experts, 1.0 / expertTau);
-          SmallVector<Value> weights;
-          switch (kind) {
-          case RouterKind::softmax:
-          case RouterKind::cosine: {
-            SmallVector<Value> kept;
-            if (topK)
-              kept = row.topK(a, *topK);
-            weights = row.softmax(a, kept);
-            break;
-          }
-          case RouterKind::sigmoid: {
-            Value one = row.f32(1.0);
-            for (Value score : a)
-              weights.push_back(row.div(
-                  one, row.add(one, row.exp(row.sub(row.f32(0.0), score)))));
-            if (topK) {
-              SmallVector<Value> kept = row.topK(a, *topK);
-              Value zero = row.f32(0.0), sum = zero;
-              for (auto [j, weight] : llvm::enumerate(weights)) {
-                weight = row.select(kept[j], weight, zero);
-                sum = row.add(sum, weight);
-              }
-              for (Value &weight : weights)
-                weight = row.div(weight, sum);
-            }
-            break;
-          }
-          case RouterKind::grouped_softmax: {
-            int64_t groups = groupSizes.size();
-            SmallVector<Value> u =
-                row.scaledRow(groupScores, t, groups, 1.0 / groupTau);
-            SmallVector<Value> keptGroups;
-            if (topKGroups)
-              keptGroups = row.topK(u, *topKGroups);
-            SmallVector<Value> p = row.softmax(u, keptGroups);
-            int64_t first = 0;
-            for (auto [g, size] : llvm::enumerate(groupSizes)) {
-              SmallVector<Value> q = row.softmax(
-                  ArrayRef<Value>(a).slice(first, size), /*kept=*/{});
-              for (Value inGroup : q)
-                weights.push_back(row.mul(p[g], inGroup));
-              first += size;
-            }
-            break;
-          }
-          }
-          linalg::YieldOp::create(b, loc, row.pick(e, weights));
-        });
-    rewriter.replaceOp(op, generic.getResult(0));
-    return success();
+    Value groupScores = routing.finite(adaptor.getGroupScores());
+    std::optional<uint64_t> topKGroups = op.getTopKGroups();
+    Value keptGroups =
+        topKGroups ? routing.topKMask(groupScores, *topKGroups) : Value();
+    Value groupWeights = routing.segmentedSoftmax(
+        groupScores, reciprocalTemperature(op.getGroupTau()), keptGroups,
+        {int64_t(groupSizes.size())});
+    return routing.segmentedSoftmax(scores,
+                                    reciprocalTemperature(op.getExpertTau()),
+                                    Value(), groupSizes, groupWeights);
   }
 };
 

@@ -118,6 +118,16 @@ func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, 
 
 // -----
 
+// Tests that an adapter's scale alpha / rank fits in f32 (an inf scale would
+// make NaN of every zero product).
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects the scale alpha / rank of adapter @icd (1.000000e+300 / 8) to be a finite f32}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 1.0e300>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
 // Tests that grouped_softmax needs group logits.
 func.func @f(%h: tensor<?x64xf32>, %wg: tensor<2x64xf32>, %bg: tensor<2xf32>, %we: tensor<3x64xf32>, %be: tensor<3xf32>, %p: tensor<16x64xf32>, %c: tensor<3x16xf32>) -> tensor<?x3xf32> {
   // expected-error @+1 {{with kind grouped_softmax expects group_weight}}
