@@ -106,7 +106,7 @@ FaultOr<> Compilation::run() {
   if (!loaded)
     return loaded.getFault();
   module = std::move(*loaded);
-  if (failed(verify(*module)))
+  if (failed(verify(*module)) || failed(checkDynamicRows(*module)))
     return Fault::Input;
   if (options.emit == EmitStage::Mlir)
     return writeIR();

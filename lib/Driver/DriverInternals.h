@@ -46,6 +46,11 @@ FaultOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context, StringRef input);
 
 //===- ModelABI.cpp -------------------------------------------------------===//
 
+/// Checks, before any pass runs, that every input and output of a layer
+/// function has a dynamic leading (token or sequence) dimension: the ABI
+/// takes any T, and static extents are not supported end to end.
+LogicalResult checkDynamicRows(ModuleOp module);
+
 /// The routed experts (routing columns) of each layer function, read while
 /// the layer structure still exists.
 llvm::StringMap<SmallVector<std::string>> collectExperts(ModuleOp module);

@@ -171,6 +171,38 @@ FailureOr<atmoe_rt::Layer> describeLayer(func::FuncOp func,
 
 } // namespace
 
+LogicalResult driver::checkDynamicRows(ModuleOp module) {
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isPrivate() || func.isExternal())
+      continue;
+    FunctionType type = func.getFunctionType();
+    auto check = [&](Type valueType, DictionaryAttr attrs,
+                     const Twine &what) -> LogicalResult {
+      std::string name = stringAttr(attrs, AtmoeDialect::kInputAttrName);
+      if (name.empty())
+        name = stringAttr(attrs, AtmoeDialect::kOutputAttrName);
+      auto tensor = dyn_cast<RankedTensorType>(valueType);
+      if (name.empty() || !tensor || tensor.getRank() == 0 ||
+          tensor.isDynamicDim(0))
+        return success();
+      return emitError(func.getLoc())
+             << what << " of @" << func.getSymName() << " ('" << name
+             << "') has a static leading dimension " << tensor.getDimSize(0)
+             << "; layer inputs and outputs take any number of tokens or "
+                "sequences, so it must be dynamic ('?')";
+    };
+    for (unsigned i = 0; i < type.getNumInputs(); ++i)
+      if (failed(check(type.getInput(i), func.getArgAttrDict(i),
+                       "argument #" + Twine(i))))
+        return failure();
+    for (unsigned i = 0; i < type.getNumResults(); ++i)
+      if (failed(check(type.getResult(i), func.getResultAttrDict(i),
+                       "result #" + Twine(i))))
+        return failure();
+  }
+  return success();
+}
+
 llvm::StringMap<SmallVector<std::string>>
 driver::collectExperts(ModuleOp module) {
   llvm::StringMap<SmallVector<std::string>> experts;
