@@ -234,6 +234,8 @@ FaultOr<> Compilation::emitLLVM() {
   if (auto name =
           (*module)->getAttrOfType<StringAttr>(AtmoeDialect::kModelAttrName))
     manifest.model = name.str();
+  if (failed(recordSources(loc, *module, manifest)))
+    return Fault::Input;
   // What the runtime will reject is the compiler's mistake.
   if (atmoe_rt::Status valid = atmoe_rt::validateManifest(manifest, "the "
                                                                     "model");

@@ -51,6 +51,11 @@ FaultOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context, StringRef input);
 /// takes any T, and static extents are not supported end to end.
 LogicalResult checkDynamicRows(ModuleOp module);
 
+/// Copies the module's atmoe.sources (the package's JSON files) into the
+/// manifest.
+LogicalResult recordSources(Location loc, ModuleOp module,
+                            atmoe_rt::Manifest &manifest);
+
 /// The routed experts (routing columns) of each layer function, read while
 /// the layer structure still exists.
 llvm::StringMap<SmallVector<std::string>> collectExperts(ModuleOp module);

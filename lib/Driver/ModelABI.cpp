@@ -171,6 +171,25 @@ FailureOr<atmoe_rt::Layer> describeLayer(func::FuncOp func,
 
 } // namespace
 
+LogicalResult driver::recordSources(Location loc, ModuleOp module,
+                                    atmoe_rt::Manifest &manifest) {
+  auto sources =
+      module->getAttrOfType<DictionaryAttr>(AtmoeDialect::kSourcesAttrName);
+  if (!sources)
+    return success();
+  for (NamedAttribute file : sources) {
+    std::string path = file.getName().str();
+    atmoe_rt::Result<atmoe_rt::Json> content =
+        atmoe_rt::parseJson(cast<StringAttr>(file.getValue()).getValue());
+    if (!content || !atmoe_rt::isPackageRelative(path))
+      return emitError(loc) << AtmoeDialect::kSourcesAttrName << ": entry '"
+                            << path << "' is not a relative path with JSON text"
+                            << (content ? "" : ": " + content.error());
+    manifest.sources.push_back({path, std::move(*content)});
+  }
+  return success();
+}
+
 LogicalResult driver::checkDynamicRows(ModuleOp module) {
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isPrivate() || func.isExternal())

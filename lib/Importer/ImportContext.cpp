@@ -94,6 +94,16 @@ FailureOr<std::string> ImportContext::asName(const JsonNode &node) {
   return text;
 }
 
+void ImportContext::recordSource(StringRef relativePath,
+                                 const JsonDocument &doc) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << doc.root();
+  llvm::SmallString<128> path(relativePath);
+  llvm::sys::path::remove_dots(path, /*remove_dot_dot=*/false);
+  sources[path.str().str()] = std::move(text);
+}
+
 FailureOr<std::string> ImportContext::asPlainName(const JsonNode &node,
                                                   StringRef what) {
   FailureOr<std::string> text = asString(node);

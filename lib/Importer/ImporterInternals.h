@@ -261,6 +261,12 @@ public:
   std::string packageDir;
   std::unique_ptr<JsonDocument> model;
   std::string modelName;
+  /// The package's JSON files read so far: path relative to the package,
+  /// and the parsed document printed canonically (keys sorted).
+  std::map<std::string, std::string> sources;
+
+  /// Records `doc` (at `relativePath` in the package) as a source.
+  void recordSource(StringRef relativePath, const JsonDocument &doc);
   std::vector<WeightFile> weightFiles;
   std::vector<ExpertDef> experts;
   llvm::StringMap<size_t> expertIndex;

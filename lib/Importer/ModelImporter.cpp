@@ -42,6 +42,11 @@ mlir::atmoe::importModelFile(MLIRContext &context, StringRef modelJsonPath) {
                      builder.getStringAttr(ctx.modelName));
   (*module)->setAttr(AtmoeDialect::kPackageAttrName,
                      builder.getStringAttr(absolute));
+  SmallVector<NamedAttribute> sources;
+  for (const auto &[path, text] : ctx.sources)
+    sources.push_back(builder.getNamedAttr(path, builder.getStringAttr(text)));
+  (*module)->setAttr(AtmoeDialect::kSourcesAttrName,
+                     builder.getDictionaryAttr(sources));
   builder.setInsertionPointToEnd(module->getBody());
   for (LayerDef &layer : ctx.layers)
     if (failed(emitLayer(ctx, builder, layer)))

@@ -69,6 +69,7 @@ LogicalResult SchemaParser::parse() {
   ctx.model = std::make_unique<JsonDocument>(ctx.modelJsonPath);
   if (failed(ctx.model->load(ctx.context)))
     return failure();
+  ctx.recordSource("model.json", *ctx.model);
   JsonNode root{ctx.model.get(), &ctx.model->root(), ""};
   if (!root.value->getAsObject())
     return ctx.failAtModel("", "expected a JSON object at the top level, "

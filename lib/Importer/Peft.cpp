@@ -51,6 +51,7 @@ LogicalResult PeftParser::parse(const JsonNode &dirNode,
       std::make_unique<JsonDocument>(joinPath(dirPath, "adapter_config.json"));
   if (failed(peft.config->load(ctx.context)))
     return failure();
+  ctx.recordSource(joinPath(dir, "adapter_config.json"), *peft.config);
   JsonNode root{peft.config.get(), &peft.config->root(), ""};
   if (!root.value->getAsObject())
     return ctx.failAt(root, "expected a JSON object, found " + describe(root));

@@ -17,6 +17,7 @@
 #include "Status.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 using namespace atmoe_rt;
@@ -84,11 +85,36 @@ struct Buffer {
   }
 };
 
+/// A routing buffer the runtime supplies when the caller passes none. It is
+/// allocated with malloc so that running out of memory is a status, not an
+/// exception through the C API (the runtime is built without exceptions).
+class ScratchFloats {
+public:
+  ~ScratchFloats() { std::free(data); }
+
+  /// At least `count` floats, or null if they cannot be allocated.
+  float *reserve(size_t count) {
+    if (count <= capacity)
+      return data;
+    float *grown = static_cast<float *>(std::malloc(count * sizeof(float)));
+    if (!grown)
+      return nullptr;
+    std::free(data);
+    data = grown;
+    capacity = count;
+    return data;
+  }
+
+private:
+  float *data = nullptr;
+  size_t capacity = 0;
+};
+
 /// What one thread reuses from call to call.
 struct CallScratch {
   DescriptorList descriptors;
   std::vector<Buffer> buffers;
-  std::vector<float> routing;
+  ScratchFloats routing;
 };
 thread_local CallScratch scratch;
 
@@ -284,8 +310,15 @@ atmoe_rt_status_t atmoe_rt_layer_forward(const atmoe_rt_model_t *model,
       return fail(ATMOE_RT_INVALID_ARGUMENT,
                   call.where() + ": num_tokens = " + std::to_string(numTokens) +
                       " is too large for a routing buffer");
-    scratch.routing.resize(size_t(call.routerRows()) * numExperts);
-    call.routing = scratch.routing.data();
+    size_t count = size_t(call.routerRows()) * numExperts;
+    call.routing = scratch.routing.reserve(count);
+    if (!call.routing)
+      return fail(ATMOE_RT_INTERNAL_ERROR,
+                  call.where() + ": cannot allocate " +
+                      std::to_string(count * sizeof(float)) +
+                      " bytes for the routing weights (num_tokens = " +
+                      std::to_string(numTokens) +
+                      "); pass a routing buffer or fewer tokens");
   }
   std::vector<Buffer> &buffers = scratch.buffers;
   layOut(call, layer, buffers);

@@ -21,17 +21,27 @@
 #include <climits>
 #include <cstring>
 #include <dlfcn.h>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
 using namespace atmoe_rt;
 
+namespace {
+/// Forgets a handle of the registry of loaded images (below).
+void unregisterImage(void *library);
+} // namespace
+
 atmoe_rt_model::~atmoe_rt_model() {
   // The weights go first: nothing of them points into the library, but this
   // keeps the teardown order the reverse of the setup order.
   weights.reset();
-  if (library)
+  if (library) {
+    unregisterImage(library);
     dlclose(library);
+  }
 }
 
 std::string atmoe_rt::layerName(const Layer &layer) {
@@ -75,6 +85,10 @@ Result<Manifest> readManifestOf(const std::string &path) {
       MappedFile::open(path, "a compiled model");
   if (!file)
     return file.takeError();
+  // A file cut short (a half-finished copy) would fault inside the dynamic
+  // loader when it maps the missing pages.
+  if (Status whole = checkElfExtent((*file)->contents()); !whole)
+    return fail(path + ": not a compiled model: " + whole.error());
   Result<std::optional<std::string_view>> section =
       findElfSection((*file)->contents(), kManifestSection);
   if (!section)
@@ -107,8 +121,72 @@ Result<const DeviceSupport *> loadDevice(const Manifest &manifest,
                      "\"hip\"); this runtime has no HIP support");
 }
 
+/// The file a loaded image came from: the dynamic loader returns the image it
+/// already holds for a path, even after the file there was replaced.
+struct FileIdentity {
+  dev_t device = 0;
+  ino_t inode = 0;
+  off_t size = 0;
+  struct timespec modified {};
+
+  bool operator==(const FileIdentity &other) const {
+    return device == other.device && inode == other.inode &&
+           size == other.size && modified.tv_sec == other.modified.tv_sec &&
+           modified.tv_nsec == other.modified.tv_nsec;
+  }
+};
+
+/// Every image this runtime has loaded and not yet closed, with the file it
+/// came from and how many open handles share it.
+struct LoadedImages {
+  std::mutex mutex;
+  std::map<void *, std::pair<FileIdentity, size_t>> images;
+};
+
+LoadedImages &loadedImages() {
+  static LoadedImages *images = new LoadedImages; // Outlives every handle.
+  return *images;
+}
+
+std::optional<FileIdentity> identityOf(const std::string &path) {
+  struct stat status;
+  if (::stat(path.c_str(), &status) != 0)
+    return std::nullopt;
+  return FileIdentity{status.st_dev, status.st_ino, status.st_size,
+                      status.st_mtim};
+}
+
+/// Registers `library` as loaded from `identity`, or refuses it if the
+/// loader handed back an image of an earlier file at the same path.
+Status registerImage(atmoe_rt_model &model, const FileIdentity &identity) {
+  LoadedImages &loaded = loadedImages();
+  std::lock_guard<std::mutex> lock(loaded.mutex);
+  auto [it, inserted] =
+      loaded.images.try_emplace(model.library, identity, size_t(0));
+  if (!inserted && !(it->second.first == identity))
+    return fail(model.path +
+                ": the file was replaced since an earlier handle still open "
+                "in this process loaded it, and the dynamic loader would "
+                "return the old code; close every handle of the old model "
+                "first (or open the new one under another path)");
+  ++it->second.second;
+  return Status::success();
+}
+
+void unregisterImage(void *library) {
+  LoadedImages &loaded = loadedImages();
+  std::lock_guard<std::mutex> lock(loaded.mutex);
+  auto it = loaded.images.find(library);
+  if (it != loaded.images.end() && --it->second.second == 0)
+    loaded.images.erase(it);
+}
+
 /// dlopens the model; its GPU constructors load their kernels here.
 Status loadLibrary(atmoe_rt_model &model, const std::string &absolute) {
+  std::optional<FileIdentity> identity = identityOf(absolute);
+  if (!identity)
+    return fail(model.path +
+                ": cannot open compiled model: " + std::strerror(errno));
   dlerror();
   model.library = dlopen(absolute.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!model.library) {
@@ -122,6 +200,11 @@ Status loadLibrary(atmoe_rt_model &model, const std::string &absolute) {
       reason.remove_prefix(2);
     return fail(model.path +
                 ": not a loadable shared library: " + std::string(reason));
+  }
+  if (Status registered = registerImage(model, *identity); !registered) {
+    dlclose(model.library);
+    model.library = nullptr;
+    return registered;
   }
   if (model.device)
     if (std::string error = model.device->takeError(); !error.empty())

@@ -16,9 +16,12 @@
 #include "Model.h"
 #include "Status.h"
 
+#include "atmoe_rt/support/Json.h"
 #include "atmoe_rt/support/Text.h"
 
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -155,9 +158,8 @@ std::byte *WeightBinder::allocate(size_t bytes) {
 }
 
 /// The tensor `arg` names, checked against the manifest and `type`.
-Result<const TensorInfo *> WeightBinder::find(const Layer &layer,
-                                              const Argument &arg,
-                                              ElementType type) {
+Result<const TensorInfo *>
+WeightBinder::find(const Layer &layer, const Argument &arg, ElementType type) {
   Result<SafeTensorsFile *> file = openFile(arg.file);
   if (!file)
     return file.takeError();
@@ -271,6 +273,51 @@ Status WeightBinder::upload(const DeviceSupport &device) {
 
 } // namespace
 
+namespace {
+
+/// The text of `path`, refusing files larger than any package JSON file.
+Result<std::string> readTextFile(const std::string &path) {
+  constexpr std::streamsize kMaxBytes = 64 << 20;
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream)
+    return fail(path + ": cannot open: " + std::strerror(errno));
+  std::string text;
+  char buffer[65536];
+  while (stream.read(buffer, sizeof(buffer)) || stream.gcount() > 0) {
+    text.append(buffer, size_t(stream.gcount()));
+    if (std::streamsize(text.size()) > kMaxBytes)
+      return fail(path + ": larger than 64 MiB, not a package's JSON file");
+  }
+  if (stream.bad())
+    return fail(path + ": cannot read");
+  return text;
+}
+
+/// The package's JSON files must say what they said when the model was
+/// compiled: their hyper-parameters (alpha, temperatures, structure) are
+/// constants of the compiled code. Weights may change; these may not.
+Status checkSources(const Manifest &manifest, const std::string &modelPath,
+                    const std::string &packageDir) {
+  for (const SourceFile &source : manifest.sources) {
+    std::string path = packageDir + "/" + source.path;
+    Result<std::string> text = readTextFile(path);
+    if (!text)
+      return fail(text.error() + " (" + modelPath +
+                  " was compiled from a package with this file)");
+    Result<Json> current = parseJson(*text);
+    if (!current)
+      return fail(path + ": invalid JSON: " + current.error());
+    std::string difference = jsonDifference(source.content, *current);
+    if (!difference.empty())
+      return fail(path + ": not the file " + modelPath +
+                  " was compiled from: " + difference +
+                  "; compile the model again for this package");
+  }
+  return Status::success();
+}
+
+} // namespace
+
 atmoe_rt_status_t atmoe_rt_model_bind_weights(atmoe_rt_model_t *model,
                                               const char *packageDir) {
   if (!model)
@@ -285,6 +332,9 @@ atmoe_rt_status_t atmoe_rt_model_bind_weights(atmoe_rt_model_t *model,
                 std::string(packageDir) +
                     ": model package directory does not exist or is not a "
                     "directory");
+  if (Status sources = checkSources(model->manifest, model->path, packageDir);
+      !sources)
+    return fail(ATMOE_RT_INPUT_ERROR, sources.takeError());
   Result<std::unique_ptr<BoundWeights>> weights =
       WeightBinder(*model, packageDir).run();
   if (!weights)

@@ -46,6 +46,34 @@ Result<Elf64_Ehdr> readHeader(std::string_view contents) {
 
 } // namespace
 
+Status atmoe_rt::checkElfExtent(std::string_view contents) {
+  Result<Elf64_Ehdr> header = readHeader(contents);
+  if (!header)
+    return header.takeError();
+  uint64_t size = contents.size();
+  auto cut = [&](const std::string &what, uint64_t end) {
+    return fail("the file is " + std::to_string(size) + " bytes, but its " +
+                what + " extends to byte " + std::to_string(end) +
+                " (cut short?)");
+  };
+  for (unsigned i = 0; i < header->e_phnum; ++i) {
+    uint64_t at = header->e_phoff + uint64_t(i) * sizeof(Elf64_Phdr);
+    std::optional<Elf64_Phdr> segment = readAt<Elf64_Phdr>(contents, at);
+    if (!segment)
+      return cut("program header " + std::to_string(i),
+                 at + sizeof(Elf64_Phdr));
+    if (segment->p_offset > size ||
+        size - segment->p_offset < segment->p_filesz)
+      return cut("segment " + std::to_string(i),
+                 segment->p_offset + segment->p_filesz);
+  }
+  uint64_t sectionsEnd =
+      header->e_shoff + uint64_t(header->e_shnum) * sizeof(Elf64_Shdr);
+  if (header->e_shoff > size || sectionsEnd > size)
+    return cut("section header table", sectionsEnd);
+  return Status::success();
+}
+
 Result<std::optional<std::string_view>>
 atmoe_rt::findElfSection(std::string_view contents, std::string_view name) {
   Result<Elf64_Ehdr> header = readHeader(contents);

@@ -165,3 +165,53 @@ std::string atmoe_rt::jsonChildPath(std::string_view parent,
 std::string atmoe_rt::jsonElementPath(std::string_view parent, size_t index) {
   return std::string(parent) + "[" + std::to_string(index) + "]";
 }
+
+namespace {
+
+std::string atPath(const std::string &path) {
+  return path.empty() ? "(root)" : path;
+}
+
+std::string objectDifference(const Json &before, const Json &after,
+                             const std::string &path) {
+  for (const auto &[key, value] : before.items()) {
+    std::string child = jsonChildPath(path, key);
+    auto other = after.find(key);
+    if (other == after.end())
+      return child + " was " + describeJson(value) + ", is now absent";
+    if (std::string difference = jsonDifference(value, *other, child);
+        !difference.empty())
+      return difference;
+  }
+  for (const auto &[key, value] : after.items())
+    if (!before.contains(key))
+      return jsonChildPath(path, key) + " is new (" + describeJson(value) + ")";
+  return "";
+}
+
+std::string arrayDifference(const Json &before, const Json &after,
+                            const std::string &path) {
+  for (size_t i = 0; i < before.size() && i < after.size(); ++i)
+    if (std::string difference =
+            jsonDifference(before[i], after[i], jsonElementPath(path, i));
+        !difference.empty())
+      return difference;
+  if (before.size() == after.size())
+    return "";
+  return atPath(path) + " had " + std::to_string(before.size()) +
+         " elements, now has " + std::to_string(after.size());
+}
+
+} // namespace
+
+std::string atmoe_rt::jsonDifference(const Json &before, const Json &after,
+                                     const std::string &path) {
+  if (before.is_object() && after.is_object())
+    return objectDifference(before, after, path);
+  if (before.is_array() && after.is_array())
+    return arrayDifference(before, after, path);
+  if (before == after)
+    return "";
+  return atPath(path) + " was " + describeJson(before) + ", is now " +
+         describeJson(after);
+}

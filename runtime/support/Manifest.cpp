@@ -147,6 +147,13 @@ std::string atmoe_rt::writeManifest(const Manifest &manifest) {
                    {"device", stringifyDevice(manifest.device)},
                    {"compiled_for", manifest.compiledFor},
                    {"layers", std::move(layers)}};
+  if (!manifest.sources.empty()) {
+    OrderedJson sources = OrderedJson::array();
+    for (const SourceFile &source : manifest.sources)
+      sources.push_back(OrderedJson{{"file", source.path},
+                                    {"json", OrderedJson(source.content)}});
+    root["sources"] = std::move(sources);
+  }
   return root.dump();
 }
 
@@ -409,6 +416,7 @@ private:
                                         const std::string &path) const;
   Status checkFormat(const Json &root) const;
   Status readHeader(const Json &root, Manifest &manifest) const;
+  Status readSources(const Json &root, Manifest &manifest) const;
   Result<Layer> readLayer(const Json &value, const std::string &path) const;
   Status readExperts(const Json &object, const std::string &path,
                      Layer &layer) const;
@@ -535,6 +543,32 @@ Status ManifestReader::readHeader(const Json &root, Manifest &manifest) const {
   return Status::success();
 }
 
+/// "sources" (optional): [{"file": relative path, "json": content}].
+Status ManifestReader::readSources(const Json &root, Manifest &manifest) const {
+  auto sources = root.find("sources");
+  if (sources == root.end())
+    return Status::success();
+  if (!sources->is_array())
+    return error("sources",
+                 "expected an array, found " + describeJson(*sources));
+  for (size_t i = 0; i < sources->size(); ++i) {
+    std::string path = jsonElementPath("sources", i);
+    const Json &entry = (*sources)[i];
+    if (!entry.is_object() || !entry.contains("json"))
+      return error(path, "expected {\"file\": ..., \"json\": ...}, found " +
+                             describeJson(entry));
+    Result<std::string> file = getString(entry, "file", path);
+    if (!file)
+      return file.takeError();
+    if (!isPackageRelative(*file))
+      return error(path + ".file",
+                   "expected a path inside the package, found \"" + *file +
+                       "\"");
+    manifest.sources.push_back({*file, entry["json"]});
+  }
+  return Status::success();
+}
+
 Result<Manifest> ManifestReader::read(std::string_view text) {
   Result<Json> root = parseJson(text);
   if (!root)
@@ -545,6 +579,8 @@ Result<Manifest> ManifestReader::read(std::string_view text) {
   if (Status status = checkFormat(*root); !status)
     return status.takeError();
   if (Status status = readHeader(*root, manifest); !status)
+    return status.takeError();
+  if (Status status = readSources(*root, manifest); !status)
     return status.takeError();
   auto layers = root->find("layers");
   if (layers == root->end())

@@ -34,6 +34,15 @@ std::string atmoe_rt::plainNameProblem(std::string_view name) {
   return "";
 }
 
+bool atmoe_rt::isPackageRelative(std::string_view path) {
+  if (path.empty() || path.front() == '/')
+    return false;
+  for (unsigned char c : path)
+    if (c < 0x20 || c == 0x7f)
+      return false;
+  return true;
+}
+
 std::string atmoe_rt::escapeName(std::string_view name) {
   std::string text;
   for (unsigned char c : name) {

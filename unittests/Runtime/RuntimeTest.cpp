@@ -24,6 +24,7 @@
 #include "llvm/Support/Endian.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -33,6 +34,7 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -543,6 +545,58 @@ TEST(RuntimeOpenTest, MissingEntry) {
   expectOpenFails(ATMOE_FAKE_MISSING_ENTRY_PATH, ATMOE_RT_INPUT_ERROR,
                   "layer 0: entry point 'atmoe_entry_layer0_missing' named by "
                   "the manifest is not exported");
+}
+
+/// Copies `from` to `to` through a new file renamed into place (a new
+/// inode, as atmoe-compile writes models); `bytes` limits the copy.
+void replaceFile(const std::string &from, const std::string &to,
+                 std::optional<size_t> bytes = std::nullopt) {
+  auto contents = MemoryBuffer::getFile(from, /*IsText=*/false,
+                                        /*RequiresNullTerminator=*/false);
+  ASSERT_TRUE(bool(contents));
+  StringRef data = (*contents)->getBuffer();
+  if (bytes)
+    data = data.take_front(*bytes);
+  std::string temp = to + ".tmp";
+  {
+    std::error_code error;
+    raw_fd_ostream os(temp, error);
+    ASSERT_FALSE(error);
+    os << data;
+  }
+  ASSERT_FALSE(sys::fs::rename(temp, to));
+}
+
+TEST(RuntimeOpenTest, CutShort) {
+  Package package;
+  std::string path = package.path("model.so");
+  uint64_t size = 0;
+  ASSERT_FALSE(sys::fs::file_size(ATMOE_FAKE_MODEL_PATH, size));
+  replaceFile(ATMOE_FAKE_MODEL_PATH, path, size_t(size * 3 / 4));
+  expectOpenFails(path, ATMOE_RT_INPUT_ERROR,
+                  "model.so: not a compiled model: the file is " +
+                      std::to_string(size * 3 / 4) + " bytes, but its ");
+}
+
+TEST(RuntimeOpenTest, ReplacedWhileOpen) {
+  Package package;
+  std::string path = package.path("model.so");
+  replaceFile(ATMOE_FAKE_MODEL_PATH, path);
+  ModelPtr first = openModel(path.c_str());
+  ASSERT_TRUE(first);
+  // Reopening the same file is fine; a file replaced while a handle holds
+  // the old image is refused, since the loader would return the old code.
+  ModelPtr again = openModel(path.c_str());
+  ASSERT_TRUE(again);
+  replaceFile(ATMOE_FAKE_BAD_MANIFEST_PATH, path);
+  replaceFile(ATMOE_FAKE_MODEL_PATH, path);
+  expectOpenFails(path, ATMOE_RT_INPUT_ERROR,
+                  "model.so: the file was replaced since an earlier handle "
+                  "still open in this process loaded it");
+  first.reset();
+  again.reset();
+  ModelPtr fresh = openModel(path.c_str());
+  EXPECT_TRUE(fresh) << atmoe_rt_last_error();
 }
 
 TEST(RuntimeOpenTest, NullArguments) {

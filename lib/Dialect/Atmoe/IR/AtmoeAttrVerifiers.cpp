@@ -153,6 +153,16 @@ LogicalResult AtmoeDialect::verifyOperationAttribute(Operation *op,
              << "expects " << name << " to be a string, found " << value;
     return success();
   }
+  if (name == kSourcesAttrName) {
+    auto files = dyn_cast<DictionaryAttr>(value);
+    if (!files || llvm::any_of(files, [](NamedAttribute file) {
+          return !isa<StringAttr>(file.getValue());
+        }))
+      return op->emitOpError()
+             << "expects " << name << " to be a dictionary of strings, found "
+             << value;
+    return success();
+  }
   if (name == kLayerIndexAttrName || name == kSerialMaxRowsAttrName) {
     auto integer = dyn_cast<IntegerAttr>(value);
     if (!integer || integer.getInt() < 0)

@@ -68,6 +68,10 @@ def Atmoe_Dialect : Dialect {
     // On the module: the model's name and package directory.
     static constexpr ::llvm::StringLiteral kModelAttrName = "atmoe.model";
     static constexpr ::llvm::StringLiteral kPackageAttrName = "atmoe.package";
+    // On the module: the package's JSON files as the importer read them
+    // ({relative path = canonical JSON text}); the compiled model carries
+    // them so that the runtime can refuse a package edited since.
+    static constexpr ::llvm::StringLiteral kSourcesAttrName = "atmoe.sources";
     // On linalg ops, for the codegen schedule: what a matmul computes and up
     // to how many rows a loop runs serially.
     static constexpr ::llvm::StringLiteral kMatmulRoleAttrName =

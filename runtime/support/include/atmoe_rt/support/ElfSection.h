@@ -22,6 +22,10 @@
 
 namespace atmoe_rt {
 
+/// Checks that the ELF file `contents` holds every segment and section header
+/// its headers promise; an error says how far short it falls.
+Status checkElfExtent(std::string_view contents);
+
 /// The contents of section `name` of the 64-bit little-endian ELF file
 /// `contents`; std::nullopt when it has no such section. Errors say what is
 /// malformed (callers name the file).

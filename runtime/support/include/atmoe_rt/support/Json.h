@@ -46,6 +46,13 @@ std::string describeJson(const Json &value, size_t maxLength = 40);
 /// `value` as an int64_t when it is an integer that fits.
 std::optional<int64_t> jsonInteger(const Json &value);
 
+/// Where `before` and `after` first differ ("router.temperature was 0.5, is
+/// now 2"; a key or element only one has), or "" if they are equal
+/// as JSON values (object keys in any order, 1 equal to 1.0). `path` is the
+/// JSON path of the two values.
+std::string jsonDifference(const Json &before, const Json &after,
+                           const std::string &path = "");
+
 } // namespace atmoe_rt
 
 #endif // ATMOE_RT_SUPPORT_JSON_H

@@ -20,6 +20,7 @@
 #ifndef ATMOE_RT_SUPPORT_MANIFEST_H
 #define ATMOE_RT_SUPPORT_MANIFEST_H
 
+#include "atmoe_rt/support/Json.h"
 #include "atmoe_rt/support/Result.h"
 
 #include <cstddef>
@@ -120,8 +121,19 @@ struct Layer {
   bool hasRouter() const { return routerWidth > 0; }
 };
 
+/// A JSON file of the package a model was compiled from (model.json, an
+/// adapter_config.json) as the compiler read it: its hyper-parameters are
+/// baked into the code, so the runtime refuses a package whose file differs.
+struct SourceFile {
+  /// Relative to the package directory.
+  std::string path;
+  Json content;
+};
+
 struct Manifest {
   std::string model;
+  /// Empty for a model compiled from IR rather than from a package.
+  std::vector<SourceFile> sources;
   /// The target triple of the host code and the `--target` spelling.
   std::string target, compiledFor;
   /// "atmoe-compile <version>".

@@ -28,6 +28,10 @@ constexpr size_t kMaxPlainNameLength = 128;
 /// not "." or "..".
 std::string plainNameProblem(std::string_view name);
 
+/// Whether `path` is a relative path (of a package's file): not empty, not
+/// absolute, no control character.
+bool isPackageRelative(std::string_view path);
+
 /// `name` for a message: printable ASCII as is, other bytes as \xNN.
 std::string escapeName(std::string_view name);
 
