@@ -109,8 +109,9 @@ TEST_F(AtomicFileTest, MissingDirectory) {
   EXPECT_TRUE(listDir().empty());
 }
 
-TEST_F(AtomicFileTest, RenameFailureRemovesTemporary) {
-  // A non-empty directory cannot be replaced by a file.
+TEST_F(AtomicFileTest, DirectoryInTheWay) {
+  // A directory is refused before anything is written (renaming a file onto
+  // it would fail), and no temporary file is left.
   std::string path = pathOf("target");
   ASSERT_FALSE(sys::fs::create_directory(path));
   ASSERT_FALSE(writeFileAtomically(pathOf("target/inner"), [](raw_ostream &os) {
@@ -123,7 +124,7 @@ TEST_F(AtomicFileTest, RenameFailureRemovesTemporary) {
   });
   ASSERT_TRUE(bool(err));
   std::string message = toString(std::move(err));
-  EXPECT_EQ(message.find(path + ": cannot rename temporary file"), 0u)
+  EXPECT_EQ(message.find(path + ": is a directory, expected a file"), 0u)
       << message;
   EXPECT_EQ(listDir(), std::vector<std::string>{"target"});
 }
