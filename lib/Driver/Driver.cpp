@@ -25,7 +25,6 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Export.h"
-#include "llvm/ADT/StringSwitch.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Target/TargetMachine.h"
 
@@ -33,29 +32,25 @@ using namespace mlir;
 using namespace mlir::atmoe;
 using namespace mlir::atmoe::driver;
 
+/// The --emit spelling of every stage.
+static constexpr std::pair<EmitStage, llvm::StringLiteral> kEmitStageNames[] = {
+    {EmitStage::Mlir, "mlir"},
+    {EmitStage::Linalg, "linalg"},
+    {EmitStage::LLVM, "llvm"},
+    {EmitStage::Object, "obj"},
+    {EmitStage::SharedLibrary, "so"}};
+
 std::optional<EmitStage> mlir::atmoe::parseEmitStage(StringRef name) {
-  return llvm::StringSwitch<std::optional<EmitStage>>(name)
-      .Case("mlir", EmitStage::Mlir)
-      .Case("linalg", EmitStage::Linalg)
-      .Case("llvm", EmitStage::LLVM)
-      .Case("obj", EmitStage::Object)
-      .Case("so", EmitStage::SharedLibrary)
-      .Default(std::nullopt);
+  for (auto [stage, spelling] : kEmitStageNames)
+    if (spelling == name)
+      return stage;
+  return std::nullopt;
 }
 
 StringRef mlir::atmoe::emitStageName(EmitStage stage) {
-  switch (stage) {
-  case EmitStage::Mlir:
-    return "mlir";
-  case EmitStage::Linalg:
-    return "linalg";
-  case EmitStage::LLVM:
-    return "llvm";
-  case EmitStage::Object:
-    return "obj";
-  case EmitStage::SharedLibrary:
-    return "so";
-  }
+  for (auto [known, spelling] : kEmitStageNames)
+    if (known == stage)
+      return spelling;
   llvm_unreachable("unknown emit stage");
 }
 

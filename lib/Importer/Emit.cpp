@@ -18,9 +18,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
-#include <cmath>
 #include <cstdio>
-#include <limits>
 
 using namespace mlir;
 using namespace mlir::atmoe;
@@ -305,8 +303,7 @@ LogicalResult LayerEmitter::planAdapter(const ProjectionDef &projection,
   if (!rankAlpha)
     return success();
   auto [rank, alpha] = *rankAlpha;
-  if (!(std::fabs(alpha / double(rank)) <=
-        double(std::numeric_limits<float>::max()))) {
+  if (!LoraAttr::isScaleFiniteF32(alpha, rank)) {
     char scale[64];
     std::snprintf(scale, sizeof(scale), "%g / %lld", alpha, (long long)rank);
     return ctx.failAtModel(expert.path, "expert " + quoted(expert.name) +

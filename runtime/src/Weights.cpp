@@ -17,11 +17,10 @@
 #include "Status.h"
 
 #include "atmoe_rt/support/Json.h"
+#include "atmoe_rt/support/MappedFile.h"
 #include "atmoe_rt/support/Text.h"
 
-#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -275,24 +274,6 @@ Status WeightBinder::upload(const DeviceSupport &device) {
 
 namespace {
 
-/// The text of `path`, refusing files larger than any package JSON file.
-Result<std::string> readTextFile(const std::string &path) {
-  constexpr std::streamsize kMaxBytes = 64 << 20;
-  std::ifstream stream(path, std::ios::binary);
-  if (!stream)
-    return fail(path + ": cannot open: " + std::strerror(errno));
-  std::string text;
-  char buffer[65536];
-  while (stream.read(buffer, sizeof(buffer)) || stream.gcount() > 0) {
-    text.append(buffer, size_t(stream.gcount()));
-    if (std::streamsize(text.size()) > kMaxBytes)
-      return fail(path + ": larger than 64 MiB, not a package's JSON file");
-  }
-  if (stream.bad())
-    return fail(path + ": cannot read");
-  return text;
-}
-
 /// The package's JSON files must say what they said when the model was
 /// compiled: their hyper-parameters (alpha, temperatures, structure) are
 /// constants of the compiled code. Weights may change; these may not.
@@ -300,11 +281,12 @@ Status checkSources(const Manifest &manifest, const std::string &modelPath,
                     const std::string &packageDir) {
   for (const SourceFile &source : manifest.sources) {
     std::string path = packageDir + "/" + source.path;
-    Result<std::string> text = readTextFile(path);
-    if (!text)
-      return fail(text.error() + " (" + modelPath +
+    Result<std::unique_ptr<MappedFile>> file =
+        MappedFile::open(path, "a JSON file");
+    if (!file)
+      return fail(file.error() + " (" + modelPath +
                   " was compiled from a package with this file)");
-    Result<Json> current = parseJson(*text);
+    Result<Json> current = parseJson((*file)->contents());
     if (!current)
       return fail(path + ": invalid JSON: " + current.error());
     std::string difference = jsonDifference(source.content, *current);

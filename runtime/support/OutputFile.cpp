@@ -171,28 +171,43 @@ Status writeThrough(const std::string &path,
   return written;
 }
 
-/// Renames a new file, filled by `write`, onto `path`.
-Status replaceAtomically(const std::string &path,
-                         const std::function<Status(int fd)> &write) {
+/// Creates a temporary file beside `path` (removed on interrupt until it is
+/// kept) and fills it with `write`. `tempPath` is set as soon as the file
+/// exists, so that the caller removes it whether or not writing succeeded.
+Status writeBeside(const std::string &path,
+                   const std::function<Status(int fd)> &write,
+                   std::string &tempPath) {
   Result<std::pair<std::string, int>> temp = createBeside(path);
   if (!temp)
     return temp.takeError();
-  auto [tempPath, fd] = *temp;
+  int fd = temp->second;
+  tempPath = temp->first;
   removeOnInterrupt(tempPath);
-  auto discard = [&, tempPath = tempPath](Status status) {
-    ::unlink(tempPath.c_str());
-    keepOnInterrupt(tempPath);
-    return status;
-  };
   Status written = write(fd);
   if (::close(fd) != 0 && written)
     written = fail(path + ": cannot write temporary file '" + tempPath +
                    "': " + std::strerror(errno));
-  if (!written)
-    return discard(std::move(written));
-  if (::rename(tempPath.c_str(), path.c_str()) != 0)
-    return discard(fail(path + ": cannot rename temporary file '" + tempPath +
-                        "' onto it: " + std::strerror(errno)));
+  return written;
+}
+
+void removeTemporary(const std::string &tempPath) {
+  ::unlink(tempPath.c_str());
+  keepOnInterrupt(tempPath);
+}
+
+/// Renames a new file, filled by `write`, onto `path`.
+Status replaceAtomically(const std::string &path,
+                         const std::function<Status(int fd)> &write) {
+  std::string tempPath;
+  Status written = writeBeside(path, write, tempPath);
+  if (written && ::rename(tempPath.c_str(), path.c_str()) != 0)
+    written = fail(path + ": cannot rename temporary file '" + tempPath +
+                   "' onto it: " + std::strerror(errno));
+  if (!written) {
+    if (!tempPath.empty())
+      removeTemporary(tempPath);
+    return written;
+  }
   keepOnInterrupt(tempPath);
   return Status::success();
 }
@@ -265,10 +280,8 @@ StagedOutputs::~StagedOutputs() {
 }
 
 void StagedOutputs::discard() {
-  for (const auto &[temp, target] : staged) {
-    ::unlink(temp.c_str());
-    keepOnInterrupt(temp);
-  }
+  for (const auto &[temp, target] : staged)
+    removeTemporary(temp);
   staged.clear();
   for (auto dir = createdDirectories.rbegin(); dir != createdDirectories.rend();
        ++dir) {
@@ -305,16 +318,10 @@ Status StagedOutputs::stage(const std::string &requested,
   struct stat existing;
   if (::stat(path->c_str(), &existing) == 0 && !S_ISREG(existing.st_mode))
     return fail(requested + ": exists and is not a regular file");
-  Result<std::pair<std::string, int>> temp = createBeside(*path);
-  if (!temp)
-    return temp.takeError();
-  auto [tempPath, fd] = *temp;
-  removeOnInterrupt(tempPath);
-  staged.emplace_back(tempPath, *path);
-  Status written = write(fd);
-  if (::close(fd) != 0 && written)
-    written = fail(requested + ": cannot write temporary file '" + tempPath +
-                   "': " + std::strerror(errno));
+  std::string tempPath;
+  Status written = writeBeside(*path, write, tempPath);
+  if (!tempPath.empty())
+    staged.emplace_back(tempPath, *path);
   return written;
 }
 

@@ -12,9 +12,6 @@
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
 
-#include <cmath>
-#include <limits>
-
 using namespace mlir;
 using namespace mlir::atmoe;
 
@@ -79,10 +76,7 @@ LogicalResult LoraAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (!alpha.isFinite())
     return emitError() << "expects the alpha of adapter " << expert
                        << " to be finite";
-  // The scale is an f32 constant of the code: inf would turn every zero
-  // product into NaN.
-  double scale = alpha.convertToDouble() / double(rank);
-  if (!(std::fabs(scale) <= double(std::numeric_limits<float>::max())))
+  if (!isScaleFiniteF32(alpha.convertToDouble(), rank))
     return emitError() << "expects the scale alpha / rank of adapter " << expert
                        << " (" << alpha.convertToDouble() << " / " << rank
                        << ") to be a finite f32";

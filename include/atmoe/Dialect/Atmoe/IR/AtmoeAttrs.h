@@ -11,6 +11,9 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/APFloat.h"
 
+#include <cmath>
+#include <limits>
+
 #include "atmoe/Dialect/Atmoe/IR/AtmoeEnums.h.inc"
 
 #define GET_ATTRDEF_CLASSES

@@ -37,6 +37,12 @@ def Atmoe_LoraAttr : Atmoe_Attr<"Lora", "lora"> {
     double getScale() const {
       return getAlpha().convertToDouble() / static_cast<double>(getRank());
     }
+    /// Whether `alpha / rank` fits in f32, the type the code scales in: an
+    /// infinite scale would turn every zero product into NaN.
+    static bool isScaleFiniteF32(double alpha, int64_t rank) {
+      return std::fabs(alpha / static_cast<double>(rank)) <=
+             static_cast<double>(std::numeric_limits<float>::max());
+    }
   }];
 }
 
