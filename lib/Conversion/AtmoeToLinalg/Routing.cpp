@@ -49,10 +49,6 @@ public:
   RoutingBuilder(OpBuilder &b, Location loc, Value rowsOf)
       : b(b), loc(loc), rowsOf(rowsOf) {}
 
-  Value f32(float value) {
-    return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(value));
-  }
-
   /// The scores, clamped to finite values (NaN stays NaN).
   Value finite(Value scores) {
     return elementwise(scores, b.getF32Type(),
@@ -146,17 +142,21 @@ public:
           return arith::MaximumFOp::create(b, loc, a[2], value).getResult();
         });
     // Inputs of the two remaining steps: score, segment id, maximum, then
-    // the sum, the kept flag and the scale where present.
-    auto term = [&](OpBuilder &b, Location loc, ValueRange a,
-                    unsigned segmentDim, std::optional<unsigned> keptAt) {
-      Value gap = arith::MaximumFOp::create(
-          b, loc, arith::SubFOp::create(b, loc, a[0], a[2]),
-          constant(b, loc, -kFloatMax));
-      Value e = math::ExpOp::create(b, loc, scaled(b, loc, gap, factor, false));
+    // the sum, the kept flag and the scale where present. Each (element,
+    // segment) pair contributes only where the element is in the segment
+    // (and kept); its exp is computed there alone.
+    auto taken = [&](OpBuilder &b, Location loc, ValueRange a,
+                     unsigned segmentDim, std::optional<unsigned> keptAt) {
       Value take = inSegment(b, loc, a[1], segmentDim);
       if (keptAt)
         take = arith::AndIOp::create(b, loc, take, a[*keptAt]);
-      return std::make_pair(take, e);
+      return take;
+    };
+    auto exponential = [&](OpBuilder &b, Location loc, ValueRange a) -> Value {
+      Value gap = arith::MaximumFOp::create(
+          b, loc, arith::SubFOp::create(b, loc, a[0], a[2]),
+          constant(b, loc, -kFloatMax));
+      return math::ExpOp::create(b, loc, scaled(b, loc, gap, factor, false));
     };
     SmallVector<Value> sumInputs = {scores, ids, maxes};
     SmallVector<AffineMap> sumMaps = {map(3, {0, 2}), map(3, {2}),
@@ -169,12 +169,13 @@ public:
         generic({par, par, red}, sumInputs, sumMaps,
                 fill(empty(segments, b.getF32Type()), b.getF32FloatAttr(0.0f)),
                 map(3, {0, 1}), [&](OpBuilder &b, Location loc, ValueRange a) {
-                  auto [take, e] =
-                      term(b, loc, a, 1,
-                           kept ? std::optional<unsigned>(3) : std::nullopt);
-                  Value add = arith::AddFOp::create(b, loc, a.back(), e);
-                  return arith::SelectOp::create(b, loc, take, add, a.back())
-                      .getResult();
+                  Value take =
+                      taken(b, loc, a, 1,
+                            kept ? std::optional<unsigned>(3) : std::nullopt);
+                  return addWhere(b, loc, take, a.back(),
+                                  [&](OpBuilder &b, Location loc) {
+                                    return exponential(b, loc, a);
+                                  });
                 });
     // Each weight gathers its segment's maximum and sum by a reduction over
     // the segments in which only its own contributes.
@@ -196,13 +197,15 @@ public:
         {par, par, red}, inputs, maps,
         fill(empty(width, b.getF32Type()), b.getF32FloatAttr(0.0f)),
         map(3, {0, 1}), [&](OpBuilder &b, Location loc, ValueRange a) {
-          auto [take, e] = term(b, loc, a, 2, keptAt);
-          Value weight = arith::DivFOp::create(b, loc, e, a[3]);
-          if (scaleAt)
-            weight = arith::MulFOp::create(b, loc, weight, a[*scaleAt]);
-          Value add = arith::AddFOp::create(b, loc, a.back(), weight);
-          return arith::SelectOp::create(b, loc, take, add, a.back())
-              .getResult();
+          Value take = taken(b, loc, a, 2, keptAt);
+          return addWhere(
+              b, loc, take, a.back(), [&](OpBuilder &b, Location loc) -> Value {
+                Value weight =
+                    arith::DivFOp::create(b, loc, exponential(b, loc, a), a[3]);
+                if (scaleAt)
+                  weight = arith::MulFOp::create(b, loc, weight, a[*scaleAt]);
+                return weight;
+              });
         });
   }
 
@@ -227,6 +230,21 @@ private:
     Value product =
         arith::MulFOp::create(b, loc, value, constant(b, loc, factor));
     return clampResult ? clamp(b, loc, product) : product;
+  }
+
+  /// acc + addend() where `take` holds, else acc; the addend is computed only
+  /// where it is taken.
+  static Value
+  addWhere(OpBuilder &b, Location loc, Value take, Value acc,
+           llvm::function_ref<Value(OpBuilder &, Location)> addend) {
+    auto sum = scf::IfOp::create(
+        b, loc, take,
+        [&](OpBuilder &b, Location loc) {
+          Value added = arith::AddFOp::create(b, loc, acc, addend(b, loc));
+          scf::YieldOp::create(b, loc, added);
+        },
+        [&](OpBuilder &b, Location loc) { scf::YieldOp::create(b, loc, acc); });
+    return sum.getResult(0);
   }
 
   /// Whether segment id `id` (i32) is the loop index `segmentDim`.
