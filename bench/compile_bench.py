@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+# ===- compile_bench.py - compile time and memory against layer width ----===#
+#
+# Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+#
+# ===-----------------------------------------------------------------------===#
+"""atmoe-compile's wall time and peak resident memory on wide layers, side by
+side with another atmoe-compile (an older build) in one run (issue 14,
+item 13).
+
+  python3 bench/compile_bench.py [--build build] [--baseline OLD/atmoe-compile]
+      [--timeout 300] [--cases NAME,...] [--json FILE]
+
+Each case is one layer (d = 64, rank-2 experts) written with
+test/helpers/model_package.py:
+  topk-E       E experts, flat softmax router with top_k = 2;
+  grouped-E-G  E experts in G groups, grouped softmax with top_k_groups = 4;
+  proj-P       P projections, 8 experts in 2 groups.
+Every case is compiled to a shared library by each compiler in turn (the
+one under test first); a compile past --timeout is reported as "> timeout".
+It prints the host's processor and core count, then per case the seconds
+and peak RSS (MiB) of each compiler and baseline/current.
+
+Not a test: nothing here asserts a speed.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, "test", "helpers", "model_package.py")
+
+CASES = {
+    "topk-64": ("topk", 64, 1, 1),
+    "topk-150": ("topk", 150, 1, 1),
+    "topk-512": ("topk", 512, 1, 1),
+    "grouped-512-64": ("grouped", 512, 64, 1),
+    "proj-16": ("proj", 8, 2, 16),
+    "proj-64": ("proj", 8, 2, 64),
+}
+
+
+def description(kind, experts, groups, projections):
+    names = ["e%d" % i for i in range(experts)]
+    size = experts // groups
+    router = {"kind": "softmax", "top_k": 2} if kind == "topk" else \
+        {"kind": "grouped_softmax", "top_k_groups": min(4, groups)}
+    return {
+        "format": "atmoe-model/1", "name": "wide", "weights": ["weights.safetensors"],
+        "groups": [{"name": "g%d" % g, "experts": names[g * size:(g + 1) * size]}
+                   for g in range(groups)],
+        "experts": {name: {"rank": 2, "alpha": 4} for name in names},
+        "router": router,
+        "layers": [{"index": 0, "hidden_size": 64, "projections": [
+            {"name": "p%d" % p, "in_features": 64, "out_features": 64, "bias": False}
+            for p in range(projections)]}],
+    }
+
+
+def write_package(work, name, case):
+    desc = os.path.join(work, name + ".json")
+    with open(desc, "w") as f:
+        json.dump(description(*case), f)
+    package = os.path.join(work, name)
+    subprocess.run(["/usr/bin/python3", PACKAGE, "--desc", desc, package],
+                   check=True, stdout=subprocess.DEVNULL)
+    return package
+
+
+def compile_once(compiler, package, output, timeout):
+    """(seconds, peak RSS in MiB), or (None, None) past the timeout."""
+    start = time.monotonic()
+    process = subprocess.Popen([compiler, package, "-o", output],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = start + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            process.kill()
+            os.wait4(process.pid, 0)
+            return None, None
+        time.sleep(0.05)
+    seconds = time.monotonic() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit("%s failed on %s: %s" % (compiler, package, process.stderr.read().decode()))
+    return seconds, usage.ru_maxrss / 1024.0
+
+
+def processor():
+    """The CPU's model name (/proc/cpuinfo), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def describe(seconds, timeout):
+    return "> %d" % timeout if seconds is None else "%.2f" % seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    parser.add_argument("--baseline", help="another atmoe-compile to compare with")
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+
+    compilers = [("current", os.path.join(args.build, "bin", "atmoe-compile"))]
+    if args.baseline:
+        compilers.append(("baseline", args.baseline))
+    print("host: %s, %d cores" % (processor(), os.cpu_count()))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="atmoe-compile-bench-") as work:
+        for name in args.cases.split(","):
+            package = write_package(work, name, CASES[name])
+            row = {"case": name}
+            for label, compiler in compilers:
+                seconds, rss = compile_once(compiler, package,
+                                            os.path.join(work, name + ".so"), args.timeout)
+                row[label] = {"seconds": seconds, "peak_rss_mib": rss}
+            line = "%-16s current %8s s %7.0f MiB" % (
+                name, describe(row["current"]["seconds"], args.timeout),
+                row["current"]["peak_rss_mib"] or 0)
+            if args.baseline:
+                base = row["baseline"]
+                line += "   baseline %8s s %7s MiB" % (
+                    describe(base["seconds"], args.timeout),
+                    "-" if base["peak_rss_mib"] is None else "%.0f" % base["peak_rss_mib"])
+                if base["seconds"] is not None:
+                    row["baseline_over_current"] = base["seconds"] / row["current"]["seconds"]
+                    line += "   baseline/current %.1fx" % row["baseline_over_current"]
+                else:
+                    line += "   baseline/current > %.0fx" % (args.timeout / row["current"]["seconds"])
+            print(line, flush=True)
+            results.append(row)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"timeout_s": args.timeout, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
