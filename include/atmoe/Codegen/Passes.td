@@ -76,7 +76,13 @@ def ApplyCPUSchedulePass : Pass<"atmoe-apply-cpu-schedule", "mlir::ModuleOp"> {
     is made at run time there).
 
     Pass `--transform-schedule=<file>` to experiment with another script
-    with the same entry point (`@__transform_main`).
+    with the same entry point (`@__transform_main`). What the script
+    reports at the model's operations carries a note naming the script. A
+    script that makes a reduction parallel is an error at the script: after
+    it runs, every `scf.forall` must write each `tensor.parallel_insert_slice`
+    at offsets that depend on every induction variable that varies, else
+    its iterations would write the same slice at once (a data race; tile
+    reductions with `tile_using_for` or `tile_reduction_using_forall`).
   }];
   let options = [
     Option<"scheduleFile", "transform-schedule", "std::string", "\"\"",
