@@ -15,6 +15,7 @@
 #include "Status.h"
 
 #include "atmoe_rt/support/ElfSection.h"
+#include "atmoe_rt/support/FileIdentity.h"
 #include "atmoe_rt/support/MappedFile.h"
 
 #include <cerrno>
@@ -121,21 +122,6 @@ Result<const DeviceSupport *> loadDevice(const Manifest &manifest,
                      "\"hip\"); this runtime has no HIP support");
 }
 
-/// The file a loaded image came from: the dynamic loader returns the image it
-/// already holds for a path, even after the file there was replaced.
-struct FileIdentity {
-  dev_t device = 0;
-  ino_t inode = 0;
-  off_t size = 0;
-  struct timespec modified {};
-
-  bool operator==(const FileIdentity &other) const {
-    return device == other.device && inode == other.inode &&
-           size == other.size && modified.tv_sec == other.modified.tv_sec &&
-           modified.tv_nsec == other.modified.tv_nsec;
-  }
-};
-
 /// Every image this runtime has loaded and not yet closed, with the file it
 /// came from and how many open handles share it.
 struct LoadedImages {
@@ -146,14 +132,6 @@ struct LoadedImages {
 LoadedImages &loadedImages() {
   static LoadedImages *images = new LoadedImages; // Outlives every handle.
   return *images;
-}
-
-std::optional<FileIdentity> identityOf(const std::string &path) {
-  struct stat status;
-  if (::stat(path.c_str(), &status) != 0)
-    return std::nullopt;
-  return FileIdentity{status.st_dev, status.st_ino, status.st_size,
-                      status.st_mtim};
 }
 
 /// Registers `library` as loaded from `identity`, or refuses it if the
@@ -183,7 +161,9 @@ void unregisterImage(void *library) {
 
 /// dlopens the model; its GPU constructors load their kernels here.
 Status loadLibrary(atmoe_rt_model &model, const std::string &absolute) {
-  std::optional<FileIdentity> identity = identityOf(absolute);
+  // The dynamic loader returns the image it already holds for a path, even
+  // after the file there was replaced: the identity tells them apart.
+  std::optional<FileIdentity> identity = FileIdentity::of(absolute);
   if (!identity)
     return fail(model.path +
                 ": cannot open compiled model: " + std::strerror(errno));

@@ -101,12 +101,15 @@ Result<SafeTensorsFile *> WeightBinder::openFile(const std::string &relative) {
   SafeTensorsFile *&file = filesByName[relative];
   if (file)
     return file;
-  Result<std::unique_ptr<SafeTensorsFile>> opened = SafeTensorsFile::open(
-      packageDir + (packageDir.back() == '/' ? "" : "/") + relative);
+  std::string path =
+      packageDir + (packageDir.back() == '/' ? "" : "/") + relative;
+  std::optional<FileIdentity> identity = FileIdentity::of(path);
+  Result<std::unique_ptr<SafeTensorsFile>> opened = SafeTensorsFile::open(path);
   if (!opened)
     return opened.takeError();
   file = opened->get();
   weights->files.push_back(std::move(*opened));
+  weights->identities.push_back(identity.value_or(FileIdentity{}));
   return file;
 }
 
@@ -338,5 +341,32 @@ atmoe_rt_model_get_weight_counts(const atmoe_rt_model_t *model,
     *numInPlace = model->weights->numInPlace;
   if (numConverted)
     *numConverted = model->weights->converted.size();
+  return ATMOE_RT_OK;
+}
+
+atmoe_rt_status_t atmoe_rt_model_check_weights(const atmoe_rt_model_t *model) {
+  if (!model)
+    return fail(ATMOE_RT_INVALID_ARGUMENT,
+                "atmoe_rt_model_check_weights: model is NULL");
+  if (!model->weights)
+    return fail(ATMOE_RT_INVALID_ARGUMENT,
+                model->path + ": no weights are bound");
+  const BoundWeights &weights = *model->weights;
+  for (size_t i = 0; i < weights.files.size(); ++i) {
+    // A file replaced by rename (another inode at the path) or removed
+    // leaves the mapping of the bound one intact; only the bound file
+    // itself changing in place alters the numbers.
+    const std::string &path = weights.files[i]->path();
+    std::optional<FileIdentity> now = FileIdentity::of(path);
+    const FileIdentity &bound = weights.identities[i];
+    if (now && now->isSameFile(bound) && !(*now == bound))
+      return fail(ATMOE_RT_INPUT_ERROR,
+                  path + ": changed in place since it was bound (size " +
+                      std::to_string(bound.size) + " -> " +
+                      std::to_string(now->size) +
+                      " bytes, or a new modification time): results computed "
+                      "since may mix old and new weights; replace weight "
+                      "files by renaming a new file over them");
+  }
   return ATMOE_RT_OK;
 }

@@ -9,6 +9,7 @@
 
 #include "DeviceSupport.h"
 
+#include "atmoe_rt/support/FileIdentity.h"
 #include "atmoe_rt/support/SafeTensors.h"
 
 #include <cstddef>
@@ -21,6 +22,8 @@ namespace atmoe_rt {
 struct BoundWeights {
   /// Keeps the mappings that in-place weights point into.
   std::vector<std::unique_ptr<SafeTensorsFile>> files;
+  /// files[i] as it was when it was mapped (atmoe_rt_model_check_weights).
+  std::vector<FileIdentity> identities;
   /// Owns the copies of widened, realigned and stacked weights; unique_ptr
   /// keeps each buffer at a fixed address while more are added.
   std::vector<std::unique_ptr<std::vector<std::byte>>> converted;

@@ -627,6 +627,9 @@ Status run(const Request &request) {
   if (request.repeats)
     if (Status status = timeRepeats(call); !status)
       return status;
+  // Outputs computed from a weight file overwritten meanwhile are not kept.
+  if (Status status = check(atmoe_rt_model_check_weights(model.get())); !status)
+    return status;
   return outputs.commit();
 }
 

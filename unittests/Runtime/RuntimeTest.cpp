@@ -816,6 +816,32 @@ TEST_F(RuntimeTest, RebindReplacesWeights) {
   call.expectMatchesReference(other);
 }
 
+TEST_F(RuntimeTest, CheckWeightsSeesInPlaceChangesOnly) {
+  EXPECT_EQ(atmoe_rt_model_check_weights(model.get()), ATMOE_RT_OK)
+      << atmoe_rt_last_error();
+  // A new file renamed over the bound one: the bound file stays mapped.
+  std::string weights = package.path("weights.safetensors");
+  replaceFile(weights, weights);
+  EXPECT_EQ(atmoe_rt_model_check_weights(model.get()), ATMOE_RT_OK)
+      << atmoe_rt_last_error();
+  // Rebound, then overwritten in place (one byte appended, as a copy in
+  // progress would): refused, naming the file.
+  ASSERT_EQ(atmoe_rt_model_bind_weights(model.get(), package.dir.c_str()),
+            ATMOE_RT_OK);
+  {
+    std::error_code error;
+    raw_fd_ostream os(weights, error, sys::fs::OF_Append);
+    ASSERT_FALSE(error);
+    os << ' ';
+  }
+  EXPECT_EQ(atmoe_rt_model_check_weights(model.get()), ATMOE_RT_INPUT_ERROR);
+  EXPECT_TRUE(StringRef(atmoe_rt_last_error())
+                  .contains("weights.safetensors: changed in place since it "
+                            "was bound"))
+      << atmoe_rt_last_error();
+  EXPECT_EQ(atmoe_rt_model_check_weights(nullptr), ATMOE_RT_INVALID_ARGUMENT);
+}
+
 //===----------------------------------------------------------------------===//
 // Forward
 //===----------------------------------------------------------------------===//

@@ -113,6 +113,16 @@ ATMOE_RT_API void atmoe_rt_model_close(atmoe_rt_model_t *model);
 ATMOE_RT_API atmoe_rt_status_t
 atmoe_rt_model_bind_weights(atmoe_rt_model_t *model, const char *package_dir);
 
+/// Checks that no bound weight file changed in place since it was bound
+/// (same inode, other size or modification time): the runtime computes from
+/// the mapped files, so an overwritten file alters the numbers mid-flight and
+/// a truncated one faults (docs/Runtime.md). A file replaced by renaming a
+/// new one over it is fine: the bound one stays mapped. ATMOE_RT_INPUT_ERROR
+/// naming the first changed file; ATMOE_RT_INVALID_ARGUMENT if no weights
+/// are bound.
+ATMOE_RT_API atmoe_rt_status_t
+atmoe_rt_model_check_weights(const atmoe_rt_model_t *model);
+
 /// How the bound weights are held: tensors used in place in the file mapping,
 /// buffers made at bind time (widened, realigned or stacked tensors). Either
 /// pointer may be NULL. ATMOE_RT_INVALID_ARGUMENT if no weights are bound.
