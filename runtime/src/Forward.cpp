@@ -85,28 +85,25 @@ struct Buffer {
   }
 };
 
-/// A routing buffer the runtime supplies when the caller passes none. It is
-/// allocated with malloc so that running out of memory is a status, not an
-/// exception through the C API (the runtime is built without exceptions).
+/// A routing buffer the runtime supplies when the caller passes none; a
+/// failed allocation is a status (HeapBuffer), not a terminated host.
 class ScratchFloats {
 public:
-  ~ScratchFloats() { std::free(data); }
-
   /// At least `count` floats, or null if they cannot be allocated.
   float *reserve(size_t count) {
-    if (count <= capacity)
-      return data;
-    float *grown = static_cast<float *>(std::malloc(count * sizeof(float)));
-    if (!grown)
-      return nullptr;
-    std::free(data);
-    data = grown;
-    capacity = count;
-    return data;
+    if (count > capacity) {
+      HeapBuffer grown(
+          static_cast<std::byte *>(std::malloc(count * sizeof(float))));
+      if (!grown)
+        return nullptr;
+      data = std::move(grown);
+      capacity = count;
+    }
+    return reinterpret_cast<float *>(data.get());
   }
 
 private:
-  float *data = nullptr;
+  HeapBuffer data;
   size_t capacity = 0;
 };
 

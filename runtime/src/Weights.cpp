@@ -30,6 +30,15 @@
 
 using namespace atmoe_rt;
 
+Result<HeapBuffer> atmoe_rt::allocateBuffer(size_t bytes,
+                                            const std::string &what) {
+  HeapBuffer buffer(static_cast<std::byte *>(std::malloc(bytes ? bytes : 1)));
+  if (!buffer)
+    return fail("cannot allocate " + std::to_string(bytes) + " bytes for " +
+                what + ": out of memory");
+  return buffer;
+}
+
 BoundWeights::~BoundWeights() {
   for (void *buffer : deviceBuffers)
     device->free(buffer);
@@ -56,7 +65,7 @@ private:
   Result<const void *> resolve(const Layer &layer, const Argument &arg,
                                ElementType type);
   Result<const void *> stack(const Layer &layer, const Argument &arg);
-  std::byte *allocate(size_t bytes);
+  Result<std::byte *> allocate(size_t bytes, const Argument &arg);
   Status upload(const DeviceSupport &device);
 
   const atmoe_rt_model &model;
@@ -154,9 +163,14 @@ Status WeightBinder::checkTensor(const TensorInfo &info, const Argument &arg,
   return Status::success();
 }
 
-std::byte *WeightBinder::allocate(size_t bytes) {
-  weights->converted.push_back(std::make_unique<std::vector<std::byte>>(bytes));
-  return weights->converted.back()->data();
+/// A buffer kept with the binding, for a converted copy of `arg`.
+Result<std::byte *> WeightBinder::allocate(size_t bytes, const Argument &arg) {
+  Result<HeapBuffer> buffer =
+      allocateBuffer(bytes, "a converted copy of '" + arg.name + "'");
+  if (!buffer)
+    return fail(packageDir + ": " + buffer.error());
+  weights->converted.push_back(std::move(*buffer));
+  return weights->converted.back().get();
 }
 
 /// The tensor `arg` names, checked against the manifest and `type`.
@@ -196,15 +210,18 @@ Result<const void *> WeightBinder::resolve(const Layer &layer,
     ++weights->numInPlace;
     return cached = tensor.data;
   }
-  std::byte *copy = allocate(tensor.numElements() * elementSize(type));
+  Result<std::byte *> copy =
+      allocate(tensor.numElements() * elementSize(type), arg);
+  if (!copy)
+    return copy.takeError();
   if (elementTypeOf(tensor.dtype) == type) {
-    std::memcpy(copy, tensor.data, tensor.numBytes());
+    std::memcpy(*copy, tensor.data, tensor.numBytes());
   } else if (Status status = filesByName[arg.file]->readAsF32(
-                 tensor, reinterpret_cast<float *>(copy));
+                 tensor, reinterpret_cast<float *>(*copy));
              !status) {
     return status.takeError();
   }
-  return cached = copy;
+  return cached = *copy;
 }
 
 /// A stacked weight: each part copied into its slab of one buffer. Rows of
@@ -218,7 +235,10 @@ Result<const void *> WeightBinder::stack(const Layer &layer,
   for (int64_t d = 0; d < int64_t(arg.shape.size()); ++d)
     (d < arg.concatDim ? outer : inner) *= arg.shape[d];
   size_t size = elementSize(arg.elementType);
-  std::byte *stacked = allocate(outer * inner * size);
+  Result<std::byte *> stackedBuffer = allocate(outer * inner * size, arg);
+  if (!stackedBuffer)
+    return stackedBuffer.takeError();
+  std::byte *stacked = *stackedBuffer;
   int64_t offset = 0;
   for (const Argument &part : arg.parts) {
     Result<const TensorInfo *> info = find(layer, part, arg.elementType);
@@ -226,12 +246,19 @@ Result<const void *> WeightBinder::stack(const Layer &layer,
       return info.takeError();
     SafeTensorsFile *file = filesByName[part.file];
     const auto *source = reinterpret_cast<const std::byte *>((*info)->data);
-    std::vector<float> widened;
+    HeapBuffer widened;
     if (elementTypeOf((*info)->dtype) != arg.elementType) {
-      widened.resize((*info)->numElements());
-      if (Status status = file->readAsF32(**info, widened.data()); !status)
+      Result<HeapBuffer> buffer = allocateBuffer(
+          (*info)->numElements() * sizeof(float),
+          "widening part '" + part.name + "' of '" + arg.name + "'");
+      if (!buffer)
+        return fail(packageDir + ": " + buffer.error());
+      widened = std::move(*buffer);
+      if (Status status =
+              file->readAsF32(**info, reinterpret_cast<float *>(widened.get()));
+          !status)
         return status.takeError();
-      source = reinterpret_cast<const std::byte *>(widened.data());
+      source = widened.get();
     }
     int64_t partInner =
         inner / arg.shape[arg.concatDim] * part.shape[arg.concatDim];

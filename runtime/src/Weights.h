@@ -13,20 +13,31 @@
 #include "atmoe_rt/support/SafeTensors.h"
 
 #include <cstddef>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
 namespace atmoe_rt {
 
 /// The weights of one model package, as the entry points receive them.
+/// Memory from malloc: the runtime is built without exceptions, so a
+/// std::vector that cannot grow would terminate the host program, while a
+/// failed malloc can be reported as a status.
+struct FreeDeleter {
+  void operator()(void *memory) const { std::free(memory); }
+};
+using HeapBuffer = std::unique_ptr<std::byte[], FreeDeleter>;
+
+/// `bytes` of uninitialised memory, or an error saying what they were for.
+Result<HeapBuffer> allocateBuffer(size_t bytes, const std::string &what);
+
 struct BoundWeights {
   /// Keeps the mappings that in-place weights point into.
   std::vector<std::unique_ptr<SafeTensorsFile>> files;
   /// files[i] as it was when it was mapped (atmoe_rt_model_check_weights).
   std::vector<FileIdentity> identities;
-  /// Owns the copies of widened, realigned and stacked weights; unique_ptr
-  /// keeps each buffer at a fixed address while more are added.
-  std::vector<std::unique_ptr<std::vector<std::byte>>> converted;
+  /// Owns the copies of widened, realigned and stacked weights.
+  std::vector<HeapBuffer> converted;
   /// data[l][w]: weight w of layer l (manifest order), in the element type
   /// the manifest gives it.
   std::vector<std::vector<const void *>> data;

@@ -881,6 +881,33 @@ TEST_F(RuntimeTest, RoutingNotRequested) {
   EXPECT_TRUE(std::isnan(without.routing[0]));
 }
 
+TEST_F(RuntimeTest, RoutingBufferThatCannotBeAllocated) {
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "ASan aborts on an impossible malloc instead of returning "
+                  "null";
+#endif
+#endif
+  // No routing buffer and 2^50 tokens: the runtime's own buffer (8 PiB)
+  // cannot exist; that is a status, not an exception through the C API.
+  // The inputs are never read, since the allocation comes first.
+  Call call(fakeLayers()[0], 0, 5, 3);
+  std::vector<const float *> xs;
+  for (const std::vector<float> &x : call.x)
+    xs.push_back(x.data());
+  std::vector<float *> ys;
+  for (std::vector<float> &y : call.y)
+    ys.push_back(y.data());
+  EXPECT_EQ(atmoe_rt_layer_forward(model.get(), 0, int64_t(1) << 50, xs.size(),
+                                   xs.data(), call.h.data(), 0, nullptr,
+                                   ys.data(), nullptr),
+            ATMOE_RT_INTERNAL_ERROR);
+  EXPECT_TRUE(StringRef(atmoe_rt_last_error())
+                  .contains("cannot allocate 9007199254740992 bytes for the "
+                            "routing weights"))
+      << atmoe_rt_last_error();
+}
+
 TEST_F(RuntimeTest, SegmentsOnTokenGranularityAreOnlyValidated) {
   Call plain(fakeLayers()[0], 0, 4, 9), split(fakeLayers()[0], 0, 4, 9, {1, 3});
   ASSERT_EQ(plain.run(model.get()), ATMOE_RT_OK);
