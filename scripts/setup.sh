@@ -18,6 +18,9 @@ packages=(
   cmake ninja-build ccache
   # Libraries used by the importer, unit tests and benchmarks.
   nlohmann-json3-dev libgtest-dev libopenblas-dev
+  # PEFT's module patterns matched as Python's re does (PCRE2), found by
+  # pkg-config.
+  libpcre2-dev pkgconf
   # lit and the end-to-end reference scripts.
   python3 python3-numpy
 )

@@ -97,7 +97,8 @@ FaultOr<> Compilation::run() {
     return checked;
   if (FaultOr<> selected = selectTarget(); !selected)
     return selected;
-  FaultOr<OwningOpRef<ModuleOp>> loaded = loadInput(context, options.input);
+  FaultOr<OwningOpRef<ModuleOp>> loaded =
+      loadInput(context, options.input, options.import);
   if (!loaded)
     return loaded.getFault();
   module = std::move(*loaded);

@@ -17,6 +17,7 @@
 #ifndef ATMOE_LIB_DRIVER_DRIVERINTERNALS_H
 #define ATMOE_LIB_DRIVER_DRIVERINTERNALS_H
 
+#include "atmoe/Importer/ModelImporter.h"
 #include "atmoe/Support/FaultOr.h"
 #include "atmoe/Target/Target.h"
 
@@ -42,7 +43,8 @@ namespace mlir::atmoe::driver {
 /// Imports a package directory or model.json, or parses an .mlir file. A
 /// failure is the input's fault, or the importer's (IR that does not
 /// verify).
-FaultOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context, StringRef input);
+FaultOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context, StringRef input,
+                                         const ImportOptions &options);
 
 //===- ModelABI.cpp -------------------------------------------------------===//
 

@@ -17,11 +17,12 @@ using namespace mlir;
 using namespace mlir::atmoe;
 
 FaultOr<OwningOpRef<ModuleOp>> driver::loadInput(MLIRContext &context,
-                                                 StringRef input) {
+                                                 StringRef input,
+                                                 const ImportOptions &options) {
   if (llvm::sys::fs::is_directory(input))
-    return importModelPackage(context, input);
+    return importModelPackage(context, input, options);
   if (llvm::sys::path::extension(input) == ".json")
-    return importModelFile(context, input);
+    return importModelFile(context, input, options);
   if (!llvm::sys::fs::exists(input)) {
     emitError(FileLineColLoc::get(&context, input, 0, 0))
         << "no such file or model package directory";

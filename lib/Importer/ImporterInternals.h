@@ -27,6 +27,8 @@
 #include "JsonDocument.h"
 
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
+#include "atmoe/Importer/ModelImporter.h"
+#include "atmoe/Support/PythonRegex.h"
 
 #include "atmoe_rt/support/SafeTensors.h"
 
@@ -55,6 +57,21 @@ struct WeightFile {
   std::unique_ptr<atmoe_rt::SafeTensorsFile> file;
 };
 
+/// A rank_pattern or alpha_pattern entry: PEFT's key and its regex
+/// `(.*\.)?(key)$`.
+template <typename T>
+struct PeftPattern {
+  std::string key;
+  PythonRegex regex;
+  T value;
+};
+
+/// The rank and alpha PEFT gives one module it adapts.
+struct PeftRankAlpha {
+  int64_t rank;
+  double alpha;
+};
+
 /// An expert given as a PEFT adapter directory.
 struct PeftAdapter {
   std::string dirRelative;
@@ -64,14 +81,28 @@ struct PeftAdapter {
   bool rslora = false;
   enum class Targets { List, Regex, AllLinear } targetKind = Targets::List;
   std::vector<std::string> targetList;
-  std::string targetRegex;
+  std::optional<PythonRegex> targetRegex;
+  /// exclude_modules: a list of names or suffixes, or a regex.
+  std::vector<std::string> excludeList;
+  std::optional<PythonRegex> excludeRegex;
+  /// layers_to_transform (non-empty) and the regexes that find a module's
+  /// layer index (from layers_pattern, or PEFT's default).
   std::optional<std::vector<int64_t>> layers;
-  std::vector<std::pair<std::string, int64_t>> rankPattern;
-  std::vector<std::pair<std::string, double>> alphaPattern;
+  std::vector<PythonRegex> layerIndexPatterns;
+  /// modules_to_save: modules PEFT replaces by trained copies.
+  std::vector<PythonRegex> modulesToSave;
+  std::vector<PeftPattern<int64_t>> rankPattern;
+  std::vector<PeftPattern<double>> alphaPattern;
+  /// Where the fields errors found while matching point at.
+  std::string targetsPath = "target_modules";
   WeightFile weights;
   /// The module prefixes of the lora_A tensors in the adapter file, by
   /// (layer index, projection name).
   std::map<std::pair<int64_t, std::string>, std::vector<std::string>> modules;
+  /// PEFT's decision per (layer index, projection name): nullopt where it
+  /// does not adapt the module (selectPeftModule fills it).
+  std::map<std::pair<int64_t, std::string>, std::optional<PeftRankAlpha>>
+      selection;
 };
 
 struct ExpertDef {
@@ -294,11 +325,22 @@ LogicalResult parseModel(ImportContext &ctx);
 /// Peft.cpp: reads the adapter directory named at `node` into `expert.peft`.
 LogicalResult parsePeft(ImportContext &ctx, const JsonNode &node,
                         ExpertDef &expert);
-/// Whether `peft` adapts `projection` of layer `layer`, and the module name
-/// PEFT gives it.
-bool peftTargets(const PeftAdapter &peft, int64_t layer, StringRef projection);
+/// The module name PEFT gives `projection` of layer `layer`.
 std::string peftModuleName(const PeftAdapter &peft, int64_t layer,
                            StringRef projection);
+/// PEFT's decision for `projection` of layer `layer`: adapted or not
+/// (target_modules, exclude_modules, layers_to_transform), with which rank
+/// and alpha (rank_pattern, alpha_pattern, rsLoRA); cached in
+/// `peft.selection`. Fails where a pattern cannot be matched or the module
+/// is one PEFT would replace (modules_to_save).
+FailureOr<std::optional<PeftRankAlpha>> selectPeftModule(ImportContext &ctx,
+                                                         PeftAdapter &peft,
+                                                         int64_t layer,
+                                                         StringRef projection);
+/// Fails (or warns, if `options` allow) listing the tensors of PEFT
+/// adapters that no projection of the model uses.
+LogicalResult checkUnusedPeftTensors(ImportContext &ctx,
+                                     const ImportOptions &options);
 /// The lora_A / lora_B tensors of a PEFT expert for one projection.
 LogicalResult findPeftTensors(ImportContext &ctx, const ExpertDef &expert,
                               const LayerDef &layer,

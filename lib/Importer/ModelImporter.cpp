@@ -27,7 +27,8 @@ using namespace mlir::atmoe;
 using namespace mlir::atmoe::importer;
 
 FaultOr<OwningOpRef<ModuleOp>>
-mlir::atmoe::importModelFile(MLIRContext &context, StringRef modelJsonPath) {
+mlir::atmoe::importModelFile(MLIRContext &context, StringRef modelJsonPath,
+                             const ImportOptions &options) {
   context.loadDialect<AtmoeDialect, func::FuncDialect>();
   ImportContext ctx(context, modelJsonPath);
   if (failed(parseModel(ctx)))
@@ -51,6 +52,8 @@ mlir::atmoe::importModelFile(MLIRContext &context, StringRef modelJsonPath) {
   for (LayerDef &layer : ctx.layers)
     if (failed(emitLayer(ctx, builder, layer)))
       return Fault::Input;
+  if (failed(checkUnusedPeftTensors(ctx, options)))
+    return Fault::Input;
 
   // The checks above should make this unreachable; if they missed a case,
   // the verifier's diagnostics still point at the JSON (the ops' locations).
@@ -64,6 +67,7 @@ mlir::atmoe::importModelFile(MLIRContext &context, StringRef modelJsonPath) {
 }
 
 FaultOr<OwningOpRef<ModuleOp>>
-mlir::atmoe::importModelPackage(MLIRContext &context, StringRef modelDir) {
-  return importModelFile(context, joinPath(modelDir, "model.json"));
+mlir::atmoe::importModelPackage(MLIRContext &context, StringRef modelDir,
+                                const ImportOptions &options) {
+  return importModelFile(context, joinPath(modelDir, "model.json"), options);
 }

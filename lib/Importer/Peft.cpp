@@ -14,8 +14,6 @@
 
 #include "ImporterInternals.h"
 
-#include "llvm/Support/Regex.h"
-
 #include <cmath>
 
 using namespace mlir;
@@ -23,6 +21,88 @@ using namespace mlir::atmoe;
 using namespace mlir::atmoe::importer;
 
 namespace {
+
+/// How the importer treats each field of PEFT's LoraConfig. Every field
+/// PEFT writes is listed: an unknown one is an error, since it may change
+/// PEFT's forward (docs/Importer.md has this table in prose).
+enum class FieldUse {
+  /// Read by the parser below.
+  Read,
+  /// Does not change what a saved adapter computes at inference.
+  Ignored,
+  /// Changes PEFT's forward in a way atmoe does not compile: accepted only
+  /// at its default (null, false, empty).
+  DefaultOnly,
+};
+
+struct ConfigField {
+  StringRef name;
+  FieldUse use;
+  /// For DefaultOnly: what the field does, for the error.
+  StringRef meaning = "";
+};
+
+constexpr ConfigField kConfigFields[] = {
+    {"peft_type", FieldUse::Read},
+    {"r", FieldUse::Read},
+    {"lora_alpha", FieldUse::Read},
+    {"use_rslora", FieldUse::Read},
+    {"target_modules", FieldUse::Read},
+    {"exclude_modules", FieldUse::Read},
+    {"layers_to_transform", FieldUse::Read},
+    {"layers_pattern", FieldUse::Read},
+    {"rank_pattern", FieldUse::Read},
+    {"alpha_pattern", FieldUse::Read},
+    {"modules_to_save", FieldUse::Read},
+    {"bias", FieldUse::Read},
+    {"init_lora_weights", FieldUse::Read},
+    {"task_type", FieldUse::Ignored},
+    {"auto_mapping", FieldUse::Ignored},
+    {"base_model_name_or_path", FieldUse::Ignored},
+    {"revision", FieldUse::Ignored},
+    {"inference_mode", FieldUse::Ignored},
+    {"lora_dropout", FieldUse::Ignored},
+    {"loftq_config", FieldUse::Ignored},
+    {"eva_config", FieldUse::Ignored},
+    {"corda_config", FieldUse::Ignored},
+    {"megatron_config", FieldUse::Ignored},
+    {"megatron_core", FieldUse::Ignored},
+    {"runtime_config", FieldUse::Ignored},
+    {"peft_version", FieldUse::Ignored},
+    {"ensure_weight_tying", FieldUse::Ignored},
+    {"trainable_token_indices", FieldUse::Ignored},
+    {"qalora_group_size", FieldUse::Ignored},
+    {"fan_in_fan_out", FieldUse::DefaultOnly,
+     "adapter weights stored transposed (for Conv1D base layers)"},
+    {"use_dora", FieldUse::DefaultOnly, "DoRA (weight-decomposed LoRA)"},
+    {"lora_bias", FieldUse::DefaultOnly, "a bias on lora_B"},
+    {"use_qalora", FieldUse::DefaultOnly,
+     "QALoRA (inputs pooled over quantisation groups)"},
+    {"layer_replication", FieldUse::DefaultOnly,
+     "replicating layers of the base model"},
+    {"alora_invocation_tokens", FieldUse::DefaultOnly,
+     "aLoRA (adapters active only after invocation tokens)"},
+    {"arrow_config", FieldUse::DefaultOnly,
+     "Arrow routing between LoRA adapters"},
+    {"target_parameters", FieldUse::DefaultOnly,
+     "LoRA on parameters rather than modules"},
+    {"use_bdlora", FieldUse::DefaultOnly, "block-diagonal LoRA"},
+};
+
+/// Whether a DefaultOnly field holds its default.
+bool isDefaultValue(const llvm::json::Value &value) {
+  if (value.kind() == llvm::json::Value::Null)
+    return true;
+  if (std::optional<bool> flag = value.getAsBoolean())
+    return !*flag;
+  if (const llvm::json::Array *array = value.getAsArray())
+    return array->empty();
+  if (const llvm::json::Object *object = value.getAsObject())
+    return object->empty();
+  if (std::optional<StringRef> text = value.getAsString())
+    return text->empty();
+  return false;
+}
 
 /// The reading of one adapter_config.json and its adapter file.
 class PeftParser {
@@ -32,11 +112,19 @@ public:
   LogicalResult parse(const JsonNode &dirNode, const std::string &dir);
 
 private:
+  LogicalResult checkFields(const JsonNode &root);
   LogicalResult checkVariant(const JsonNode &root);
   LogicalResult parseRankAlpha(const JsonNode &root);
   LogicalResult parseTargets(const JsonNode &root);
+  LogicalResult parseExclude(const JsonNode &root);
   LogicalResult parseLayersToTransform(const JsonNode &root);
+  LogicalResult parseLayersPattern(const JsonNode &root);
   LogicalResult parsePatterns(const JsonNode &root);
+  LogicalResult parseModulesToSave(const JsonNode &root);
+  /// A Python regex read at `node`; errors say which field it is.
+  FailureOr<PythonRegex> compileAt(const JsonNode &node, const Twine &pattern);
+  /// A list of names at `node` (target_modules, exclude_modules, ...).
+  LogicalResult readNames(const JsonNode &node, std::vector<std::string> &out);
   void indexModules();
 
   ImportContext &ctx;
@@ -55,9 +143,11 @@ LogicalResult PeftParser::parse(const JsonNode &dirNode,
   JsonNode root{peft.config.get(), &peft.config->root(), ""};
   if (!root.value->getAsObject())
     return ctx.failAt(root, "expected a JSON object, found " + describe(root));
-  if (failed(checkVariant(root)) || failed(parseRankAlpha(root)) ||
-      failed(parseTargets(root)) || failed(parseLayersToTransform(root)) ||
-      failed(parsePatterns(root)))
+  if (failed(checkFields(root)) || failed(checkVariant(root)) ||
+      failed(parseRankAlpha(root)) || failed(parseTargets(root)) ||
+      failed(parseExclude(root)) || failed(parseLayersToTransform(root)) ||
+      failed(parseLayersPattern(root)) || failed(parsePatterns(root)) ||
+      failed(parseModulesToSave(root)))
     return failure();
   if (failed(ctx.openWeightFile(
           dirNode, joinPath(dir, "adapter_model.safetensors"), peft.weights)))
@@ -66,38 +156,60 @@ LogicalResult PeftParser::parse(const JsonNode &dirNode,
   return success();
 }
 
-/// PEFT variants whose weights would not mean what SPEC's formula says.
+/// Every field is known, and those atmoe does not compile hold defaults.
+LogicalResult PeftParser::checkFields(const JsonNode &root) {
+  for (const auto &[key, node] : ctx.members(root)) {
+    const ConfigField *field =
+        llvm::find_if(kConfigFields, [&, &key = key](const ConfigField &f) {
+          return f.name == key;
+        });
+    if (field == std::end(kConfigFields))
+      return ctx.failAt(node, "unknown adapter_config.json field: atmoe "
+                              "cannot tell whether it changes PEFT's output "
+                              "(docs/Importer.md lists the fields it knows)");
+    if (field->use == FieldUse::DefaultOnly && !isDefaultValue(*node.value))
+      return ctx.failAt(node, field->meaning +
+                                  " is not supported; expected null or "
+                                  "false, found " +
+                                  describe(node));
+  }
+  return success();
+}
+
+/// peft_type, bias and init_lora_weights: the values under which the saved
+/// weights mean what SPEC's formula says.
 LogicalResult PeftParser::checkVariant(const JsonNode &root) {
   if (std::optional<JsonNode> type = ctx.member(root, "peft_type")) {
     FailureOr<std::string> text = ctx.asString(*type);
     if (failed(text))
       return failure();
     if (*text != "LORA")
-      return ctx.failAt(*type, "expected \"LORA\", found " + describe(*type));
-  }
-  for (StringRef flag : {"use_dora", "fan_in_fan_out"}) {
-    std::optional<JsonNode> value = ctx.member(root, flag);
-    if (!value || value->isNull())
-      continue;
-    FailureOr<bool> set = ctx.asBool(*value);
-    if (failed(set))
-      return failure();
-    if (*set)
-      return ctx.failAt(*value, flag == "use_dora"
-                                    ? "DoRA adapters are not supported; "
-                                      "expected false, found true"
-                                    : "transposed (fan_in_fan_out) adapters "
-                                      "are not supported; expected false, "
-                                      "found true");
+      return ctx.failAt(*type, "only LoRA adapters are supported; expected "
+                               "\"LORA\", found " +
+                                   describe(*type));
   }
   if (std::optional<JsonNode> bias = ctx.member(root, "bias")) {
     FailureOr<std::string> text = ctx.asString(*bias);
     if (failed(text))
       return failure();
     if (*text != "none")
-      return ctx.failAt(*bias, "LoRA biases are not supported; expected "
-                               "\"none\", found " +
-                                   describe(*bias));
+      return ctx.failAt(*bias, "bias " + describe(*bias) +
+                                   " trains the base layers' own biases, "
+                                   "which the adapter then replaces; not "
+                                   "supported: expected \"none\"");
+  }
+  if (std::optional<JsonNode> init = ctx.member(root, "init_lora_weights")) {
+    std::optional<StringRef> text = init->value->getAsString();
+    // These initialisations rewrite the base weights the adapter was trained
+    // on (PiSSA, OLoRA, CorDA and LoftQ keep a residual base model).
+    for (StringRef prefix : {"pissa", "olora", "corda", "loftq"})
+      if (text && text->starts_with(prefix))
+        return ctx.failAt(*init,
+                          describe(*init) +
+                              " changes the base model's weights, which this "
+                              "package does not hold; save the adapter with "
+                              "PEFT's path_initial_model_for_weight_conversion "
+                              "to turn it into a plain LoRA");
   }
   return success();
 }
@@ -128,40 +240,76 @@ LogicalResult PeftParser::parseRankAlpha(const JsonNode &root) {
   return success();
 }
 
-/// target_modules: a list of names, a regular expression or "all-linear".
+FailureOr<PythonRegex> PeftParser::compileAt(const JsonNode &node,
+                                             const Twine &pattern) {
+  llvm::Expected<PythonRegex> regex = PythonRegex::compile(pattern.str());
+  if (!regex)
+    return ctx.failAt(node, "invalid Python regular expression " +
+                                quoted(pattern.str()) + ": " +
+                                llvm::toString(regex.takeError()));
+  return std::move(*regex);
+}
+
+LogicalResult PeftParser::readNames(const JsonNode &node,
+                                    std::vector<std::string> &out) {
+  FailureOr<const json::Array *> list = ctx.asArray(node);
+  if (failed(list))
+    return failure();
+  for (auto [i, value] : llvm::enumerate(**list)) {
+    FailureOr<std::string> name = ctx.asName(node.element(i, value));
+    if (failed(name))
+      return failure();
+    out.push_back(*name);
+  }
+  return success();
+}
+
+/// target_modules: a list of names (or dotted suffixes), a Python regex
+/// that must match the whole module name, or "all-linear".
 LogicalResult PeftParser::parseTargets(const JsonNode &root) {
   FailureOr<JsonNode> targets = ctx.required(root, "target_modules");
   if (failed(targets))
     return failure();
   if (std::optional<StringRef> text = targets->value->getAsString()) {
-    // PEFT treats a string as a regular expression over module names, except
-    // the shorthand "all-linear".
-    if (*text == "all-linear") {
+    if (text->equals_insensitive("all-linear")) {
       peft.targetKind = PeftAdapter::Targets::AllLinear;
       return success();
     }
     peft.targetKind = PeftAdapter::Targets::Regex;
-    peft.targetRegex = ("^(" + *text + ")$").str();
-    std::string regexError;
-    if (!llvm::Regex(peft.targetRegex).isValid(regexError))
-      return ctx.failAt(*targets, "invalid regular expression: " + regexError);
+    FailureOr<PythonRegex> regex = compileAt(*targets, *text);
+    if (failed(regex))
+      return failure();
+    peft.targetRegex = std::move(*regex);
     return success();
   }
-  const json::Array *list = targets->value->getAsArray();
-  if (!list)
-    return ctx.failAt(*targets, "expected a list of module names or a regular "
-                                "expression, found " +
-                                    describe(*targets));
-  for (auto [i, value] : llvm::enumerate(*list)) {
-    FailureOr<std::string> name = ctx.asName(targets->element(i, value));
-    if (failed(name))
-      return failure();
-    peft.targetList.push_back(*name);
-  }
-  return success();
+  if (!targets->value->getAsArray())
+    return ctx.failAt(*targets,
+                      "expected a list of module names or a Python regular "
+                      "expression (PEFT's defaults per architecture are not "
+                      "known to atmoe), found " +
+                          describe(*targets));
+  return readNames(*targets, peft.targetList);
 }
 
-/// layers_to_transform: an index or a list of them.
+/// exclude_modules: as target_modules, checked first.
+LogicalResult PeftParser::parseExclude(const JsonNode &root) {
+  std::optional<JsonNode> node = ctx.member(root, "exclude_modules");
+  if (!node || node->isNull())
+    return success();
+  if (std::optional<StringRef> text = node->value->getAsString()) {
+    if (text->empty())
+      return success();
+    FailureOr<PythonRegex> regex = compileAt(*node, *text);
+    if (failed(regex))
+      return failure();
+    peft.excludeRegex = std::move(*regex);
+    return success();
+  }
+  return readNames(*node, peft.excludeList);
+}
+
+/// layers_to_transform: an index or a list of them (an empty list selects
+/// every layer, as in PEFT).
 LogicalResult PeftParser::parseLayersToTransform(const JsonNode &root) {
   std::optional<JsonNode> node = ctx.member(root, "layers_to_transform");
   if (!node || node->isNull())
@@ -175,6 +323,8 @@ LogicalResult PeftParser::parseLayersToTransform(const JsonNode &root) {
         return failure();
       indexes.push_back(*index);
     }
+    if (indexes.empty())
+      return success();
   } else {
     FailureOr<int64_t> index =
         ctx.asInteger(*node, 0, "a non-negative layer index or a list of them");
@@ -182,35 +332,95 @@ LogicalResult PeftParser::parseLayersToTransform(const JsonNode &root) {
       return failure();
     indexes.push_back(*index);
   }
+  // PEFT's LoraConfig refuses this combination when it is created.
+  if (peft.targetKind != PeftAdapter::Targets::List)
+    return ctx.failAt(*node, "not allowed when target_modules is a string "
+                             "(PEFT refuses the combination)");
   peft.layers = std::move(indexes);
   return success();
 }
 
-/// rank_pattern / alpha_pattern: per-module overrides keyed by a regular
-/// expression matched against the end of the module name.
+/// layers_pattern: the name of the module list whose index is the layer
+/// (a string or a list, each a Python regex); PEFT's default takes the last
+/// `.<name>.<index>.` of the module name.
+LogicalResult PeftParser::parseLayersPattern(const JsonNode &root) {
+  std::optional<JsonNode> node = ctx.member(root, "layers_pattern");
+  std::vector<std::string> patterns;
+  if (node && !node->isNull()) {
+    if (std::optional<StringRef> text = node->value->getAsString()) {
+      if (!text->empty())
+        patterns.push_back(text->str());
+    } else if (failed(readNames(*node, patterns))) {
+      return failure();
+    }
+    if (!patterns.empty() && !peft.layers)
+      return ctx.failAt(*node, "needs layers_to_transform (PEFT refuses it "
+                               "alone)");
+  }
+  if (patterns.empty()) {
+    FailureOr<PythonRegex> regex =
+        compileAt(node ? *node : root, R"(.*\.[^.]*\.(\d+)\.)");
+    if (failed(regex))
+      return failure();
+    peft.layerIndexPatterns.push_back(std::move(*regex));
+    return success();
+  }
+  for (const std::string &pattern : patterns) {
+    FailureOr<PythonRegex> regex =
+        compileAt(*node, R"(.*\.)" + pattern + R"(\.(\d+)\.)");
+    if (failed(regex))
+      return failure();
+    peft.layerIndexPatterns.push_back(std::move(*regex));
+  }
+  return success();
+}
+
+/// rank_pattern / alpha_pattern: per-module overrides; the first key (in
+/// file order) for which `(.*\.)?(key)$` matches the module name wins.
 LogicalResult PeftParser::parsePatterns(const JsonNode &root) {
-  for (StringRef key : {"rank_pattern", "alpha_pattern"}) {
-    std::optional<JsonNode> patterns = ctx.member(root, key);
+  for (StringRef field : {"rank_pattern", "alpha_pattern"}) {
+    std::optional<JsonNode> patterns = ctx.member(root, field);
     if (!patterns || patterns->isNull())
       continue;
     if (failed(ctx.asObject(*patterns)))
       return failure();
-    for (const auto &[pattern, entry] : ctx.members(*patterns)) {
-      std::string regexError;
-      if (!llvm::Regex("^(.*\\.)?(" + pattern + ")$").isValid(regexError))
-        return ctx.failAt(entry, "invalid regular expression: " + regexError);
-      if (key == "rank_pattern") {
+    for (const auto &[key, entry] : ctx.members(*patterns)) {
+      FailureOr<PythonRegex> regex =
+          compileAt(entry, R"((.*\.)?()" + key + ")$");
+      if (failed(regex))
+        return failure();
+      if (field == "rank_pattern") {
         FailureOr<int64_t> value = ctx.asPositiveInteger(entry);
         if (failed(value))
           return failure();
-        peft.rankPattern.emplace_back(pattern, *value);
+        peft.rankPattern.push_back({key, std::move(*regex), *value});
       } else {
         FailureOr<double> value = ctx.asFinite(entry);
         if (failed(value))
           return failure();
-        peft.alphaPattern.emplace_back(pattern, *value);
+        peft.alphaPattern.push_back({key, std::move(*regex), *value});
       }
     }
+  }
+  return success();
+}
+
+/// modules_to_save: modules PEFT trains in full; those the model lacks
+/// (lm_head, a classifier) are ignored, one of its projections is refused
+/// when it is selected.
+LogicalResult PeftParser::parseModulesToSave(const JsonNode &root) {
+  std::optional<JsonNode> node = ctx.member(root, "modules_to_save");
+  if (!node || node->isNull())
+    return success();
+  std::vector<std::string> names;
+  if (failed(readNames(*node, names)))
+    return failure();
+  for (const std::string &name : names) {
+    FailureOr<PythonRegex> regex =
+        compileAt(*node, "(^|.*\\.)" + name + "($|\\..*)");
+    if (failed(regex))
+      return failure();
+    peft.modulesToSave.push_back(std::move(*regex));
   }
   return success();
 }
@@ -233,6 +443,94 @@ void PeftParser::indexModules() {
       break;
     }
   }
+}
+
+//===----------------------------------------------------------------------===//
+// PEFT's selection of modules
+//===----------------------------------------------------------------------===//
+
+/// Matches `regex` against `module`, failing at the adapter's config.
+FailureOr<std::optional<std::string>>
+matchModule(ImportContext &ctx, const PeftAdapter &peft, StringRef field,
+            const PythonRegex &regex, StringRef module, bool whole,
+            unsigned group = 0) {
+  llvm::Expected<std::optional<std::string>> match =
+      whole ? [&]() -> llvm::Expected<std::optional<std::string>> {
+    llvm::Expected<bool> full = regex.fullMatch(module);
+    if (!full)
+      return full.takeError();
+    return *full ? std::optional<std::string>("") : std::nullopt;
+  }()
+      : regex.matchAtStart(module, group);
+  if (!match)
+    return ctx.failAt(*peft.config, field,
+                      "pattern " + quoted(regex.pattern()) + ": " +
+                          llvm::toString(match.takeError()));
+  return std::move(*match);
+}
+
+/// PEFT's rule for a list: the exact module name or a dotted suffix of it.
+bool listNames(ArrayRef<std::string> names, StringRef module) {
+  return llvm::any_of(names, [&](const std::string &name) {
+    return module == name || module.ends_with("." + name);
+  });
+}
+
+/// Whether target_modules, exclude_modules and layers_to_transform select
+/// `module` (PEFT's check_target_module_exists, in its order).
+FailureOr<bool> isTargeted(ImportContext &ctx, const PeftAdapter &peft,
+                           StringRef module) {
+  if (peft.excludeRegex) {
+    auto excluded = matchModule(ctx, peft, "exclude_modules",
+                                *peft.excludeRegex, module, /*whole=*/true);
+    if (failed(excluded) || excluded->has_value())
+      return failed(excluded) ? FailureOr<bool>(failure()) : false;
+  }
+  if (listNames(peft.excludeList, module))
+    return false;
+  switch (peft.targetKind) {
+  case PeftAdapter::Targets::AllLinear:
+    return true;
+  case PeftAdapter::Targets::Regex: {
+    auto found = matchModule(ctx, peft, "target_modules", *peft.targetRegex,
+                             module, /*whole=*/true);
+    return failed(found) ? FailureOr<bool>(failure()) : found->has_value();
+  }
+  case PeftAdapter::Targets::List:
+    break;
+  }
+  if (llvm::is_contained(peft.targetList, module))
+    return true;
+  if (!listNames(peft.targetList, module))
+    return false;
+  if (!peft.layers)
+    return true;
+  for (const PythonRegex &pattern : peft.layerIndexPatterns) {
+    auto index = matchModule(ctx, peft, "layers_pattern", pattern, module,
+                             /*whole=*/false, 1);
+    if (failed(index))
+      return failure();
+    int64_t layer;
+    if (index->has_value() && !StringRef(**index).getAsInteger(10, layer))
+      return llvm::is_contained(*peft.layers, layer);
+  }
+  return false;
+}
+
+/// The first rank_pattern / alpha_pattern entry matching `module`.
+template <typename T>
+FailureOr<std::optional<T>>
+patternValue(ImportContext &ctx, const PeftAdapter &peft, StringRef field,
+             ArrayRef<PeftPattern<T>> patterns, StringRef module) {
+  for (const PeftPattern<T> &pattern : patterns) {
+    auto match = matchModule(ctx, peft, (field + "." + pattern.key).str(),
+                             pattern.regex, module, /*whole=*/false);
+    if (failed(match))
+      return failure();
+    if (match->has_value())
+      return std::optional<T>(pattern.value);
+  }
+  return std::optional<T>();
 }
 
 } // namespace
@@ -262,23 +560,45 @@ std::string importer::peftModuleName(const PeftAdapter &peft, int64_t layer,
   return ("model.layers." + Twine(layer) + ".self_attn." + projection).str();
 }
 
-bool importer::peftTargets(const PeftAdapter &peft, int64_t layer,
+FailureOr<std::optional<PeftRankAlpha>>
+importer::selectPeftModule(ImportContext &ctx, PeftAdapter &peft, int64_t layer,
                            StringRef projection) {
-  if (peft.layers && !llvm::is_contained(*peft.layers, layer))
-    return false;
+  std::pair<int64_t, std::string> key{layer, projection.str()};
+  auto cached = peft.selection.find(key);
+  if (cached != peft.selection.end())
+    return cached->second;
   std::string module = peftModuleName(peft, layer, projection);
-  switch (peft.targetKind) {
-  case PeftAdapter::Targets::AllLinear:
-    return true;
-  case PeftAdapter::Targets::Regex:
-    return llvm::Regex(peft.targetRegex).match(module);
-  case PeftAdapter::Targets::List:
-    // PEFT's rule: the module name or its last dotted components.
-    return llvm::any_of(peft.targetList, [&](const std::string &target) {
-      return module == target || StringRef(module).ends_with("." + target);
-    });
+  for (const PythonRegex &saved : peft.modulesToSave) {
+    auto match = matchModule(ctx, peft, "modules_to_save", saved, module,
+                             /*whole=*/false);
+    if (failed(match))
+      return failure();
+    // PEFT would replace the projection by a fully trained copy.
+    if (match->has_value())
+      return ctx.failAt(*peft.config, "modules_to_save",
+                        "names " + quoted(module) +
+                            ", a projection of this model: PEFT replaces it "
+                            "by a trained copy, which atmoe does not support");
   }
-  return false;
+  FailureOr<bool> targeted = isTargeted(ctx, peft, module);
+  if (failed(targeted))
+    return failure();
+  std::optional<PeftRankAlpha> result;
+  if (*targeted) {
+    auto rank = patternValue<int64_t>(ctx, peft, "rank_pattern",
+                                      peft.rankPattern, module);
+    auto alpha = patternValue<double>(ctx, peft, "alpha_pattern",
+                                      peft.alphaPattern, module);
+    if (failed(rank) || failed(alpha))
+      return failure();
+    result =
+        PeftRankAlpha{rank->value_or(peft.rank), alpha->value_or(peft.alpha)};
+    // rsLoRA scales by alpha / sqrt(r); the IR's scale is alpha / r.
+    if (peft.rslora)
+      result->alpha *= std::sqrt(static_cast<double>(result->rank));
+  }
+  peft.selection[key] = result;
+  return result;
 }
 
 LogicalResult importer::findPeftTensors(ImportContext &ctx,
@@ -326,6 +646,56 @@ LogicalResult importer::findPeftTensors(ImportContext &ctx,
     (isA ? loraA : loraB) = {prefix + (isA ? "lora_A." : "lora_B.") +
                                  expert.name + ".weight",
                              peft.weights.relative, source, shape, info->dtype};
+  }
+  return success();
+}
+
+/// Whether `name` is a lora_A / lora_B tensor of a module PEFT adapts in a
+/// projection of the model.
+static bool isUsedPeftTensor(const ImportContext &ctx, const PeftAdapter &peft,
+                             StringRef name) {
+  StringRef module = name;
+  if (!module.consume_back(".lora_A.weight") &&
+      !module.consume_back(".lora_B.weight"))
+    return false;
+  for (const auto &[key, prefixes] : peft.modules) {
+    if (!llvm::is_contained(prefixes, module))
+      continue;
+    auto selected = peft.selection.find(key);
+    return selected != peft.selection.end() && selected->second.has_value();
+  }
+  return false;
+}
+
+LogicalResult importer::checkUnusedPeftTensors(ImportContext &ctx,
+                                               const ImportOptions &options) {
+  for (const ExpertDef &expert : ctx.experts) {
+    if (!expert.peft)
+      continue;
+    const PeftAdapter &peft = *expert.peft;
+    std::vector<std::string> unused;
+    for (const atmoe_rt::TensorInfo &info : peft.weights.file->tensors())
+      if (!isUsedPeftTensor(ctx, peft, info.name))
+        unused.push_back(quoted(info.name));
+    if (unused.empty())
+      continue;
+    constexpr size_t kListed = 8;
+    std::string list = llvm::join(ArrayRef(unused).take_front(kListed), ", ");
+    if (unused.size() > kListed)
+      list += ", and " + std::to_string(unused.size() - kListed) + " more";
+    Location loc = ctx.modelLoc(expert.path);
+    std::string message =
+        peft.weights.display + ": " + std::to_string(unused.size()) +
+        " tensor(s) of adapter " + quoted(expert.name) +
+        " adapt no projection of the model (PEFT's rules select none of "
+        "them): " +
+        list;
+    if (options.allowUnusedAdapterTensors) {
+      emitWarning(loc) << message;
+      continue;
+    }
+    return ctx.fail(loc, message + "; pass --allow-unused-adapter-tensors to "
+                                   "compile without them");
   }
   return success();
 }

@@ -14,8 +14,6 @@
 
 #include "ImporterInternals.h"
 
-#include "llvm/Support/Regex.h"
-
 #include <cmath>
 
 using namespace mlir;
@@ -93,35 +91,26 @@ LogicalResult checkTopK(ImportContext &ctx, const LayerDef &layer) {
   return success();
 }
 
-/// The rank and alpha a PEFT adapter gives `module`: r and lora_alpha unless
-/// a rank_pattern or alpha_pattern key matches (the first, in file order).
-std::pair<int64_t, double> peftRankAlpha(const PeftAdapter &peft,
-                                         const std::string &module) {
-  int64_t rank = peft.rank;
-  double alpha = peft.alpha;
-  auto matches = [&](const std::string &pattern) {
-    return llvm::Regex("^(.*\\.)?(" + pattern + ")$").match(module);
-  };
-  for (const auto &[pattern, value] : peft.rankPattern)
-    if (matches(pattern)) {
-      rank = value;
-      break;
-    }
-  for (const auto &[pattern, value] : peft.alphaPattern)
-    if (matches(pattern)) {
-      alpha = value;
-      break;
-    }
-  // rsLoRA scales by alpha / sqrt(r); the IR's scale is alpha / r.
-  if (peft.rslora)
-    alpha *= std::sqrt(static_cast<double>(rank));
-  return {rank, alpha};
+/// PEFT's decision for every adapter and projection of the layer, made
+/// now so that a pattern that cannot be matched is an error here.
+LogicalResult selectPeftModules(ImportContext &ctx, const LayerDef &layer) {
+  for (ExpertDef &expert : ctx.experts) {
+    if (!expert.peft)
+      continue;
+    for (const ProjectionDef &projection : layer.projections)
+      if (failed(selectPeftModule(ctx, *expert.peft, layer.index,
+                                  projection.name)))
+        return failure();
+  }
+  return success();
 }
 
 } // namespace
 
 LogicalResult importer::resolveLayer(ImportContext &ctx, LayerDef &layer) {
   collectStructure(ctx, layer);
+  if (failed(selectPeftModules(ctx, layer)))
+    return failure();
   if (layer.routed.empty())
     return success();
   if (!layer.hiddenSize)
@@ -139,10 +128,13 @@ importer::adapterRankAlpha(const ExpertDef &expert, const LayerDef &layer,
   int64_t rank = 0;
   double alpha = 0.0;
   if (const PeftAdapter *peft = expert.peft.get()) {
-    if (!peftTargets(*peft, layer.index, projection.name))
+    auto selected = peft->selection.find({layer.index, projection.name});
+    assert(selected != peft->selection.end() &&
+           "resolveLayer selects every projection's PEFT modules");
+    if (!selected->second)
       return std::nullopt;
-    std::tie(rank, alpha) = peftRankAlpha(
-        *peft, peftModuleName(*peft, layer.index, projection.name));
+    rank = selected->second->rank;
+    alpha = selected->second->alpha;
   }
   if (expert.rank)
     rank = *expert.rank;

@@ -47,6 +47,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peft_rules  # noqa: E402
+
 # ===-----------------------------------------------------------------------===#
 # safetensors
 # ===-----------------------------------------------------------------------===#
@@ -205,29 +208,8 @@ def _peft_module(index, proj):
     return "model.layers.%d.self_attn.%s" % (index, proj)
 
 
-def _pattern_value(patterns, module, default):
-    # PEFT matches rank_pattern/alpha_pattern keys against the module name's
-    # suffix.
-    for key, value in (patterns or {}).items():
-        if re.match(r"(.*\.)?(%s)$" % key, module):
-            return value
-    return default
-
-
 def peft_targets(config, index, proj):
-    layers = config.get("layers_to_transform")
-    if layers is not None:
-        if isinstance(layers, int):
-            layers = [layers]
-        if index not in layers:
-            return False
-    targets = config.get("target_modules", [])
-    module = _peft_module(index, proj)
-    if targets == "all-linear":
-        return True
-    if isinstance(targets, str):
-        return re.fullmatch(targets, module) is not None
-    return any(module == t or module.endswith("." + t) for t in targets)
+    return peft_rules.targets(config, _peft_module(index, proj))
 
 
 def expert_config(desc, name):
@@ -244,8 +226,7 @@ def adapter_rank_alpha(desc, layer, proj, name):
         if not peft_targets(entry, index, proj["name"]):
             return None
         module = _peft_module(index, proj["name"])
-        rank = _pattern_value(entry.get("rank_pattern"), module, entry["r"])
-        alpha = _pattern_value(entry.get("alpha_pattern"), module, entry["lora_alpha"])
+        rank, alpha = peft_rules.rank_alpha(entry, module)
         if entry.get("use_rslora"):
             alpha = alpha * rank**0.5
         rank = entry.get("rank", rank)
@@ -795,6 +776,53 @@ def preset_peft():
     }
 
 
+def preset_peft_patterns():
+    """PEFT adapters selected by Python re patterns, as PEFT reads them: a
+    regex target_modules with \\d and \\w (which select nothing as POSIX
+    regexes), exclude_modules as a list and as a regex, layers_to_transform
+    with layers_pattern, rank_pattern and alpha_pattern in first-match order
+    with (?:...) and a lazy quantifier."""
+    d = 16
+    return {
+        "format": "atmoe-model/1",
+        "name": "peft-patterns",
+        "weights": ["weights.safetensors"],
+        "groups": [{"name": "tasks", "experts": ["icd", "qa"]}],
+        "experts": {
+            "icd": {
+                "peft": "adapters/icd",
+                "r": 8,
+                "lora_alpha": 16,
+                "target_modules": r"model\.layers\.\d+\.self_attn\.[qv]_\w+",
+                "exclude_modules": ["layers.0.self_attn.v_proj"],
+                # First match in file order: layer 2's q_proj gets 2, not 6.
+                "rank_pattern": {r"layers\.2\..*?": 2, "q_proj": 6},
+                "alpha_pattern": {r"(?:k|v)_proj": 32},
+            },
+            "qa": {
+                "peft": "adapters/qa",
+                "r": 4,
+                "lora_alpha": 8,
+                "use_rslora": True,
+                "target_modules": ["q_proj", "k_proj", "v_proj"],
+                "exclude_modules": r".*\.k_proj",
+                "layers_to_transform": [0, 2],
+                "layers_pattern": "layers",
+            },
+            "general": _expert(2),
+        },
+        "shared_expert": {"name": "general", "lambda": 0.75},
+        "layers": [
+            {
+                "index": i,
+                "hidden_size": d,
+                "projections": [_proj(p, d, d) for p in ("q_proj", "k_proj", "v_proj")],
+            }
+            for i in range(3)
+        ],
+    }
+
+
 def preset_plain():
     """No experts at all: every projection is a plain linear."""
     return {
@@ -864,6 +892,7 @@ PRESETS = {
     "cosine": lambda: preset_router("cosine"),
     "sequence": preset_sequence,
     "peft": preset_peft,
+    "peft-patterns": preset_peft_patterns,
     "plain": preset_plain,
     "shared_only": preset_shared_only,
     "layer_shared": preset_layer_shared,

@@ -22,6 +22,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peft_rules  # noqa: E402
+
 DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I32": np.int32}
 
 
@@ -139,8 +142,9 @@ class Layer:
                 folder = os.path.join(model_dir, spec["peft"])
                 with open(os.path.join(folder, "adapter_config.json")) as f:
                     config = json.load(f)
-                spec = {"rank": config["r"], "alpha": config["lora_alpha"],
-                        "config": config}
+                # model.json's rank / alpha, where given, override PEFT's.
+                spec = dict({k: v for k, v in spec.items() if k in ("rank", "alpha")},
+                            config=config)
                 self.peft[name] = read_safetensors(
                     os.path.join(folder, "adapter_model.safetensors"))
             experts[name] = dict(spec)
@@ -219,6 +223,24 @@ class Layer:
             return masked_softmax(-np.logaddexp(0.0, -v), keep)
         return masked_softmax(v, keep)
 
+    def peft_adapter(self, expert, spec, name):
+        """(A, B, scale) of PEFT expert `expert` in projection `name`, or None
+        where PEFT's rules (peft_rules.py, Python's re) do not adapt it."""
+        tensors, config = self.peft[expert], spec["config"]
+        suffix = ".layers.%d.self_attn.%s.lora_A.weight" % (self.index, name)
+        modules = [k[: -len(".lora_A.weight")] for k in tensors if k.endswith(suffix)]
+        module = modules[0] if modules else "base_model.model.model" + suffix[: -len(".lora_A.weight")]
+        module_name = module[len("base_model.model."):]
+        if not peft_rules.targets(config, module_name):
+            return None
+        a, b = tensors[module + ".lora_A.weight"], tensors[module + ".lora_B.weight"]
+        if "rank" not in spec and "alpha" not in spec:
+            return a, b, peft_rules.scale(config, module_name)
+        rank, alpha = peft_rules.rank_alpha(config, module_name)
+        if config.get("use_rslora"):
+            alpha = alpha * rank**0.5
+        return a, b, float(spec.get("alpha", alpha)) / float(spec.get("rank", rank))
+
     def project(self, proj, x, w_tokens):
         name = proj["name"]
         config = self.quantization[name]
@@ -239,24 +261,10 @@ class Layer:
             if expert not in self.routed and expert != self.shared:
                 continue
             if expert in self.peft:
-                config = spec["config"]
-                if name not in config.get("target_modules", [name]):
+                found = self.peft_adapter(expert, spec, name)
+                if found is None:
                     continue
-                if self.index not in (config.get("layers_to_transform") or [self.index]):
-                    continue
-                module = "model.layers.%d.self_attn.%s" % (self.index, name)
-                rank, alpha = float(config["r"]), float(config["lora_alpha"])
-                for key, value in (config.get("rank_pattern") or {}).items():
-                    if re.fullmatch(r"(.*\.)?" + key, module):
-                        rank = float(value)
-                for key, value in (config.get("alpha_pattern") or {}).items():
-                    if re.fullmatch(r"(.*\.)?" + key, module):
-                        alpha = float(value)
-                suffix = module + ".lora_%s.weight"
-                tensors = self.peft[expert]
-                pick = lambda ab: next(v for k, v in tensors.items() if k.endswith(suffix % ab))
-                a, b = pick("A"), pick("B")
-                scale = alpha / (np.sqrt(rank) if config.get("use_rslora") else rank)
+                a, b, scale = found
             else:
                 a = self.weight("%s.lora_A.%s.weight" % (name, expert))
                 b = self.weight("%s.lora_B.%s.weight" % (name, expert))

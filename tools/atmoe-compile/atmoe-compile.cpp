@@ -65,6 +65,12 @@ static cl::opt<mlir::atmoe::SequenceMergePolicy> sequenceMerge(
                           "unmerged", "never")),
     cl::cat(compileCategory));
 
+static cl::opt<bool> allowUnusedAdapterTensors(
+    "allow-unused-adapter-tensors",
+    cl::desc("Warn instead of failing when a PEFT adapter has tensors no "
+             "projection of the model uses"),
+    cl::cat(compileCategory));
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::atmoe::setAtmoeBugReportMessage();
@@ -103,6 +109,7 @@ int main(int argc, char **argv) {
   options.target = target;
   options.cpuSchedule = cpuSchedule;
   options.sequenceMerge = sequenceMerge;
+  options.import.allowUnusedAdapterTensors = allowUnusedAdapterTensors;
   options.configurePassManager = [](mlir::PassManager &pm) {
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))
       return mlir::failure();

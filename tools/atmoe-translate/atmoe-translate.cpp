@@ -55,6 +55,11 @@ cl::opt<std::string> inputPath(cl::Positional,
 cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(translateCategory));
+cl::opt<bool> allowUnusedAdapterTensors(
+    "allow-unused-adapter-tensors",
+    cl::desc("Warn instead of failing when a PEFT adapter has tensors no "
+             "projection of the model uses"),
+    cl::cat(translateCategory));
 
 int usageError(const llvm::Twine &message) {
   llvm::errs() << "atmoe-translate: error: " << message << "\n";
@@ -112,10 +117,12 @@ int main(int argc, char **argv) {
   MLIRContext context;
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  atmoe::ImportOptions importOptions;
+  importOptions.allowUnusedAdapterTensors = allowUnusedAdapterTensors;
   FaultOr<OwningOpRef<ModuleOp>> module =
       llvm::sys::fs::is_directory(inputPath)
-          ? atmoe::importModelPackage(context, inputPath)
-          : atmoe::importModelFile(context, inputPath);
+          ? atmoe::importModelPackage(context, inputPath, importOptions)
+          : atmoe::importModelFile(context, inputPath, importOptions);
   if (!module)
     return atmoe_rt::exitCode(module.getFault());
   FaultOr<> written = writeOutput(**module);

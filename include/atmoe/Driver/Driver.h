@@ -15,6 +15,7 @@
 #define ATMOE_DRIVER_DRIVER_H
 
 #include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
+#include "atmoe/Importer/ModelImporter.h"
 #include "atmoe/Support/FaultOr.h"
 
 #include "mlir/Support/LLVM.h"
@@ -59,6 +60,8 @@ struct CompileOptions {
   /// Sequence granularity: when to merge a segment's experts
   /// (--atmoe-merge-sequence-adapters).
   SequenceMergePolicy sequenceMerge = SequenceMergePolicy::Auto;
+  /// What the importer lets through with a warning.
+  ImportOptions import;
   /// Hook to apply command-line pass-manager options (--mlir-timing,
   /// --mlir-print-ir-after-all, ...) to every pass manager the driver runs.
   std::function<LogicalResult(PassManager &)> configurePassManager;

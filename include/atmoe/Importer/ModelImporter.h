@@ -29,6 +29,13 @@ class MLIRContext;
 
 namespace atmoe {
 
+/// What the importer may let through with a warning instead of an error.
+struct ImportOptions {
+  /// Tensors of a PEFT adapter that no projection of the model uses (an
+  /// adapter trained on more modules than the package compiles).
+  bool allowUnusedAdapterTensors = false;
+};
+
 /// Reads MODEL_DIR/model.json and its weight files and returns the module of
 /// docs/ModelABI.md. Loads the atmoe and func dialects into `context`.
 ///
@@ -38,13 +45,15 @@ namespace atmoe {
 /// the file and tensor, and what was expected versus what was found; the
 /// failure is then the input's fault. IR that does not verify is the
 /// importer's own fault (a check of the package is missing).
-FaultOr<OwningOpRef<ModuleOp>> importModelPackage(MLIRContext &context,
-                                                  llvm::StringRef modelDir);
+FaultOr<OwningOpRef<ModuleOp>>
+importModelPackage(MLIRContext &context, llvm::StringRef modelDir,
+                   const ImportOptions &options = {});
 
 /// As importModelPackage, for a model description at `modelJsonPath` (which
 /// need not be called model.json); the package directory is its parent.
-FaultOr<OwningOpRef<ModuleOp>> importModelFile(MLIRContext &context,
-                                               llvm::StringRef modelJsonPath);
+FaultOr<OwningOpRef<ModuleOp>>
+importModelFile(MLIRContext &context, llvm::StringRef modelJsonPath,
+                const ImportOptions &options = {});
 
 } // namespace atmoe
 } // namespace mlir
