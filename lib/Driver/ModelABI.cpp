@@ -50,14 +50,20 @@ std::optional<atmoe_rt::ElementType> elementTypeOf(Type type) {
   return std::nullopt;
 }
 
-/// The parts of a weight stacked at bind time (atmoe.parts).
+/// The parts of a weight stacked (atmoe.concat_dim) or computed
+/// (atmoe.dora_scale) at bind time (atmoe.parts).
 LogicalResult describeParts(Location loc, DictionaryAttr attrs, ArrayAttr parts,
                             const Twine &what, Argument &info) {
   auto dim = attrs.getAs<IntegerAttr>(AtmoeDialect::kConcatDimAttrName);
-  if (!dim)
+  auto doraScale = attrs.getAs<FloatAttr>(AtmoeDialect::kDoraScaleAttrName);
+  if (!dim && !doraScale)
     return emitError(loc) << what << " (" << info.name
-                          << ") has atmoe.parts but no atmoe.concat_dim";
-  info.concatDim = dim.getInt();
+                          << ") has atmoe.parts but neither atmoe.concat_dim "
+                             "nor atmoe.dora_scale";
+  if (dim)
+    info.concatDim = dim.getInt();
+  else
+    info.doraScale = doraScale.getValueAsDouble();
   for (Attribute part : parts) {
     auto dict = dyn_cast<DictionaryAttr>(part);
     auto shape =

@@ -87,6 +87,8 @@ struct AdapterPlan {
   int64_t rank;
   double alpha;
   unsigned loraA, loraB;
+  /// PEFT's lora_bias (lora_B's bias) and DoRA magnitude vector.
+  std::optional<unsigned> bias, magnitude;
 };
 
 /// The arguments one projection's op takes.
@@ -312,24 +314,28 @@ LogicalResult LayerEmitter::planAdapter(const ProjectionDef &projection,
                                             " does not fit in f32 (at most "
                                             "3.4e38)");
   }
-  TensorArg loraA, loraB;
+  PeftTensors tensors;
   std::string prefix =
       "layers." + std::to_string(layer.index) + "." + projection.name + ".";
   std::string what = " of " + projection.path + " expert " + expert.name;
   if (expert.peft
-          ? failed(findPeftTensors(ctx, expert, layer, projection, rank, loraA,
-                                   loraB))
+          ? failed(
+                findPeftTensors(ctx, expert, layer, projection, rank, tensors))
           : failed(findTensor(ctx, prefix + "lora_A." + expert.name + ".weight",
                               projection.path, {rank, projection.inFeatures},
-                              "rank x in_features" + what, loraA)) ||
+                              "rank x in_features" + what, tensors.loraA)) ||
                 failed(findTensor(
                     ctx, prefix + "lora_B." + expert.name + ".weight",
                     projection.path, {projection.outFeatures, rank},
-                    "out_features x rank" + what, loraB)))
+                    "out_features x rank" + what, tensors.loraB)))
     return failure();
-  unsigned a = sig.addTensor(loraA);
-  unsigned b = sig.addTensor(loraB);
-  plan.adapters.push_back({e, rank, alpha, a, b});
+  AdapterPlan adapter{e, rank, alpha, sig.addTensor(tensors.loraA),
+                      sig.addTensor(tensors.loraB)};
+  if (tensors.bias)
+    adapter.bias = sig.addTensor(*tensors.bias);
+  if (tensors.magnitude)
+    adapter.magnitude = sig.addTensor(*tensors.magnitude);
+  plan.adapters.push_back(adapter);
   if (!layer.shared || expert.name != layer.shared->name)
     plan.hasRouted = true;
   return success();
@@ -410,22 +416,32 @@ Value LayerEmitter::emitProjection(Block *body, const ProjectionDef &projection,
   if (plan.adapters.empty())
     return LinearOp::create(builder, loc, outType, input, weight, bias);
   SmallVector<Attribute> adapters;
-  SmallVector<Value> loraA, loraB;
+  SmallVector<Value> loraA, loraB, loraBias, doraScale;
   for (const AdapterPlan &adapter : plan.adapters) {
-    adapters.push_back(LoraAttr::get(
+    auto attr = LoraAttr::get(
         mlirContext,
         FlatSymbolRefAttr::get(mlirContext, ctx.experts[adapter.expert].name),
-        adapter.rank, llvm::APFloat(adapter.alpha)));
+        adapter.rank, llvm::APFloat(adapter.alpha), adapter.bias.has_value(),
+        adapter.magnitude.has_value());
+    adapters.push_back(attr);
     loraA.push_back(body->getArgument(adapter.loraA));
     loraB.push_back(body->getArgument(adapter.loraB));
+    if (adapter.bias)
+      loraBias.push_back(body->getArgument(*adapter.bias));
+    if (adapter.magnitude)
+      doraScale.push_back(DoraScaleOp::create(
+          builder, loc, RankedTensorType::get({projection.outFeatures}, f32()),
+          weight, loraA.back(), loraB.back(),
+          body->getArgument(*adapter.magnitude),
+          builder.getF64FloatAttr(attr.getScale())));
   }
   // Routing (and, per sequence, the segments) only where a routed adapter
   // uses it; a shared-only projection needs neither.
   bool useRouting = plan.hasRouted;
   bool useSegments = useRouting && perSequence;
   return LoraLinearOp::create(
-      builder, loc, outType, input, weight, bias, loraA, loraB,
-      useRouting ? routing : Value(),
+      builder, loc, outType, input, weight, bias, loraA, loraB, loraBias,
+      doraScale, useRouting ? routing : Value(),
       useSegments ? argOf(body, segmentsArg) : Value(),
       FlatSymbolRefAttr::get(mlirContext, name), builder.getArrayAttr(adapters),
       useSegments ? GranularityAttr::get(mlirContext, Granularity::sequence)

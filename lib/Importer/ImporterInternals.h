@@ -79,6 +79,8 @@ struct PeftAdapter {
   int64_t rank = 0;
   double alpha = 0.0;
   bool rslora = false;
+  /// lora_bias: lora_B has a bias. use_dora: DoRA adapters.
+  bool loraBias = false, dora = false;
   enum class Targets { List, Regex, AllLinear } targetKind = Targets::List;
   std::vector<std::string> targetList;
   std::optional<PythonRegex> targetRegex;
@@ -341,11 +343,16 @@ FailureOr<std::optional<PeftRankAlpha>> selectPeftModule(ImportContext &ctx,
 /// adapters that no projection of the model uses.
 LogicalResult checkUnusedPeftTensors(ImportContext &ctx,
                                      const ImportOptions &options);
-/// The lora_A / lora_B tensors of a PEFT expert for one projection.
+/// The tensors of a PEFT expert for one projection: lora_A, lora_B, and
+/// with lora_bias / use_dora the bias of lora_B / the magnitude vector.
+struct PeftTensors {
+  TensorArg loraA, loraB;
+  std::optional<TensorArg> bias, magnitude;
+};
 LogicalResult findPeftTensors(ImportContext &ctx, const ExpertDef &expert,
                               const LayerDef &layer,
                               const ProjectionDef &projection, int64_t rank,
-                              TensorArg &loraA, TensorArg &loraB);
+                              PeftTensors &tensors);
 
 /// Resolve.cpp: the layer's groups, routed and shared experts, and the
 /// router settings that depend on them.

@@ -74,8 +74,8 @@ constexpr ConfigField kConfigFields[] = {
     {"qalora_group_size", FieldUse::Ignored},
     {"fan_in_fan_out", FieldUse::DefaultOnly,
      "adapter weights stored transposed (for Conv1D base layers)"},
-    {"use_dora", FieldUse::DefaultOnly, "DoRA (weight-decomposed LoRA)"},
-    {"lora_bias", FieldUse::DefaultOnly, "a bias on lora_B"},
+    {"use_dora", FieldUse::Read},
+    {"lora_bias", FieldUse::Read},
     {"use_qalora", FieldUse::DefaultOnly,
      "QALoRA (inputs pooled over quantisation groups)"},
     {"layer_replication", FieldUse::DefaultOnly,
@@ -214,15 +214,29 @@ LogicalResult PeftParser::checkVariant(const JsonNode &root) {
   return success();
 }
 
-/// r, lora_alpha and use_rslora.
+/// An optional boolean field (null is false).
+static LogicalResult readFlag(ImportContext &ctx, const JsonNode &root,
+                              StringRef field, bool &flag) {
+  std::optional<JsonNode> node = ctx.member(root, field);
+  if (!node || node->isNull())
+    return success();
+  FailureOr<bool> set = ctx.asBool(*node);
+  if (failed(set))
+    return failure();
+  flag = *set;
+  return success();
+}
+
+/// r, lora_alpha, use_rslora, lora_bias and use_dora.
 LogicalResult PeftParser::parseRankAlpha(const JsonNode &root) {
-  if (std::optional<JsonNode> rslora = ctx.member(root, "use_rslora"))
-    if (!rslora->isNull()) {
-      FailureOr<bool> set = ctx.asBool(*rslora);
-      if (failed(set))
-        return failure();
-      peft.rslora = *set;
-    }
+  if (failed(readFlag(ctx, root, "use_rslora", peft.rslora)) ||
+      failed(readFlag(ctx, root, "lora_bias", peft.loraBias)) ||
+      failed(readFlag(ctx, root, "use_dora", peft.dora)))
+    return failure();
+  // PEFT's DoRA layer has no lora_B bias.
+  if (peft.loraBias && peft.dora)
+    return ctx.failAt(*ctx.member(root, "lora_bias"),
+                      "a LoRA bias cannot be combined with use_dora");
   FailureOr<JsonNode> r = ctx.required(root, "r");
   if (failed(r))
     return failure();
@@ -601,12 +615,49 @@ importer::selectPeftModule(ImportContext &ctx, PeftAdapter &peft, int64_t layer,
   return result;
 }
 
+/// The suffixes PEFT gives a module's tensors; the magnitude vector is
+/// saved without ".weight" by current PEFT, with it by some converters.
+static constexpr StringLiteral kMagnitudeSuffixes[] = {
+    ".lora_magnitude_vector", ".lora_magnitude_vector.weight"};
+
+/// One tensor of `module` in the adapter file, checked against `shape`;
+/// `suffixes` are the names it may have (exactly one must exist).
+static FailureOr<TensorArg>
+findModuleTensor(ImportContext &ctx, Location loc, const ExpertDef &expert,
+                 const ProjectionDef &projection, StringRef module,
+                 ArrayRef<StringLiteral> suffixes, ArrayRef<int64_t> shape,
+                 StringRef what, std::string canonical) {
+  const PeftAdapter &peft = *expert.peft;
+  const atmoe_rt::TensorInfo *info = nullptr;
+  std::string source;
+  for (StringRef suffix : suffixes) {
+    std::string name = (module + suffix).str();
+    const atmoe_rt::TensorInfo *found = peft.weights.file->lookup(name);
+    if (found && info)
+      return ctx.fail(loc, peft.weights.display + ": tensors " +
+                               quoted(source) + " and " + quoted(name) +
+                               " both hold the " + what.str() + " of " +
+                               projection.path);
+    if (found)
+      std::tie(info, source) = std::make_pair(found, name);
+  }
+  if (!info)
+    return ctx.fail(loc, peft.weights.display + ": tensor " +
+                             quoted((module + suffixes.front()).str()) +
+                             " not found (adapter " + quoted(expert.name) +
+                             " of " + projection.path + ")");
+  if (failed(checkTensor(ctx, loc, peft.weights, *info, shape,
+                         (what + " of " + projection.path).str())))
+    return failure();
+  return TensorArg{std::move(canonical), peft.weights.relative, source,
+                   SmallVector<int64_t, 2>(shape), info->dtype};
+}
+
 LogicalResult importer::findPeftTensors(ImportContext &ctx,
                                         const ExpertDef &expert,
                                         const LayerDef &layer,
                                         const ProjectionDef &projection,
-                                        int64_t rank, TensorArg &loraA,
-                                        TensorArg &loraB) {
+                                        int64_t rank, PeftTensors &tensors) {
   const PeftAdapter &peft = *expert.peft;
   Location loc = ctx.modelLoc(projection.path);
   std::string layerText = std::to_string(layer.index);
@@ -628,25 +679,33 @@ LogicalResult importer::findPeftTensors(ImportContext &ctx,
                         " of layer " + layerText);
   const std::string &module = it->second.front();
   std::string prefix = "layers." + layerText + "." + projection.name + ".";
-  for (bool isA : {true, false}) {
-    std::string source = module + (isA ? ".lora_A.weight" : ".lora_B.weight");
-    const atmoe_rt::TensorInfo *info = peft.weights.file->lookup(source);
-    if (!info)
-      return ctx.fail(loc, peft.weights.display + ": tensor " + quoted(source) +
-                               " not found (adapter " + quoted(expert.name) +
-                               " of " + projection.path + ")");
-    SmallVector<int64_t, 2> shape =
-        isA ? SmallVector<int64_t, 2>{rank, projection.inFeatures}
-            : SmallVector<int64_t, 2>{projection.outFeatures, rank};
-    std::string what =
-        (isA ? "rank x in_features of " : "out_features x rank of ") +
-        projection.path;
-    if (failed(checkTensor(ctx, loc, peft.weights, *info, shape, what)))
+  int64_t in = projection.inFeatures, out = projection.outFeatures;
+  auto find = [&](ArrayRef<StringLiteral> suffixes, ArrayRef<int64_t> shape,
+                  StringRef what, const std::string &canonical,
+                  std::optional<TensorArg> &arg) {
+    FailureOr<TensorArg> found = findModuleTensor(
+        ctx, loc, expert, projection, module, suffixes, shape, what, canonical);
+    if (failed(found))
       return failure();
-    (isA ? loraA : loraB) = {prefix + (isA ? "lora_A." : "lora_B.") +
-                                 expert.name + ".weight",
-                             peft.weights.relative, source, shape, info->dtype};
-  }
+    arg = std::move(*found);
+    return success();
+  };
+  const std::string &name = expert.name;
+  std::optional<TensorArg> loraA, loraB;
+  if (failed(find({".lora_A.weight"}, {rank, in}, "rank x in_features",
+                  prefix + "lora_A." + name + ".weight", loraA)) ||
+      failed(find({".lora_B.weight"}, {out, rank}, "out_features x rank",
+                  prefix + "lora_B." + name + ".weight", loraB)) ||
+      (peft.loraBias &&
+       failed(find({".lora_B.bias"}, {out}, "out_features (lora_B's bias)",
+                   prefix + "lora_B." + name + ".bias", tensors.bias))) ||
+      (peft.dora &&
+       failed(find(kMagnitudeSuffixes, {out}, "out_features (DoRA magnitude)",
+                   prefix + "lora_magnitude_vector." + name,
+                   tensors.magnitude))))
+    return failure();
+  tensors.loraA = std::move(*loraA);
+  tensors.loraB = std::move(*loraB);
   return success();
 }
 
@@ -655,8 +714,14 @@ LogicalResult importer::findPeftTensors(ImportContext &ctx,
 static bool isUsedPeftTensor(const ImportContext &ctx, const PeftAdapter &peft,
                              StringRef name) {
   StringRef module = name;
-  if (!module.consume_back(".lora_A.weight") &&
-      !module.consume_back(".lora_B.weight"))
+  bool known =
+      module.consume_back(".lora_A.weight") ||
+      module.consume_back(".lora_B.weight") ||
+      (peft.loraBias && module.consume_back(".lora_B.bias")) ||
+      (peft.dora && llvm::any_of(kMagnitudeSuffixes, [&](StringRef suffix) {
+         return module.consume_back(suffix);
+       }));
+  if (!known)
     return false;
   for (const auto &[key, prefixes] : peft.modules) {
     if (!llvm::is_contained(prefixes, module))
@@ -687,8 +752,8 @@ LogicalResult importer::checkUnusedPeftTensors(ImportContext &ctx,
     std::string message =
         peft.weights.display + ": " + std::to_string(unused.size()) +
         " tensor(s) of adapter " + quoted(expert.name) +
-        " adapt no projection of the model (PEFT's rules select none of "
-        "them): " +
+        " are used by no projection of the model (not selected by the "
+        "adapter's config, or not a LoRA tensor it has): " +
         list;
     if (options.allowUnusedAdapterTensors) {
       emitWarning(loc) << message;

@@ -36,6 +36,7 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
   pm.addPass(createFuseRouterPass());
   pm.addPass(createFuseLoraPass());
   pm.addPass(createCanonicalizerPass());
+  pm.addPass(createHoistDoraScalePass());
   pm.addPass(createHoistWeightConcatPass());
   pm.addPass(createConvertAtmoeToLinalgPass());
   pm.addPass(createCanonicalizerPass());

@@ -20,6 +20,8 @@
 #include "atmoe_rt/support/MappedFile.h"
 #include "atmoe_rt/support/Text.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -65,6 +67,9 @@ private:
   Result<const void *> resolve(const Layer &layer, const Argument &arg,
                                ElementType type);
   Result<const void *> stack(const Layer &layer, const Argument &arg);
+  Result<const void *> doraScale(const Layer &layer, const Argument &arg);
+  Result<const float *> readF32(const Layer &layer, const Argument &part,
+                                HeapBuffer &widened);
   Result<std::byte *> allocate(size_t bytes, const Argument &arg);
   Status upload(const DeviceSupport &device);
 
@@ -87,6 +92,10 @@ Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
       const Argument &arg = layer.arguments[layer.firstWeight + w];
       if (arg.parts.empty())
         usedUnstacked.insert({arg.file, arg.source});
+      // A DoRA scale reads its parts, which the layer also uses.
+      if (arg.doraScale)
+        for (const Argument &part : arg.parts)
+          usedUnstacked.insert({part.file, part.source});
     }
   for (const Layer &layer : model.manifest.layers) {
     std::vector<const void *> &layerData = weights->data.emplace_back();
@@ -94,7 +103,8 @@ Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
       const Argument &arg = layer.arguments[layer.firstWeight + w];
       Result<const void *> data = arg.parts.empty()
                                       ? resolve(layer, arg, arg.elementType)
-                                      : stack(layer, arg);
+                                  : arg.doraScale ? doraScale(layer, arg)
+                                                  : stack(layer, arg);
       if (!data)
         return data.takeError();
       layerData.push_back(*data);
@@ -270,6 +280,73 @@ Result<const void *> WeightBinder::stack(const Layer &layer,
       file->release(**info);
   }
   return stacked;
+}
+
+/// A part as f32: in place when stored so and aligned, else widened into
+/// `widened` (freed by the caller once used).
+Result<const float *> WeightBinder::readF32(const Layer &layer,
+                                            const Argument &part,
+                                            HeapBuffer &widened) {
+  Result<const TensorInfo *> info = find(layer, part, ElementType::F32);
+  if (!info)
+    return info.takeError();
+  const TensorInfo &tensor = **info;
+  if (tensor.dtype == DType::F32 &&
+      reinterpret_cast<uintptr_t>(tensor.data) % alignof(float) == 0)
+    return reinterpret_cast<const float *>(tensor.data);
+  Result<HeapBuffer> buffer = allocateBuffer(
+      tensor.numElements() * sizeof(float), "widening '" + part.name + "'");
+  if (!buffer)
+    return fail(packageDir + ": " + buffer.error());
+  widened = std::move(*buffer);
+  auto *values = reinterpret_cast<float *>(widened.get());
+  if (Status status = filesByName[part.file]->readAsF32(tensor, values);
+      !status)
+    return status.takeError();
+  return values;
+}
+
+/// DoRA's scale c = m / ||W + s B A|| per output row (atmoe.dora_scale),
+/// accumulated in double once per binding. The row of B A is formed first
+/// so that A is read row by row.
+Result<const void *> WeightBinder::doraScale(const Layer &layer,
+                                             const Argument &arg) {
+  HeapBuffer widened[4];
+  const float *part[4];
+  for (int i = 0; i < 4; ++i) {
+    Result<const float *> values = readF32(layer, arg.parts[i], widened[i]);
+    if (!values)
+      return values.takeError();
+    part[i] = *values;
+  }
+  const float *w = part[0], *a = part[1], *b = part[2], *m = part[3];
+  int64_t out = arg.parts[0].shape[0], in = arg.parts[0].shape[1];
+  int64_t rank = arg.parts[1].shape[0];
+  double scale = *arg.doraScale;
+  Result<std::byte *> buffer = allocate(out * sizeof(float), arg);
+  Result<HeapBuffer> rowBuffer =
+      allocateBuffer(in * sizeof(double), "a row of '" + arg.name + "'");
+  if (!buffer)
+    return buffer.takeError();
+  if (!rowBuffer)
+    return fail(packageDir + ": " + rowBuffer.error());
+  auto *c = reinterpret_cast<float *>(*buffer);
+  auto *row = reinterpret_cast<double *>(rowBuffer->get());
+  for (int64_t o = 0; o < out; ++o) {
+    std::fill(row, row + in, 0.0);
+    for (int64_t j = 0; j < rank; ++j) {
+      double coefficient = scale * b[o * rank + j];
+      for (int64_t k = 0; k < in; ++k)
+        row[k] += coefficient * a[j * in + k];
+    }
+    double sum = 0.0;
+    for (int64_t k = 0; k < in; ++k) {
+      double value = w[o * in + k] + row[k];
+      sum += value * value;
+    }
+    c[o] = static_cast<float>(m[o] / std::sqrt(sum));
+  }
+  return *buffer;
 }
 
 /// Uploads each distinct buffer once; the layers then see device pointers.

@@ -11,6 +11,7 @@
 #include "atmoe_rt/support/Json.h"
 #include "atmoe_rt/support/Text.h"
 
+#include <cmath>
 #include <set>
 
 using namespace atmoe_rt;
@@ -109,7 +110,10 @@ OrderedJson writeArgument(const Argument &arg, bool onDevice) {
     object["source"] = arg.source;
   } else {
     object["tensor"] = arg.name;
-    object["concat_dim"] = arg.concatDim;
+    if (arg.doraScale)
+      object["dora_scale"] = *arg.doraScale;
+    else
+      object["concat_dim"] = arg.concatDim;
     OrderedJson parts = OrderedJson::array();
     for (const Argument &part : arg.parts)
       parts.push_back(writeWeightSource(part));
@@ -426,8 +430,12 @@ private:
                            Argument &argument) const;
   Result<Argument> readWeightSource(const Json &object,
                                     const std::string &path) const;
+  Status readParts(const Json &object, const std::string &path,
+                   Argument &argument) const;
   Status readStackedWeight(const Json &object, const std::string &path,
                            Argument &argument) const;
+  Status readDoraScaleWeight(const Json &object, const std::string &path,
+                             Argument &argument) const;
 
   std::string origin, prefix;
 };
@@ -732,7 +740,10 @@ Result<Argument> ManifestReader::readArgument(const Json &value,
     return argument;
   }
   if (value.contains("parts")) {
-    if (Status status = readStackedWeight(value, path, argument); !status)
+    Status status = value.contains("dora_scale")
+                        ? readDoraScaleWeight(value, path, argument)
+                        : readStackedWeight(value, path, argument);
+    if (!status)
       return status.takeError();
   } else {
     Result<Argument> weight = readWeightSource(value, path);
@@ -786,29 +797,17 @@ ManifestReader::readWeightSource(const Json &object,
   return weight;
 }
 
-/// A weight the compiler stacks from several tensors (atmoe-hoist-weight-
-/// concat): every part is a plain weight, and the parts tile the stacked
-/// shape along `concat_dim`.
-Status ManifestReader::readStackedWeight(const Json &object,
-                                         const std::string &path,
-                                         Argument &argument) const {
+/// The tensor name and the parts of a weight built at bind time, each a
+/// plain weight with a static shape.
+Status ManifestReader::readParts(const Json &object, const std::string &path,
+                                 Argument &argument) const {
   Result<std::string> tensor = getString(object, "tensor", path);
   if (!tensor)
     return tensor.takeError();
   argument.name = *tensor;
-  int64_t rank = int64_t(argument.shape.size());
-  std::optional<int64_t> dim = object.contains("concat_dim")
-                                   ? jsonInteger(object["concat_dim"])
-                                   : std::nullopt;
-  if (!dim || *dim < 0 || *dim >= rank)
-    return error(path + ".concat_dim",
-                 "expected a dimension of the stacked shape " +
-                     formatShape(argument.shape));
-  argument.concatDim = *dim;
   const Json &parts = object["parts"];
   if (!parts.is_array() || parts.empty())
     return error(path + ".parts", "expected a non-empty array of weights");
-  int64_t covered = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     std::string partPath = jsonElementPath(path + ".parts", i);
     if (!parts[i].is_object())
@@ -820,20 +819,79 @@ Status ManifestReader::readStackedWeight(const Json &object,
     if (!part)
       return part.takeError();
     part->shape = std::move(*shape);
-    if (int64_t(part->shape.size()) != rank)
+    for (int64_t extent : part->shape)
+      if (extent < 0)
+        return error(partPath + ".shape", "expected a static shape");
+    argument.parts.push_back(std::move(*part));
+  }
+  return Status::success();
+}
+
+/// DoRA's scale computed at bind time (atmoe-hoist-dora-scale): f32 of
+/// d_out values from W (d_out x d_in), A (r x d_in), B (d_out x r) and the
+/// magnitude m (d_out), at a finite `dora_scale`.
+Status ManifestReader::readDoraScaleWeight(const Json &object,
+                                           const std::string &path,
+                                           Argument &argument) const {
+  const Json &scale = object["dora_scale"];
+  if (!scale.is_number() || !std::isfinite(scale.get<double>()))
+    return error(path + ".dora_scale", "expected a finite number");
+  argument.doraScale = scale.get<double>();
+  if (Status status = readParts(object, path, argument); !status)
+    return status;
+  if (argument.elementType != ElementType::F32 || argument.shape.size() != 1)
+    return error(path, "a DoRA scale is an f32 vector");
+  const std::vector<Argument> &parts = argument.parts;
+  int64_t out = argument.shape[0];
+  bool fits = parts.size() == 4 && parts[0].shape.size() == 2 &&
+              parts[1].shape.size() == 2 && parts[2].shape.size() == 2 &&
+              parts[3].shape.size() == 1;
+  if (fits) {
+    int64_t in = parts[0].shape[1], rank = parts[1].shape[0];
+    fits = parts[0].shape[0] == out && parts[1].shape[1] == in &&
+           parts[2].shape[0] == out && parts[2].shape[1] == rank &&
+           parts[3].shape[0] == out;
+  }
+  if (!fits)
+    return error(path + ".parts",
+                 "expected the weight [" + std::to_string(out) +
+                     ", d_in], lora_A [r, d_in], lora_B [" +
+                     std::to_string(out) + ", r] and magnitude [" +
+                     std::to_string(out) + "] of a DoRA scale");
+  return Status::success();
+}
+
+/// A weight the compiler stacks from several tensors (atmoe-hoist-weight-
+/// concat): every part is a plain weight, and the parts tile the stacked
+/// shape along `concat_dim`.
+Status ManifestReader::readStackedWeight(const Json &object,
+                                         const std::string &path,
+                                         Argument &argument) const {
+  int64_t rank = int64_t(argument.shape.size());
+  std::optional<int64_t> dim = object.contains("concat_dim")
+                                   ? jsonInteger(object["concat_dim"])
+                                   : std::nullopt;
+  if (!dim || *dim < 0 || *dim >= rank)
+    return error(path + ".concat_dim",
+                 "expected a dimension of the stacked shape " +
+                     formatShape(argument.shape));
+  argument.concatDim = *dim;
+  if (Status status = readParts(object, path, argument); !status)
+    return status;
+  int64_t covered = 0;
+  for (size_t i = 0; i < argument.parts.size(); ++i) {
+    const Argument &part = argument.parts[i];
+    std::string partPath = jsonElementPath(path + ".parts", i);
+    if (int64_t(part.shape.size()) != rank)
       return error(partPath + ".shape",
                    "expected rank " + std::to_string(rank));
-    for (int64_t d = 0; d < rank; ++d) {
-      if (part->shape[d] < 0)
-        return error(partPath + ".shape", "expected a static shape");
-      if (d != *dim && part->shape[d] != argument.shape[d])
+    for (int64_t d = 0; d < rank; ++d)
+      if (d != *dim && part.shape[d] != argument.shape[d])
         return error(partPath + ".shape",
                      "expected " + formatShape(argument.shape) +
                          " outside dimension " + std::to_string(*dim) +
-                         ", found " + formatShape(part->shape));
-    }
-    covered += part->shape[*dim];
-    argument.parts.push_back(std::move(*part));
+                         ", found " + formatShape(part.shape));
+    covered += part.shape[*dim];
   }
   if (covered != argument.shape[*dim])
     return error(path + ".parts", "parts cover " + std::to_string(covered) +

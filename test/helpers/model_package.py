@@ -413,6 +413,14 @@ def build_package(desc, out_dir, corruptions=(), json_edits=()):
                     peft_tensors.setdefault(name, {})
                     peft_tensors[name][module + ".lora_A.weight"] = a
                     peft_tensors[name][module + ".lora_B.weight"] = b
+                    if entry.get("lora_bias"):
+                        peft_tensors[name][module + ".lora_B.bias"] = _normal(rng, (d_out,))
+                    if entry.get("use_dora"):
+                        # A trained magnitude: the weight's row norms, moved
+                        # by up to 30% so that DoRA's scale c is not 1.
+                        norms = np.linalg.norm(weight, axis=1)
+                        moved = norms * rng.uniform(0.7, 1.3, d_out)
+                        peft_tensors[name][module + ".lora_magnitude_vector"] = moved.astype(np.float32)
                 else:
                     main_tensors[extra_file][p + "lora_A.%s.weight" % name] = a
                     main_tensors[extra_file][p + "lora_B.%s.weight" % name] = b
@@ -823,6 +831,35 @@ def preset_peft_patterns():
     }
 
 
+def preset_peft_variants():
+    """PEFT's variants in one mixture: a DoRA expert, a plain one and one
+    with lora_bias routed together, and a DoRA shared expert."""
+    d = 16
+    peft = lambda name, r, alpha, targets, **extra: dict(
+        peft="adapters/" + name, r=r, lora_alpha=alpha, target_modules=targets, **extra)
+    return {
+        "format": "atmoe-model/1",
+        "name": "peft-variants",
+        "weights": ["weights.safetensors"],
+        "groups": [{"name": "tasks", "experts": ["dora", "plain", "biased"]}],
+        "experts": {
+            "dora": peft("dora", 4, 8, ["q_proj", "v_proj"], use_dora=True),
+            "plain": peft("plain", 4, 4, ["q_proj"]),
+            "biased": peft("biased", 2, 4, ["q_proj", "v_proj"], lora_bias=True),
+            "general": peft("general", 2, 2, "all-linear", use_dora=True, use_rslora=True),
+        },
+        "shared_expert": {"name": "general", "lambda": 0.6},
+        "layers": [
+            {
+                "index": i,
+                "hidden_size": d,
+                "projections": [_proj("q_proj", d, d, bias=True), _proj("v_proj", d, 8)],
+            }
+            for i in range(2)
+        ],
+    }
+
+
 def preset_plain():
     """No experts at all: every projection is a plain linear."""
     return {
@@ -893,6 +930,7 @@ PRESETS = {
     "sequence": preset_sequence,
     "peft": preset_peft,
     "peft-patterns": preset_peft_patterns,
+    "peft-variants": preset_peft_variants,
     "plain": preset_plain,
     "shared_only": preset_shared_only,
     "layer_shared": preset_layer_shared,

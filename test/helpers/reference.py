@@ -234,21 +234,31 @@ class Layer:
         if not peft_rules.targets(config, module_name):
             return None
         a, b = tensors[module + ".lora_A.weight"], tensors[module + ".lora_B.weight"]
+        variants = {}
+        if config.get("lora_bias"):
+            variants["bias"] = tensors[module + ".lora_B.bias"]
+        if config.get("use_dora"):
+            variants["magnitude"] = tensors.get(module + ".lora_magnitude_vector")
+            if variants["magnitude"] is None:
+                variants["magnitude"] = tensors[module + ".lora_magnitude_vector.weight"]
         if "rank" not in spec and "alpha" not in spec:
-            return a, b, peft_rules.scale(config, module_name)
+            return a, b, peft_rules.scale(config, module_name), variants
         rank, alpha = peft_rules.rank_alpha(config, module_name)
         if config.get("use_rslora"):
             alpha = alpha * rank**0.5
-        return a, b, float(spec.get("alpha", alpha)) / float(spec.get("rank", rank))
+        scale = float(spec.get("alpha", alpha)) / float(spec.get("rank", rank))
+        return a, b, scale, variants
 
     def project(self, proj, x, w_tokens):
         name = proj["name"]
         config = self.quantization[name]
         if config:
             prefix = "layers.%d.%s." % (self.index, name)
-            y = x @ dequantize(self.tensors, prefix, config, proj["in_features"]).T
+            w = dequantize(self.tensors, prefix, config, proj["in_features"])
         else:
-            y = x @ self.weight(name + ".weight").T
+            w = self.weight(name + ".weight")
+        base = x @ w.T
+        y = base
         if proj.get("bias"):
             y = y + self.weight(name + ".bias")
         experts = dict(self.experts)
@@ -264,12 +274,22 @@ class Layer:
                 found = self.peft_adapter(expert, spec, name)
                 if found is None:
                     continue
-                a, b, scale = found
+                a, b, scale, variants = found
             else:
                 a = self.weight("%s.lora_A.%s.weight" % (name, expert))
                 b = self.weight("%s.lora_B.%s.weight" % (name, expert))
                 scale = float(spec["alpha"]) / float(spec["rank"])
+                variants = {}
             update = ((x @ a.T) @ b.T) * scale
+            if "bias" in variants:
+                # PEFT's lora_bias: lora_B is a Linear with a bias.
+                update = update + variants["bias"] * scale
+            if "magnitude" in variants:
+                # DoRA (PEFT's DoraLinearLayer): c = m / ||W + s B A|| per
+                # output row; (c - 1) * base(x) + c * s * B A x.
+                norms = np.linalg.norm(w + scale * (b @ a), axis=1)
+                c = variants["magnitude"] / norms
+                update = (c - 1.0) * base + c * update
             if expert == self.shared:
                 y = y + (1.0 - self.lam) * update
             else:

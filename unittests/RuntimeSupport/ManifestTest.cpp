@@ -369,6 +369,52 @@ TEST(ManifestTest, StackedWeightErrors) {
             std::string::npos);
 }
 
+/// A DoRA scale of d_out = 4 computed at bind time from `parts`.
+LayerText doraLayer(const std::string &parts,
+                    const std::string &scale = "2.0") {
+  LayerText layer;
+  layer.weights = R"json({"role": "weight", "tensor": "dora_scale(m)",
+                      "dtype": "f32", "shape": [4], "dora_scale": )json" +
+                  scale + R"(, "parts": )" + parts + "}";
+  return layer;
+}
+
+const char *kDoraParts = R"([
+  {"tensor": "w", "file": "w.safetensors", "source": "w", "shape": [4, 8]},
+  {"tensor": "a", "file": "a.safetensors", "source": "a", "shape": [2, 8]},
+  {"tensor": "b", "file": "a.safetensors", "source": "b", "shape": [4, 2]},
+  {"tensor": "m", "file": "a.safetensors", "source": "m", "shape": [4]}])";
+
+TEST(ManifestTest, DoraScaleWeight) {
+  Result<Manifest> manifest =
+      readManifest(manifestOf(doraLayer(kDoraParts).str()), "m.so");
+  ASSERT_TRUE(static_cast<bool>(manifest)) << manifest.error();
+  const Argument &weight = manifest->layers[0].arguments[2];
+  EXPECT_EQ(weight.name, "dora_scale(m)");
+  ASSERT_TRUE(weight.doraScale.has_value());
+  EXPECT_EQ(*weight.doraScale, 2.0);
+  ASSERT_EQ(weight.parts.size(), 4u);
+  EXPECT_EQ(weight.parts[3].source, "m");
+  // Written back, it reads the same.
+  Result<Manifest> again = readManifest(writeManifest(*manifest), "again.so");
+  ASSERT_TRUE(static_cast<bool>(again)) << again.error();
+  EXPECT_EQ(again->layers[0].arguments[2].doraScale, weight.doraScale);
+}
+
+TEST(ManifestTest, DoraScaleWeightErrors) {
+  EXPECT_NE(errorOf(manifestOf(doraLayer(kDoraParts, "\"x\"").str()))
+                .find("layers[0].arguments[2].dora_scale: expected a finite "
+                      "number"),
+            std::string::npos);
+  std::string threeParts = kDoraParts;
+  threeParts = threeParts.substr(0, threeParts.rfind(",\n")) + "]";
+  EXPECT_NE(errorOf(manifestOf(doraLayer(threeParts).str()))
+                .find("layers[0].arguments[2].parts: expected the weight [4, "
+                      "d_in], lora_A [r, d_in], lora_B [4, r] and magnitude "
+                      "[4] of a DoRA scale"),
+            std::string::npos);
+}
+
 TEST(ManifestTest, DeviceAndMemory) {
   // A GPU model: the device, and the argument the host code reads.
   LayerText layer;

@@ -63,6 +63,8 @@ struct ConvertAtmoeToLinalgPass
                            math::MathDialect, scf::SCFDialect,
                            tensor::TensorDialect>();
     target.addIllegalDialect<AtmoeDialect>();
+    target.addDynamicallyLegalOp<arith::ExtFOp>(
+        [](arith::ExtFOp op) { return !isa<TensorType>(op.getType()); });
     // The structure is erased below, once nothing refers to it.
     target.addLegalOp<LayerOp, ExpertGroupOp, LoraExpertOp, SharedExpertOp>();
     target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });

@@ -10,6 +10,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -111,6 +112,55 @@ struct LinearLowering : OpConversionPattern<LinearOp> {
   }
 };
 
+/// `f(lhs, rhs)` elementwise over two T x d_out tensors, into `lhs`'s shape.
+template <typename Combine>
+static Value elementwise(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                         Value third, Combine combine) {
+  auto type = cast<RankedTensorType>(lhs.getType());
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, b.getContext());
+  SmallVector<Value> inputs = {lhs, rhs};
+  if (third)
+    inputs.push_back(third);
+  SmallVector<AffineMap> maps(inputs.size() + 1, identity);
+  return linalg::GenericOp::create(
+             b, loc, TypeRange{type}, inputs,
+             ValueRange{emptyWithRowsOf(b, loc, type, lhs)}, maps,
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &b, Location loc, ValueRange args) {
+               linalg::YieldOp::create(b, loc, combine(b, loc, args));
+             })
+      .getResult(0);
+}
+
+/// x W^T + b + offset, or (x W^T) * base_scale + b + offset with DoRA
+/// adapters: what the up-projection accumulates onto.
+static Value adaptedBase(ConversionPatternRewriter &rewriter,
+                         StackedLoraLinearOp op,
+                         StackedLoraLinearOp::Adaptor adaptor) {
+  Location loc = op.getLoc();
+  Value x = adaptor.getInput();
+  Value init = biasOrZeros(rewriter, loc, op.getType(), x, adaptor.getBias());
+  if (Value offset = adaptor.getOffset())
+    init = elementwise(
+        rewriter, loc, init, offset, {},
+        [](OpBuilder &b, Location loc, ValueRange args) {
+          return arith::AddFOp::create(b, loc, args[0], args[1]).getResult();
+        });
+  Value baseScale = adaptor.getBaseScale();
+  if (!baseScale)
+    return baseProduct(rewriter, loc, x, op.getWeight(), adaptor.getWeight(),
+                       init, "lora_base");
+  Value product =
+      baseProduct(rewriter, loc, x, op.getWeight(), adaptor.getWeight(),
+                  filled(rewriter, loc, op.getType(), x, 0.0), "lora_base");
+  return elementwise(
+      rewriter, loc, product, baseScale, init,
+      [](OpBuilder &b, Location loc, ValueRange args) {
+        Value scaled = arith::MulFOp::create(b, loc, args[0], args[1]);
+        return arith::AddFOp::create(b, loc, scaled, args[2]).getResult();
+      });
+}
+
 /// y = x W^T + b + ((x down^T) * scales) up^T: the up-projection accumulates
 /// into the base result, so no separate add and no extra T x d_out tensor.
 struct StackedLoraLinearLowering : OpConversionPattern<StackedLoraLinearOp> {
@@ -120,10 +170,7 @@ struct StackedLoraLinearLowering : OpConversionPattern<StackedLoraLinearOp> {
                   ConversionPatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Value x = adaptor.getInput();
-    Value base = baseProduct(
-        rewriter, loc, x, op.getWeight(), adaptor.getWeight(),
-        biasOrZeros(rewriter, loc, op.getType(), x, adaptor.getBias()),
-        "lora_base");
+    Value base = adaptedBase(rewriter, op, adaptor);
 
     auto scalesType = cast<RankedTensorType>(adaptor.getScales().getType());
     Value down = matmulTransposeB(rewriter, loc, x, adaptor.getDown(),
@@ -248,7 +295,87 @@ struct MergeLoraLowering : OpConversionPattern<MergeLoraOp> {
 
 } // namespace
 
+/// c = m / sqrt(rowsum((W + s B A)^2)), computed in f32 from the weights.
+struct DoraScaleLowering : OpConversionPattern<DoraScaleOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(DoraScaleOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
+    auto weightType = cast<RankedTensorType>(op.getWeight().getType());
+    auto productType = weightType.clone(rewriter.getF32Type());
+    Value zeros = filled(rewriter, loc, productType, Value(), 0.0);
+    Value product = matmul(rewriter, loc, adaptor.getLoraB(),
+                           adaptor.getLoraA(), zeros, "dora_norm");
+    AffineExpr o, k;
+    bindDims(context, o, k);
+    auto map = [&](ArrayRef<AffineExpr> results) {
+      return AffineMap::get(2, 0, results, context);
+    };
+    float scale = op.getScale().convertToDouble();
+    Value sums =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{op.getType()},
+            ValueRange{adaptor.getWeight(), product},
+            ValueRange{filled(rewriter, loc, op.getType(), Value(), 0.0)},
+            ArrayRef<AffineMap>{map({o, k}), map({o, k}), map({o})},
+            {utils::IteratorType::parallel, utils::IteratorType::reduction},
+            [scale](OpBuilder &b, Location loc, ValueRange args) {
+              Value s =
+                  arith::ConstantOp::create(b, loc, b.getF32FloatAttr(scale));
+              Value term = arith::MulFOp::create(b, loc, s, args[1]);
+              Value sum = arith::AddFOp::create(
+                  b, loc, widenToF32(b, loc, args[0]), term);
+              Value square = arith::MulFOp::create(b, loc, sum, sum);
+              linalg::YieldOp::create(
+                  b, loc,
+                  ValueRange{arith::AddFOp::create(b, loc, args[2], square)});
+            })
+            .getResult(0);
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(1, context);
+    Value empty = tensor::EmptyOp::create(rewriter, loc, op.getType(), {});
+    rewriter.replaceOp(
+        op, linalg::GenericOp::create(
+                rewriter, loc, TypeRange{op.getType()},
+                ValueRange{adaptor.getMagnitude(), sums}, ValueRange{empty},
+                ArrayRef<AffineMap>{identity, identity, identity},
+                {utils::IteratorType::parallel},
+                [](OpBuilder &b, Location loc, ValueRange args) {
+                  Value norm = math::SqrtOp::create(b, loc, args[1]);
+                  linalg::YieldOp::create(
+                      b, loc,
+                      ValueRange{arith::DivFOp::create(
+                          b, loc, widenToF32(b, loc, args[0]), norm)});
+                })
+                .getResult(0));
+    return success();
+  }
+};
+
+/// A widening of a whole tensor (--atmoe-fuse-lora's concatenation of
+/// adapters stored in different types, where --atmoe-hoist-weight-concat
+/// did not move it to bind time) as a linalg.generic, which bufferizes.
+struct TensorExtFLowering : OpConversionPattern<arith::ExtFOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(arith::ExtFOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    auto type = dyn_cast<RankedTensorType>(op.getType());
+    if (!type || !type.hasStaticShape() || type.getRank() != 2)
+      return rewriter.notifyMatchFailure(op, "not a static matrix");
+    Location loc = op.getLoc();
+    Value empty = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                          type.getElementType());
+    rewriter.replaceOp(
+        op, widenInto(rewriter, loc, adaptor.getIn(), empty,
+                      AffineMap::getMultiDimIdentityMap(2, getContext())));
+    return success();
+  }
+};
+
 void lowering::populateLinearPatterns(RewritePatternSet &patterns) {
-  patterns.add<LinearLowering, StackedLoraLinearLowering, LoraScalesLowering,
-               MergeLoraLowering>(patterns.getContext());
+  patterns.add<DoraScaleLowering, LinearLowering, StackedLoraLinearLowering,
+               LoraScalesLowering, TensorExtFLowering, MergeLoraLowering>(
+      patterns.getContext());
 }

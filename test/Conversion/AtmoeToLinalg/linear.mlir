@@ -184,3 +184,52 @@ func.func @gptq_materialised(%q: tensor<16x16xi32>, %s: tensor<1x16xbf16>,
          scales(%r : tensor<1x3xf32>) : tensor<16x64xf32>
   return %m : tensor<16x64xf32>
 }
+
+// -----
+
+// Tests DoRA's scale in place: B A as a "dora_norm" matmul, the squared row
+// sums of W + s B A (widened from bf16), then m / sqrt.
+// CHECK-LABEL: func.func @dora_scale
+// CHECK:         %[[BA:.*]] = linalg.matmul {atmoe.matmul_role = "dora_norm"} ins(%arg2, %arg1 : tensor<32x8xbf16>, tensor<8x64xbf16>) outs(%{{.*}} : tensor<32x64xf32>)
+// CHECK:         %[[SUMS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%arg0, %[[BA]] : tensor<32x64xbf16>, tensor<32x64xf32>)
+// CHECK:           %[[S:.*]] = arith.constant 2.000000e+00 : f32
+// CHECK:           arith.mulf %[[S]]
+// CHECK:         linalg.generic {{.*}} ins(%arg3, %[[SUMS]] : tensor<32xbf16>, tensor<32xf32>)
+// CHECK:           math.sqrt
+// CHECK:           arith.divf
+func.func @dora_scale(%w: tensor<32x64xbf16>, %a: tensor<8x64xbf16>, %b: tensor<32x8xbf16>, %m: tensor<32xbf16>) -> tensor<32xf32> {
+  %c = atmoe.dora_scale %w, %a, %b, %m scale = 2.0 : tensor<32x64xbf16>, tensor<8x64xbf16>, tensor<32x8xbf16>, tensor<32xbf16> -> tensor<32xf32>
+  return %c : tensor<32xf32>
+}
+
+// -----
+
+// Tests the stacked op's variant terms: the offset joins the bias, the base
+// product is scaled by base_scale before that sum, and the up-projection
+// accumulates onto the result.
+// CHECK-LABEL: func.func @variant_terms
+// CHECK:         %[[BIAS:.*]] = linalg.broadcast ins(%arg2
+// CHECK:         %[[INIT:.*]] = linalg.generic {{.*}} ins(%[[BIAS]], %arg7 : tensor<?x32xf32>, tensor<?x32xf32>)
+// CHECK:           arith.addf
+// CHECK:         %[[BASE:.*]] = linalg.matmul {{.*}} {atmoe.matmul_role = "lora_base"} ins(%arg0, %arg1
+// CHECK:         %[[PRE:.*]] = linalg.generic {{.*}} ins(%[[BASE]], %arg6, %[[INIT]] : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>)
+// CHECK:           arith.mulf
+// CHECK:           arith.addf
+// CHECK:         linalg.matmul {{.*}} {atmoe.matmul_role = "lora_up"} ins(%{{.*}}, %arg4 : tensor<?x12xf32>, tensor<32x12xf32>) outs(%[[PRE]] : tensor<?x32xf32>)
+func.func @variant_terms(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %b: tensor<32xf32>, %down: tensor<12x64xf32>, %up: tensor<32x12xf32>, %s: tensor<?x12xf32>, %scale: tensor<?x32xf32>, %offset: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %y = atmoe.stacked_lora_linear %x, %w bias(%b : tensor<32xf32>) down(%down : tensor<12x64xf32>) up(%up : tensor<32x12xf32>) scales(%s : tensor<?x12xf32>) base_scale(%scale : tensor<?x32xf32>) offset(%offset : tensor<?x32xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests a widening of a whole adapter matrix that was not hoisted to bind
+// time: a linalg.generic, which bufferizes (arith.extf on tensors does not).
+// CHECK-LABEL: func.func @widen
+// CHECK:         linalg.generic {{.*}} ins(%arg0 : tensor<8x64xbf16>) outs(%{{.*}} : tensor<8x64xf32>)
+// CHECK:           arith.extf %{{.*}} : bf16 to f32
+// CHECK-NOT:     arith.extf %{{.*}} : tensor
+func.func @widen(%a: tensor<8x64xbf16>) -> tensor<8x64xf32> {
+  %0 = arith.extf %a : tensor<8x64xbf16> to tensor<8x64xf32>
+  return %0 : tensor<8x64xf32>
+}

@@ -22,6 +22,8 @@
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "llvm/ADT/StringSwitch.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::atmoe;
 
@@ -31,8 +33,8 @@ using D = AtmoeDialect;
 
 /// The roles of linalg.matmul the CPU schedule tells apart.
 constexpr llvm::StringLiteral kMatmulRoles[] = {
-    "projection", "lora_base", "lora_down",      "lora_up",
-    "merge_lora", "router",    "scale_expansion"};
+    "projection", "lora_base", "lora_down",       "lora_up",
+    "merge_lora", "router",    "scale_expansion", "dora_norm"};
 
 LogicalResult expectNonEmptyString(Operation *op, NamedAttribute attr,
                                    StringRef where) {
@@ -82,12 +84,15 @@ LogicalResult verifyArgumentDict(Operation *op, DictionaryAttr attrs,
   bool stored = attrs.get(D::kFileAttrName) && attrs.get(D::kSourceAttrName);
   bool stacked =
       attrs.get(D::kPartsAttrName) && attrs.get(D::kConcatDimAttrName);
-  if (stored != stacked)
+  bool derived =
+      attrs.get(D::kPartsAttrName) && attrs.get(D::kDoraScaleAttrName);
+  if (int(stored) + int(stacked) + int(derived) == 1)
     return success();
   return op->emitOpError() << "expects the weight at " << where
                            << " to have either " << D::kFileAttrName << " and "
                            << D::kSourceAttrName << ", or " << D::kPartsAttrName
-                           << " and " << D::kConcatDimAttrName;
+                           << " and one of " << D::kConcatDimAttrName << " and "
+                           << D::kDoraScaleAttrName;
 }
 
 /// One ABI attribute on an argument or result of `op`.
@@ -107,6 +112,13 @@ LogicalResult verifyABIAttribute(Operation *op, NamedAttribute attr,
       return op->emitOpError()
              << "expects " << name << " on " << where
              << " to be a non-negative integer, found " << attr.getValue();
+  } else if (name == D::kDoraScaleAttrName) {
+    auto scale = dyn_cast<FloatAttr>(attr.getValue());
+    if (!scale || !scale.getType().isF64() ||
+        !std::isfinite(scale.getValueAsDouble()))
+      return op->emitOpError()
+             << "expects " << name << " on " << where
+             << " to be a finite f64, found " << attr.getValue();
   } else if (name == D::kPartsAttrName) {
     auto parts = dyn_cast<ArrayAttr>(attr.getValue());
     if (!parts || parts.empty())
@@ -189,7 +201,7 @@ LogicalResult AtmoeDialect::verifyOperationAttribute(Operation *op,
       return op->emitOpError()
              << "expects " << name
              << " to be one of projection, lora_base, lora_down, lora_up, "
-                "merge_lora, router, scale_expansion, found "
+                "merge_lora, router, scale_expansion, dora_norm, found "
              << value;
     return success();
   }

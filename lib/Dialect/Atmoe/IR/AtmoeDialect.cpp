@@ -44,7 +44,7 @@ Operation *AtmoeDialect::materializeConstant(OpBuilder &builder,
 //===----------------------------------------------------------------------===//
 
 // Custom syntax because ODS has no field parser for floating-point
-// parameters: `<@expert, rank = R, alpha = A>`.
+// parameters: `<@expert, rank = R, alpha = A[, bias][, dora]>`.
 Attribute LoraAttr::parse(AsmParser &parser, Type) {
   SMLoc loc = parser.getCurrentLocation();
   FlatSymbolRefAttr expert;
@@ -54,22 +54,44 @@ Attribute LoraAttr::parse(AsmParser &parser, Type) {
       parser.parseComma() || parser.parseKeyword("rank") ||
       parser.parseEqual() || parser.parseInteger(rank) || parser.parseComma() ||
       parser.parseKeyword("alpha") || parser.parseEqual() ||
-      parser.parseFloat(alpha) || parser.parseGreater())
+      parser.parseFloat(alpha))
+    return {};
+  bool bias = false, dora = false;
+  while (succeeded(parser.parseOptionalComma())) {
+    StringRef variant;
+    SMLoc variantLoc = parser.getCurrentLocation();
+    if (parser.parseKeyword(&variant))
+      return {};
+    bool &flag = variant == "bias" ? bias : dora;
+    if ((variant != "bias" && variant != "dora") || flag) {
+      parser.emitError(variantLoc, "expected 'bias' or 'dora' once each");
+      return {};
+    }
+    flag = true;
+  }
+  if (parser.parseGreater())
     return {};
   return LoraAttr::getChecked([&] { return parser.emitError(loc); },
                               parser.getContext(), expert, rank,
-                              llvm::APFloat(alpha));
+                              llvm::APFloat(alpha), bias, dora);
 }
 
 void LoraAttr::print(AsmPrinter &printer) const {
   printer << "<" << getExpert() << ", rank = " << getRank() << ", alpha = ";
   printer.printFloat(getAlpha());
+  if (getBias())
+    printer << ", bias";
+  if (getDora())
+    printer << ", dora";
   printer << ">";
 }
 
 LogicalResult LoraAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                FlatSymbolRefAttr expert, int64_t rank,
-                               llvm::APFloat alpha) {
+                               llvm::APFloat alpha, bool bias, bool dora) {
+  if (bias && dora)
+    return emitError() << "expects adapter " << expert
+                       << " to be at most one of bias and dora";
   if (rank <= 0)
     return emitError() << "expects the rank of adapter " << expert
                        << " to be positive, got " << rank;

@@ -108,7 +108,7 @@ struct DropInactiveAdapters : OpRewritePattern<LoraLinearOp> {
       lambda = shared.getLambda().convertToDouble();
 
     SmallVector<Attribute> adapters;
-    SmallVector<Value> loraA, loraB;
+    SmallVector<Value> loraA, loraB, loraBias, doraScale;
     bool anyRouted = false;
     for (unsigned i = 0, e = op.getAdapters().size(); i < e; ++i) {
       LoraAttr adapter = op.getAdapter(i);
@@ -121,6 +121,10 @@ struct DropInactiveAdapters : OpRewritePattern<LoraLinearOp> {
       adapters.push_back(adapter);
       loraA.push_back(op.getLoraA()[i]);
       loraB.push_back(op.getLoraB()[i]);
+      if (Value bias = op.getLoraBiasOf(i))
+        loraBias.push_back(bias);
+      if (Value scale = op.getDoraScaleOf(i))
+        doraScale.push_back(scale);
     }
     bool dropRouting = !anyRouted && op.getRouting();
     if (adapters.size() == op.getAdapters().size() && !dropRouting)
@@ -132,7 +136,7 @@ struct DropInactiveAdapters : OpRewritePattern<LoraLinearOp> {
         anyRouted ? op.getGranularity() : Granularity::token;
     rewriter.replaceOpWithNewOp<LoraLinearOp>(
         op, op.getType(), op.getInput(), op.getWeight(), op.getBias(), loraA,
-        loraB, routing, segments, op.getLayerAttr(),
+        loraB, loraBias, doraScale, routing, segments, op.getLayerAttr(),
         rewriter.getArrayAttr(adapters),
         GranularityAttr::get(op.getContext(), granularity));
     return success();

@@ -13,6 +13,8 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/STLExtras.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::atmoe;
 
@@ -405,6 +407,52 @@ static LogicalResult verifyLinearShapes(Operation *op, Value input,
   return success();
 }
 
+/// The position of adapter i's operand among those of the adapters for which
+/// `has` holds, or -1.
+template <typename Predicate>
+static int64_t variantPosition(LoraLinearOp op, unsigned i, Predicate has) {
+  if (!has(op.getAdapter(i)))
+    return -1;
+  int64_t position = 0;
+  for (unsigned j = 0; j < i; ++j)
+    position += has(op.getAdapter(j));
+  return position;
+}
+
+Value LoraLinearOp::getLoraBiasOf(unsigned i) {
+  int64_t position =
+      variantPosition(*this, i, [](LoraAttr a) { return a.getBias(); });
+  return position < 0 ? Value() : getLoraBias()[position];
+}
+
+Value LoraLinearOp::getDoraScaleOf(unsigned i) {
+  int64_t position =
+      variantPosition(*this, i, [](LoraAttr a) { return a.getDora(); });
+  return position < 0 ? Value() : getDoraScale()[position];
+}
+
+/// One lora_bias per `bias` adapter and one dora_scale per `dora` adapter,
+/// each of d_out elements.
+LogicalResult LoraLinearOp::verifyVariantOperands() {
+  size_t numBias = llvm::count_if(getAdapterList(), [](Attribute a) {
+    return cast<LoraAttr>(a).getBias();
+  });
+  size_t numDora = llvm::count_if(getAdapterList(), [](Attribute a) {
+    return cast<LoraAttr>(a).getDora();
+  });
+  if (getLoraBias().size() != numBias || getDoraScale().size() != numDora)
+    return emitOpError("expects one lora_bias per bias adapter (")
+           << numBias << ") and one dora_scale per dora adapter (" << numDora
+           << "), got " << getLoraBias().size() << " and "
+           << getDoraScale().size();
+  int64_t outFeatures = dimOf(getWeight(), 0);
+  for (Value vector : llvm::concat<Value>(getLoraBias(), getDoraScale()))
+    if (staticMismatch(dimOf(vector, 0), outFeatures))
+      return emitOpError("expects lora_bias and dora_scale of ")
+             << outFeatures << " output features, got " << vector.getType();
+  return success();
+}
+
 LogicalResult LoraLinearOp::verify() {
   if (failed(verifyLinearShapes(*this, getInput(), getWeight(), getBias(),
                                 getOutput())))
@@ -445,6 +493,8 @@ LogicalResult LoraLinearOp::verify() {
              << i << " columns (" << dimOf(loraB, 1) << ") to equal the rank ("
              << rank << ") of adapter " << adapter.getExpert();
   }
+  if (failed(verifyVariantOperands()))
+    return failure();
 
   // Routing rows: one per token, or one per sequence.
   int64_t tokens = dimOf(getInput(), 0);
@@ -712,6 +762,35 @@ LogicalResult StackedLoraLinearOp::verify() {
     return emitOpError("expects scales rows (")
            << dimOf(getScales(), 0) << ") to equal input rows ("
            << dimOf(getInput(), 0) << ")";
+  for (auto [term, name] : {std::pair(getBaseScale(), "base_scale"),
+                            std::pair(getOffset(), "offset")})
+    if (term && (staticMismatch(dimOf(term, 0), dimOf(getInput(), 0)) ||
+                 staticMismatch(dimOf(term, 1), dimOf(getWeight(), 0))))
+      return emitOpError("expects ")
+             << name << " to be input rows x output features ("
+             << extentStr(dimOf(getInput(), 0)) << "x"
+             << extentStr(dimOf(getWeight(), 0)) << "), got " << term.getType();
+  return success();
+}
+
+LogicalResult DoraScaleOp::verify() {
+  int64_t outFeatures = dimOf(getWeight(), 0);
+  int64_t inFeatures = dimOf(getWeight(), 1);
+  int64_t rank = dimOf(getLoraA(), 0);
+  if (staticMismatch(dimOf(getLoraA(), 1), inFeatures) ||
+      staticMismatch(dimOf(getLoraB(), 0), outFeatures) ||
+      staticMismatch(dimOf(getLoraB(), 1), rank))
+    return emitOpError("expects lora_a rank x ")
+           << extentStr(inFeatures) << " and lora_b " << extentStr(outFeatures)
+           << " x rank for a weight of " << getWeight().getType() << ", got "
+           << getLoraA().getType() << " and " << getLoraB().getType();
+  for (Value vector : {getMagnitude(), getResult()})
+    if (staticMismatch(dimOf(vector, 0), outFeatures))
+      return emitOpError("expects magnitude and result of ")
+             << extentStr(outFeatures) << " output features, got "
+             << vector.getType();
+  if (!std::isfinite(getScale().convertToDouble()))
+    return emitOpError("expects a finite scale");
   return success();
 }
 

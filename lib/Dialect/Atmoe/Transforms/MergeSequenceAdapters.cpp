@@ -279,6 +279,10 @@ struct MergeSegments : OpRewritePattern<LoraLinearOp> {
         op.getGranularity() != Granularity::sequence ||
         op.getAdapters().empty())
       return rewriter.notifyMatchFailure(op, "nothing to merge");
+    // A LoRA bias or DoRA scale is not a term of W' = W + B A; those
+    // projections take the unmerged path.
+    if (op.hasVariantAdapters())
+      return rewriter.notifyMatchFailure(op, "bias or dora adapters");
     auto layer =
         SymbolTable::lookupNearestSymbolFrom<LayerOp>(op, op.getLayerAttr());
     if (!layer)

@@ -25,7 +25,7 @@ func.func @result_input(%x: tensor<?x4xf32>) -> (tensor<?x4xf32> {atmoe.input = 
 // -----
 
 // Tests that a weight says where it is stored.
-// expected-error @below {{'func.func' op expects the weight at argument #0 to have either atmoe.file and atmoe.source, or atmoe.parts and atmoe.concat_dim}}
+// expected-error @below {{'func.func' op expects the weight at argument #0 to have either atmoe.file and atmoe.source, or atmoe.parts and one of atmoe.concat_dim and atmoe.dora_scale}}
 func.func @weight_without_file(%w: tensor<4x4xf32> {atmoe.tensor = "w"}) {
   return
 }
@@ -33,7 +33,7 @@ func.func @weight_without_file(%w: tensor<4x4xf32> {atmoe.tensor = "w"}) {
 // -----
 
 // Tests that a weight is stored one way only.
-// expected-error @below {{'func.func' op expects the weight at argument #0 to have either atmoe.file and atmoe.source, or atmoe.parts and atmoe.concat_dim}}
+// expected-error @below {{'func.func' op expects the weight at argument #0 to have either atmoe.file and atmoe.source, or atmoe.parts and one of atmoe.concat_dim and atmoe.dora_scale}}
 func.func @weight_stored_twice(%w: tensor<4x4xf32> {atmoe.tensor = "w", atmoe.file = "w.safetensors", atmoe.source = "w", atmoe.parts = [{tensor = "w", file = "w.safetensors", source = "w", shape = array<i64: 4, 4>}], atmoe.concat_dim = 0 : i64}) {
   return
 }
@@ -107,7 +107,7 @@ func.func @serial_max_rows_not_an_integer() {
 
 // Tests the matmul roles the CPU schedule tells apart.
 func.func @unknown_role(%a: tensor<2x2xf32>, %b: tensor<2x2xf32>, %c: tensor<2x2xf32>) -> tensor<2x2xf32> {
-  // expected-error @below {{'linalg.matmul' op expects atmoe.matmul_role to be one of projection, lora_base, lora_down, lora_up, merge_lora, router, scale_expansion, found "base"}}
+  // expected-error @below {{'linalg.matmul' op expects atmoe.matmul_role to be one of projection, lora_base, lora_down, lora_up, merge_lora, router, scale_expansion, dora_norm, found "base"}}
   %0 = linalg.matmul {atmoe.matmul_role = "base"} ins(%a, %b : tensor<2x2xf32>, tensor<2x2xf32>) outs(%c : tensor<2x2xf32>) -> tensor<2x2xf32>
   return %0 : tensor<2x2xf32>
 }
@@ -117,5 +117,21 @@ func.func @unknown_role(%a: tensor<2x2xf32>, %b: tensor<2x2xf32>, %c: tensor<2x2
 // Tests that an unknown atmoe attribute on an op is an error.
 // expected-error @below {{'func.func' op has unknown attribute atmoe.layer_idx}}
 func.func @unknown_op_attr() attributes {atmoe.layer_idx = 1} {
+  return
+}
+
+// -----
+
+// Tests that a weight computed at bind time has a finite f64 DoRA scale.
+// expected-error @below {{'func.func' op expects atmoe.dora_scale on argument #0 to be a finite f64, found 2.000000e+00 : f32}}
+func.func @dora_scale_type(%c: tensor<4xf32> {atmoe.tensor = "c", atmoe.dora_scale = 2.0 : f32, atmoe.parts = [{tensor = "m", file = "a", source = "m", shape = array<i64: 4>}]}) {
+  return
+}
+
+// -----
+
+// Tests that a weight is stacked or computed, not both.
+// expected-error @below {{'func.func' op expects the weight at argument #0 to have either atmoe.file and atmoe.source, or atmoe.parts and one of atmoe.concat_dim and atmoe.dora_scale}}
+func.func @stacked_and_computed(%c: tensor<4xf32> {atmoe.tensor = "c", atmoe.concat_dim = 0 : i64, atmoe.dora_scale = 2.0 : f64, atmoe.parts = [{tensor = "m", file = "a", source = "m", shape = array<i64: 4>}]}) {
   return
 }

@@ -966,3 +966,79 @@ func.func @f(%q: tensor<1x64xi32>, %s: tensor<1x64xf16>) -> tensor<64x12xf32> {
          : tensor<1x64xi32> -> tensor<64x12xf32>
   return %w : tensor<64x12xf32>
 }
+
+// -----
+
+// Tests that an adapter is at most one of PEFT's variants.
+atmoe.layer @l { atmoe.expert_group @g { atmoe.lora_expert @icd } }
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x1xf32>, %v: tensor<32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects adapter @icd to be at most one of bias and dora}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0, bias, dora>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) lora_bias(%v : tensor<32xf32>) dora_scale(%v : tensor<32xf32>) routing(%r : tensor<?x1xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that a variant is one of bias and dora, each once.
+atmoe.layer @l { atmoe.expert_group @g { atmoe.lora_expert @icd } }
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x1xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expected 'bias' or 'dora' once each}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0, magnitude>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x1xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that a bias adapter comes with its lora_bias.
+atmoe.layer @l { atmoe.expert_group @g { atmoe.lora_expert @icd } }
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x1xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects one lora_bias per bias adapter (1) and one dora_scale per dora adapter (0), got 0 and 0}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0, bias>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) routing(%r : tensor<?x1xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests that a DoRA scale has one entry per output feature.
+atmoe.layer @l { atmoe.expert_group @g { atmoe.lora_expert @icd } }
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %r: tensor<?x1xf32>, %c: tensor<16xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects lora_bias and dora_scale of 32 output features, got 'tensor<16xf32>'}}
+  %y = atmoe.lora_linear %x, %w layer(@l) adapters [#atmoe.lora<@icd, rank = 8, alpha = 16.0, dora>] lora_a(%a : tensor<8x64xf32>) lora_b(%b : tensor<32x8xf32>) dora_scale(%c : tensor<16xf32>) routing(%r : tensor<?x1xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
+// -----
+
+// Tests dora_scale's shapes: lora_b must have the weight's rows.
+func.func @f(%w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<16x8xf32>, %m: tensor<32xf32>) -> tensor<32xf32> {
+  // expected-error @+1 {{expects lora_a rank x 64 and lora_b 32 x rank for a weight of 'tensor<32x64xf32>', got 'tensor<8x64xf32>' and 'tensor<16x8xf32>'}}
+  %c = atmoe.dora_scale %w, %a, %b, %m scale = 2.0 : tensor<32x64xf32>, tensor<8x64xf32>, tensor<16x8xf32>, tensor<32xf32> -> tensor<32xf32>
+  return %c : tensor<32xf32>
+}
+
+// -----
+
+// Tests dora_scale's shapes: one magnitude per output feature.
+func.func @f(%w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %m: tensor<64xf32>) -> tensor<32xf32> {
+  // expected-error @+1 {{expects magnitude and result of 32 output features, got 'tensor<64xf32>'}}
+  %c = atmoe.dora_scale %w, %a, %b, %m scale = 2.0 : tensor<32x64xf32>, tensor<8x64xf32>, tensor<32x8xf32>, tensor<64xf32> -> tensor<32xf32>
+  return %c : tensor<32xf32>
+}
+
+// -----
+
+// Tests dora_scale's scale: finite.
+func.func @f(%w: tensor<32x64xf32>, %a: tensor<8x64xf32>, %b: tensor<32x8xf32>, %m: tensor<32xf32>) -> tensor<32xf32> {
+  // expected-error @+1 {{expects a finite scale}}
+  %c = atmoe.dora_scale %w, %a, %b, %m scale = 0x7FF0000000000000 : tensor<32x64xf32>, tensor<8x64xf32>, tensor<32x8xf32>, tensor<32xf32> -> tensor<32xf32>
+  return %c : tensor<32xf32>
+}
+
+// -----
+
+// Tests the stacked op's variant terms: T x d_out.
+func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %down: tensor<12x64xf32>, %up: tensor<32x12xf32>, %s: tensor<?x12xf32>, %t: tensor<?x16xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{expects base_scale to be input rows x output features (?x32), got 'tensor<?x16xf32>'}}
+  %y = atmoe.stacked_lora_linear %x, %w down(%down : tensor<12x64xf32>) up(%up : tensor<32x12xf32>) scales(%s : tensor<?x12xf32>) base_scale(%t : tensor<?x16xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}

@@ -193,3 +193,42 @@ func.func @dequantize(%q4: tensor<8x64xi32>, %s4: tensor<2x64xf16>,
           : tensor<16x64xi32> -> tensor<64x64xf32>
   return %w4, %w8 : tensor<64x64xf32>, tensor<64x64xf32>
 }
+
+// Tests PEFT's variants: a `bias` adapter with its lora_bias, a `dora`
+// adapter with its dora_scale (atmoe.dora_scale of the weights), and the
+// stacked op's base_scale and offset.
+atmoe.layer @variants {
+  atmoe.expert_group @all {
+    atmoe.lora_expert @a
+    atmoe.lora_expert @b
+  }
+}
+// CHECK-LABEL: func.func @peft_variants
+// CHECK: %[[C:.*]] = atmoe.dora_scale %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} scale = 2.000000e+00 : tensor<32x64xf32>, tensor<8x64xbf16>, tensor<32x8xbf16>, tensor<32xbf16> -> tensor<32xf32>
+// CHECK: atmoe.lora_linear %{{.*}}, %{{.*}} layer(@variants) adapters [#atmoe.lora<@a, rank = 8, alpha = 1.600000e+01, dora>, #atmoe.lora<@b, rank = 4, alpha = 4.000000e+00, bias>] lora_a(%{{.*}}, %{{.*}} : tensor<8x64xbf16>, tensor<4x64xf32>) lora_b(%{{.*}}, %{{.*}} : tensor<32x8xbf16>, tensor<32x4xf32>) lora_bias(%{{.*}} : tensor<32xf16>) dora_scale(%[[C]] : tensor<32xf32>) routing(%{{.*}} : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+// CHECK: atmoe.stacked_lora_linear %{{.*}}, %{{.*}} down(%{{.*}} : tensor<12x64xf32>) up(%{{.*}} : tensor<32x12xf32>) scales(%{{.*}} : tensor<?x12xf32>) base_scale(%{{.*}} : tensor<?x32xf32>) offset(%{{.*}} : tensor<?x32xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+func.func @peft_variants(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>,
+                    %a0: tensor<8x64xbf16>, %b0: tensor<32x8xbf16>,
+                    %m0: tensor<32xbf16>, %a1: tensor<4x64xf32>,
+                    %b1: tensor<32x4xf32>, %bias1: tensor<32xf16>,
+                    %r: tensor<?x2xf32>, %down: tensor<12x64xf32>,
+                    %up: tensor<32x12xf32>, %s: tensor<?x12xf32>,
+                    %t: tensor<?x32xf32>)
+    -> (tensor<?x32xf32>, tensor<?x32xf32>) {
+  %c = atmoe.dora_scale %w, %a0, %b0, %m0 scale = 2.0
+         : tensor<32x64xf32>, tensor<8x64xbf16>, tensor<32x8xbf16>,
+           tensor<32xbf16> -> tensor<32xf32>
+  %y = atmoe.lora_linear %x, %w layer(@variants)
+         adapters [#atmoe.lora<@a, rank = 8, alpha = 16.0, dora>,
+                   #atmoe.lora<@b, rank = 4, alpha = 4.0, bias>]
+         lora_a(%a0, %a1 : tensor<8x64xbf16>, tensor<4x64xf32>)
+         lora_b(%b0, %b1 : tensor<32x8xbf16>, tensor<32x4xf32>)
+         lora_bias(%bias1 : tensor<32xf16>) dora_scale(%c : tensor<32xf32>)
+         routing(%r : tensor<?x2xf32>)
+         : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  %z = atmoe.stacked_lora_linear %x, %w down(%down : tensor<12x64xf32>)
+         up(%up : tensor<32x12xf32>) scales(%s : tensor<?x12xf32>)
+         base_scale(%t : tensor<?x32xf32>) offset(%t : tensor<?x32xf32>)
+         : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y, %z : tensor<?x32xf32>, tensor<?x32xf32>
+}

@@ -120,3 +120,46 @@ func.func @storage_types(%x: tensor<?x64xf32>, %w: tensor<32x64xbf16>,
          : tensor<?x64xf32>, tensor<32x64xbf16> -> tensor<?x32xf32>
   return %y : tensor<?x32xf32>
 }
+
+// -----
+
+// Tests PEFT's variants: the lora bias becomes `offset` (per-token factors
+// lambda * w_p * alpha / r of one slot, times the bias row), DoRA becomes
+// `base_scale` = 1 + sum of w_i (c_i - 1) with factors lambda * w_d and
+// 1 - lambda (no alpha / r), and each DoRA adapter's up matrix is scaled by
+// c_i row by row.
+// CHECK-LABEL: func.func @variants
+// CHECK-SAME:    %[[B0:[^:]*]]: tensor<32x8xbf16>, %[[C0:[^:]*]]: tensor<32xf32>
+// CHECK:         %[[BF:.*]] = atmoe.lora_scales routing(%{{.*}}) tokens %{{.*}} ranks [1] columns [1] factors [8.000000e-01] : tensor<?x1xf32>
+// CHECK:         %[[OFFSET:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[BF]], %{{.*}} : tensor<?x1xf32>, tensor<1x32xf16>)
+// CHECK:         %[[DF:.*]] = atmoe.lora_scales routing(%{{.*}}) tokens %{{.*}} ranks [1, 1] columns [0, -1] factors [8.000000e-01, 2.000000e-01] : tensor<?x2xf32>
+// CHECK:         %[[ONES:.*]] = linalg.fill ins(%cst : f32)
+// CHECK:         %[[BASE:.*]] = linalg.generic {{.*}} ins(%[[DF]], %{{.*}} : tensor<?x2xf32>, tensor<2x32xf32>) outs(%[[ONES]] : tensor<?x32xf32>)
+// CHECK:           arith.subf
+// CHECK:         %[[UP0:.*]] = linalg.generic {{.*}} ins(%[[B0]], %[[C0]] : tensor<32x8xbf16>, tensor<32xf32>)
+// CHECK:         %[[UP:.*]] = tensor.concat dim(1) %[[UP0]], %{{.*}}, %{{.*}} : (tensor<32x8xf32>, tensor<32x4xf32>, tensor<32x2xf32>) -> tensor<32x14xf32>
+// CHECK:         atmoe.lora_scales {{.*}} ranks [8, 4, 2] columns [0, 1, -1] factors [1.600000e+00, 8.000000e-01, 4.000000e-01]
+// CHECK:         atmoe.stacked_lora_linear {{.*}} up(%[[UP]] : tensor<32x14xf32>) {{.*}} base_scale(%[[BASE]] : tensor<?x32xf32>) offset(%[[OFFSET]] : tensor<?x32xf32>)
+atmoe.layer @l {
+  atmoe.expert_group @g {
+    atmoe.lora_expert @d
+    atmoe.lora_expert @p
+  }
+  atmoe.shared_expert @s lambda = 8.000000e-01
+}
+func.func @variants(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>,
+                    %a0: tensor<8x64xbf16>, %b0: tensor<32x8xbf16>, %c0: tensor<32xf32>,
+                    %a1: tensor<4x64xf32>, %b1: tensor<32x4xf32>, %v1: tensor<32xf16>,
+                    %a2: tensor<2x64xf32>, %b2: tensor<32x2xf32>, %c2: tensor<32xf32>,
+                    %r: tensor<?x2xf32>) -> tensor<?x32xf32> {
+  %y = atmoe.lora_linear %x, %w layer(@l)
+         adapters [#atmoe.lora<@d, rank = 8, alpha = 16.0, dora>,
+                   #atmoe.lora<@p, rank = 4, alpha = 4.0, bias>,
+                   #atmoe.lora<@s, rank = 2, alpha = 4.0, dora>]
+         lora_a(%a0, %a1, %a2 : tensor<8x64xbf16>, tensor<4x64xf32>, tensor<2x64xf32>)
+         lora_b(%b0, %b1, %b2 : tensor<32x8xbf16>, tensor<32x4xf32>, tensor<32x2xf32>)
+         lora_bias(%v1 : tensor<32xf16>) dora_scale(%c0, %c2 : tensor<32xf32>, tensor<32xf32>)
+         routing(%r : tensor<?x2xf32>)
+         : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}

@@ -264,3 +264,27 @@ func.func @spec_shape(%x: tensor<?x4096xf32>, %w: tensor<4096x4096xf32>,
          : tensor<?x4096xf32>, tensor<4096x4096xf32> -> tensor<?x4096xf32>
   return %y : tensor<?x4096xf32>
 }
+
+// -----
+
+atmoe.layer @l {
+  atmoe.expert_group @g {
+    atmoe.lora_expert @icd
+  }
+}
+
+// Tests that a projection with a DoRA or lora-bias adapter is never merged:
+// neither term is part of W + B A, so it keeps the unmerged path.
+// CHECK-LABEL: func.func @variants_stay_unmerged
+// CHECK-NOT:     atmoe.merge_lora
+// CHECK:         atmoe.lora_linear {{.*}} granularity(sequence) adapters [#atmoe.lora<@icd, rank = 2, alpha = 4.000000e+00, bias>]
+// CHECK-NOT:     atmoe.merge_lora
+func.func @variants_stay_unmerged(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %a: tensor<2x8xf32>, %b: tensor<4x2xf32>, %v: tensor<4xf32>, %r: tensor<?x1xf32>, %s: tensor<?xi64>) -> tensor<?x4xf32> {
+  %y = atmoe.lora_linear %x, %w layer(@l) granularity(sequence)
+         adapters [#atmoe.lora<@icd, rank = 2, alpha = 4.0, bias>]
+         lora_a(%a : tensor<2x8xf32>) lora_b(%b : tensor<4x2xf32>)
+         lora_bias(%v : tensor<4xf32>)
+         routing(%r : tensor<?x1xf32>) segments(%s : tensor<?xi64>)
+         : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}

@@ -12,7 +12,7 @@ include "atmoe/Dialect/Atmoe/IR/AtmoeEnums.td"
 
 
 def Atmoe_LoraAttr : Atmoe_Attr<"Lora", "lora"> {
-  let summary = "one LoRA adapter of a projection: its expert, rank and alpha";
+  let summary = "one LoRA adapter of a projection: its expert, rank, alpha and variant";
   let description = [{
     Names the expert (a routed `atmoe.lora_expert` or the layer's
     `atmoe.shared_expert`, by its leaf symbol name) that an adapter of an
@@ -21,15 +21,33 @@ def Atmoe_LoraAttr : Atmoe_Attr<"Lora", "lora"> {
     expert, because a projection may override them (GuiLoMo-style
     heterogeneous allocation).
 
+    Two PEFT variants change what the adapter adds (docs/Importer.md):
+
+    - `bias` (PEFT's `lora_bias`): lora_B has a bias b_B, and the adapter
+      adds `s * (B A x + b_B)`; the op using the adapter takes b_B.
+    - `dora` (PEFT's `use_dora`, DoRA): the adapter adds
+      `(c - 1) * (x W^T) + c * s * B A x`, with `c = m / ||W + s B A||_row`
+      per output feature (`atmoe.dora_scale`); the op takes c.
+
     Example:
 
     ```mlir
     #atmoe.lora<@icd, rank = 8, alpha = 16.0>
+    #atmoe.lora<@icd, rank = 8, alpha = 16.0, bias>
+    #atmoe.lora<@icd, rank = 8, alpha = 16.0, dora>
     ```
   }];
   let parameters = (ins "::mlir::FlatSymbolRefAttr":$expert,
                         "int64_t":$rank,
-                        "::llvm::APFloat":$alpha);
+                        "::llvm::APFloat":$alpha,
+                        DefaultValuedParameter<"bool", "false">:$bias,
+                        DefaultValuedParameter<"bool", "false">:$dora);
+  let builders = [
+    AttrBuilder<(ins "::mlir::FlatSymbolRefAttr":$expert, "int64_t":$rank,
+                     "::llvm::APFloat":$alpha), [{
+      return $_get($_ctxt, expert, rank, alpha, false, false);
+    }]>
+  ];
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{

@@ -59,6 +59,10 @@ def Atmoe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kPartsAttrName = "atmoe.parts";
     static constexpr ::llvm::StringLiteral kConcatDimAttrName =
         "atmoe.concat_dim";
+    // A weight computed at bind time from its parts (weight, lora_A,
+    // lora_B, magnitude) as atmoe.dora_scale computes it, at this scale.
+    static constexpr ::llvm::StringLiteral kDoraScaleAttrName =
+        "atmoe.dora_scale";
     // On a layer function: its index in the package; on a lowered GPU host
     // function: the arguments only host code reads.
     static constexpr ::llvm::StringLiteral kLayerIndexAttrName =

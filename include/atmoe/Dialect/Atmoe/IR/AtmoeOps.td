@@ -277,6 +277,20 @@ def Atmoe_LoraLinearOp : Atmoe_Op<"lora_linear", [
     S x E, one row per sequence, and `segments` gives the S sequence lengths
     (summing to T); without `segments` S = 1 and every token uses row 0.
 
+    PEFT's variants (`#atmoe.lora<..., bias>` / `<..., dora>`) change what
+    adapter i adds before its weight w_i (the routing weight times lambda,
+    or 1 - lambda) scales it:
+
+    ```
+    plain: s_i * (x A_i^T) B_i^T
+    bias:  s_i * ((x A_i^T) B_i^T + b_i)
+    dora:  (c_i - 1) * (x W^T) + c_i * s_i * (x A_i^T) B_i^T
+    ```
+
+    `lora_bias` holds b_i (d_out) for each `bias` adapter and `dora_scale`
+    c_i (d_out, `atmoe.dora_scale`) for each `dora` adapter, in adapter
+    order; `*` with a vector scales each output feature.
+
     Example:
 
     ```mlir
@@ -295,6 +309,8 @@ def Atmoe_LoraLinearOp : Atmoe_Op<"lora_linear", [
     Optional<Atmoe_WeightVector>:$bias,
     Variadic<Atmoe_WeightMatrix>:$lora_a,
     Variadic<Atmoe_WeightMatrix>:$lora_b,
+    Variadic<Atmoe_WeightVector>:$lora_bias,
+    Variadic<Atmoe_F32Vector>:$dora_scale,
     Optional<Atmoe_F32Matrix>:$routing,
     Optional<Atmoe_SegmentLengths>:$segments,
     FlatSymbolRefAttr:$layer,
@@ -307,6 +323,8 @@ def Atmoe_LoraLinearOp : Atmoe_Op<"lora_linear", [
     `adapters` $adapters
     (`lora_a` `(` $lora_a^ `:` type($lora_a) `)`)?
     (`lora_b` `(` $lora_b^ `:` type($lora_b) `)`)?
+    (`lora_bias` `(` $lora_bias^ `:` type($lora_bias) `)`)?
+    (`dora_scale` `(` $dora_scale^ `:` type($dora_scale) `)`)?
     (`routing` `(` $routing^ `:` type($routing) `)`)?
     (`segments` `(` $segments^ `:` type($segments) `)`)?
     attr-dict `:` type($input) `,` type($weight) `->` type($output)
@@ -320,6 +338,17 @@ def Atmoe_LoraLinearOp : Atmoe_Op<"lora_linear", [
     LoraAttr getAdapter(unsigned i) {
       return ::llvm::cast<LoraAttr>(getAdapters()[i]);
     }
+    /// b_i of adapter i, or null if it is not a `bias` adapter.
+    ::mlir::Value getLoraBiasOf(unsigned i);
+    /// c_i of adapter i, or null if it is not a `dora` adapter.
+    ::mlir::Value getDoraScaleOf(unsigned i);
+    /// Whether any adapter is a `bias` or `dora` one.
+    bool hasVariantAdapters() {
+      return !getLoraBias().empty() || !getDoraScale().empty();
+    }
+  private:
+    ::mlir::LogicalResult verifyVariantOperands();
+  public:
   }];
 }
 
@@ -519,7 +548,8 @@ def Atmoe_LoraScalesOp : Atmoe_Op<"lora_scales", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Atmoe_StackedLoraLinearOp : Atmoe_Op<"stacked_lora_linear", [Pure]> {
+def Atmoe_StackedLoraLinearOp : Atmoe_Op<"stacked_lora_linear", [
+    Pure, AttrSizedOperandSegments]> {
   let summary = "base linear plus one stacked, per-token scaled LoRA update";
   let description = [{
     The fused form of `atmoe.lora_linear` (`--atmoe-fuse-lora`):
@@ -534,6 +564,15 @@ def Atmoe_StackedLoraLinearOp : Atmoe_Op<"stacked_lora_linear", [Pure]> {
     per-token, per-rank-slot scale from `atmoe.lora_scales`. One skinny matmul
     pair replaces E small ones.
 
+    PEFT's variants add two optional T x d_out terms (`--atmoe-fuse-lora`
+    builds them from `bias` and `dora` adapters): `base_scale` multiplies the
+    base product (DoRA's `1 + sum_i w_i (c_i - 1)`) and `offset` is added
+    (the LoRA biases' `sum_i w_i s_i b_i`):
+
+    ```
+    y = (x W^T) * base_scale + b + offset + ((x down^T) * scales) up^T
+    ```
+
     Example:
 
     ```mlir
@@ -545,13 +584,63 @@ def Atmoe_StackedLoraLinearOp : Atmoe_Op<"stacked_lora_linear", [Pure]> {
   let arguments = (ins Atmoe_F32Matrix:$input, Atmoe_WeightMatrix:$weight,
                        Optional<Atmoe_WeightVector>:$bias,
                        Atmoe_WeightMatrix:$down, Atmoe_WeightMatrix:$up,
-                       Atmoe_F32Matrix:$scales);
+                       Atmoe_F32Matrix:$scales,
+                       Optional<Atmoe_F32Matrix>:$base_scale,
+                       Optional<Atmoe_F32Matrix>:$offset);
   let results = (outs Atmoe_F32Matrix:$output);
   let assemblyFormat = [{
     $input `,` $weight (`bias` `(` $bias^ `:` type($bias) `)`)?
     `down` `(` $down `:` type($down) `)` `up` `(` $up `:` type($up) `)`
     `scales` `(` $scales `:` type($scales) `)`
+    (`base_scale` `(` $base_scale^ `:` type($base_scale) `)`)?
+    (`offset` `(` $offset^ `:` type($offset) `)`)?
     attr-dict `:` type($input) `,` type($weight) `->` type($output)
+  }];
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$output, "::mlir::Value":$input,
+                   "::mlir::Value":$weight, "::mlir::Value":$bias,
+                   "::mlir::Value":$down, "::mlir::Value":$up,
+                   "::mlir::Value":$scales), [{
+      build($_builder, $_state, output, input, weight, bias, down, up, scales,
+            /*base_scale=*/::mlir::Value(), /*offset=*/::mlir::Value());
+    }]>
+  ];
+  let hasVerifier = 1;
+}
+
+def Atmoe_DoraScaleOp : Atmoe_Op<"dora_scale", [Pure]> {
+  let summary = "DoRA's per-feature scale m / ||W + s B A|| of one adapter";
+  let description = [{
+    The factor c of a DoRA adapter (PEFT's `mag_norm_scale`):
+
+    ```
+    c[o] = magnitude[o] / sqrt(sum_k (W[o, k] + scale * (B A)[o, k])^2)
+    ```
+
+    `weight` is the base W (d_out x d_in, in its storage type or
+    dequantised), `lora_a` A (r x d_in), `lora_b` B (d_out x r),
+    `magnitude` PEFT's `lora_magnitude_vector` m (d_out) and `scale` the
+    adapter's `alpha / r`. It depends on weights only: the compiler hoists it
+    to bind time (`--atmoe-hoist-dora-scale`), where the runtime computes it
+    once per bound package; lowered in place it costs a d_out x d_in x r
+    product per call.
+
+    Example:
+
+    ```mlir
+    %c = atmoe.dora_scale %w, %a, %b, %m scale = 2.000000e+00
+           : tensor<64x64xf32>, tensor<8x64xbf16>, tensor<64x8xbf16>,
+             tensor<64xbf16> -> tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Atmoe_WeightMatrix:$weight, Atmoe_WeightMatrix:$lora_a,
+                       Atmoe_WeightMatrix:$lora_b, Atmoe_WeightVector:$magnitude,
+                       F64Attr:$scale);
+  let results = (outs Atmoe_F32Vector:$result);
+  let assemblyFormat = [{
+    $weight `,` $lora_a `,` $lora_b `,` $magnitude `scale` `=` $scale attr-dict
+    `:` type($weight) `,` type($lora_a) `,` type($lora_b) `,` type($magnitude)
+    `->` type($result)
   }];
   let hasVerifier = 1;
 }

@@ -83,8 +83,16 @@ def FuseLoraPass : Pass<"atmoe-fuse-lora"> {
            up(%up : tensor<32x12xf32>) scales(%s : tensor<?x12xf32>)
            : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
     ```
+
+    PEFT's variants (`#atmoe.lora<..., bias>`, `<..., dora>`) become the
+    stacked op's optional terms, each a contraction of per-token factors
+    (another `atmoe.lora_scales`, one slot per adapter) with one row per
+    adapter: `offset = sum_i w_i s_i b_i` for LoRA biases, and
+    `base_scale = 1 + sum_i w_i (c_i - 1)` for DoRA, whose up-projection
+    columns are also scaled by c_i (`diag(c_i) B_i`).
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect"];
 }
 
@@ -150,6 +158,44 @@ def HoistWeightConcatPass : Pass<"atmoe-hoist-weight-concat", "mlir::ModuleOp"> 
                                   {file = "w", shape = array<i64: 4, 64>, source = "a1", tensor = "a1"} ],
                    atmoe.tensor = "stack(a0, a1)"}) -> tensor<12x64xf32> {
       return %s : tensor<12x64xf32>
+    }
+    ```
+  }];
+}
+
+def HoistDoraScalePass : Pass<"atmoe-hoist-dora-scale", "mlir::ModuleOp"> {
+  let summary = "Compute DoRA's scales once at bind time, not per call";
+  let description = [{
+    `atmoe.dora_scale` reads only weights, and lowered in place it costs a
+    d_out x d_in x r product and a pass over W on every call. When its
+    weight, lora_a, lora_b and magnitude are weight arguments of a layer
+    function stored as they are (`atmoe.file` / `atmoe.source`, see
+    docs/ModelABI.md; a GPTQ weight is dequantised first and stays in
+    place), this pass replaces the op by a new f32 argument described by
+    `atmoe.parts` (the four tensors, in that order) and `atmoe.dora_scale`
+    (the op's scale). The runtime computes `m / ||W + s B A||` per row once
+    when it binds the weights, accumulating in double. The magnitude
+    argument, used by nothing else, is removed.
+
+    Before:
+
+    ```mlir
+    func.func @f(%w: tensor<32x64xf32> {atmoe.tensor = "w", ...}, %a: ..., %b: ...,
+                 %m: tensor<32xf32> {atmoe.tensor = "m", ...}) -> tensor<32xf32> {
+      %c = atmoe.dora_scale %w, %a, %b, %m scale = 2.0 : ...
+      return %c : tensor<32xf32>
+    }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @f(%w: ..., %a: ..., %b: ...,
+                 %c: tensor<32xf32> {atmoe.dora_scale = 2.0 : f64,
+                   atmoe.parts = [{tensor = "w", ...}, {tensor = "a", ...},
+                                  {tensor = "b", ...}, {tensor = "m", ...} ],
+                   atmoe.tensor = "dora_scale(a)"}) -> tensor<32xf32> {
+      return %c : tensor<32xf32>
     }
     ```
   }];

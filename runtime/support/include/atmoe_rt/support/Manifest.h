@@ -88,6 +88,10 @@ struct Argument {
   /// source), concatenated along `concatDim`; `file`/`source` are empty.
   std::vector<Argument> parts;
   int64_t concatDim = -1;
+  /// A weight computed at bind time instead (atmoe-hoist-dora-scale): DoRA's
+  /// m / ||W + s B A|| per row, from the parts W, A, B and m, with s this
+  /// scale; `concatDim` is unused.
+  std::optional<double> doraScale;
   /// On a GPU model: whether the host code reads the buffer, so it is passed
   /// in host memory ("memory": "host"); every other buffer is on the device.
   bool inHostMemory = false;
