@@ -307,8 +307,9 @@ Result<const float *> WeightBinder::readF32(const Layer &layer,
 }
 
 /// DoRA's scale c = m / ||W + s B A|| per output row (atmoe.dora_scale),
-/// accumulated in double once per binding. The row of B A is formed first
-/// so that A is read row by row.
+/// accumulated in double once per binding, or, for an argument of B's
+/// shape, B's rows scaled by it (atmoe.scale_rows). The row of B A is
+/// formed first so that A is read row by row.
 Result<const void *> WeightBinder::doraScale(const Layer &layer,
                                              const Argument &arg) {
   HeapBuffer widened[4];
@@ -323,7 +324,9 @@ Result<const void *> WeightBinder::doraScale(const Layer &layer,
   int64_t out = arg.parts[0].shape[0], in = arg.parts[0].shape[1];
   int64_t rank = arg.parts[1].shape[0];
   double scale = *arg.doraScale;
-  Result<std::byte *> buffer = allocate(out * sizeof(float), arg);
+  bool scaledRows = arg.shape.size() == 2;
+  Result<std::byte *> buffer =
+      allocate(out * (scaledRows ? rank : 1) * sizeof(float), arg);
   Result<HeapBuffer> rowBuffer =
       allocateBuffer(in * sizeof(double), "a row of '" + arg.name + "'");
   if (!buffer)
@@ -344,7 +347,13 @@ Result<const void *> WeightBinder::doraScale(const Layer &layer,
       double value = w[o * in + k] + row[k];
       sum += value * value;
     }
-    c[o] = static_cast<float>(m[o] / std::sqrt(sum));
+    double factor = m[o] / std::sqrt(sum);
+    if (!scaledRows) {
+      c[o] = static_cast<float>(factor);
+      continue;
+    }
+    for (int64_t j = 0; j < rank; ++j)
+      c[o * rank + j] = static_cast<float>(factor * b[o * rank + j]);
   }
   return *buffer;
 }

@@ -827,9 +827,10 @@ Status ManifestReader::readParts(const Json &object, const std::string &path,
   return Status::success();
 }
 
-/// DoRA's scale computed at bind time (atmoe-hoist-dora-scale): f32 of
-/// d_out values from W (d_out x d_in), A (r x d_in), B (d_out x r) and the
-/// magnitude m (d_out), at a finite `dora_scale`.
+/// DoRA's scale computed at bind time (atmoe-hoist-dora-scale) from W
+/// (d_out x d_in), A (r x d_in), B (d_out x r) and the magnitude m (d_out),
+/// at a finite `dora_scale`: c itself (f32 of shape [d_out]) or the rows of B
+/// scaled by it (f32 of shape [d_out, r]).
 Status ManifestReader::readDoraScaleWeight(const Json &object,
                                            const std::string &path,
                                            Argument &argument) const {
@@ -839,8 +840,10 @@ Status ManifestReader::readDoraScaleWeight(const Json &object,
   argument.doraScale = scale.get<double>();
   if (Status status = readParts(object, path, argument); !status)
     return status;
-  if (argument.elementType != ElementType::F32 || argument.shape.size() != 1)
-    return error(path, "a DoRA scale is an f32 vector");
+  if (argument.elementType != ElementType::F32 || argument.shape.empty() ||
+      argument.shape.size() > 2)
+    return error(path, "a DoRA scale is an f32 vector, or an f32 matrix of "
+                       "lora_B's scaled rows");
   const std::vector<Argument> &parts = argument.parts;
   int64_t out = argument.shape[0];
   bool fits = parts.size() == 4 && parts[0].shape.size() == 2 &&
@@ -850,14 +853,17 @@ Status ManifestReader::readDoraScaleWeight(const Json &object,
     int64_t in = parts[0].shape[1], rank = parts[1].shape[0];
     fits = parts[0].shape[0] == out && parts[1].shape[1] == in &&
            parts[2].shape[0] == out && parts[2].shape[1] == rank &&
-           parts[3].shape[0] == out;
+           parts[3].shape[0] == out &&
+           (argument.shape.size() == 1 || argument.shape[1] == rank);
   }
   if (!fits)
     return error(path + ".parts",
                  "expected the weight [" + std::to_string(out) +
                      ", d_in], lora_A [r, d_in], lora_B [" +
                      std::to_string(out) + ", r] and magnitude [" +
-                     std::to_string(out) + "] of a DoRA scale");
+                     std::to_string(out) + "] of a DoRA scale (of shape [" +
+                     std::to_string(out) + "] or [" + std::to_string(out) +
+                     ", r])");
   return Status::success();
 }
 

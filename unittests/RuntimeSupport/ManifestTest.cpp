@@ -401,6 +401,19 @@ TEST(ManifestTest, DoraScaleWeight) {
   EXPECT_EQ(again->layers[0].arguments[2].doraScale, weight.doraScale);
 }
 
+TEST(ManifestTest, DoraScaledRowsWeight) {
+  // lora_B's rows scaled by c: B's shape.
+  LayerText layer = doraLayer(kDoraParts);
+  layer.weights.replace(layer.weights.find("[4]"), 3, "[4, 2]");
+  Result<Manifest> manifest = readManifest(manifestOf(layer.str()), "m.so");
+  ASSERT_TRUE(static_cast<bool>(manifest)) << manifest.error();
+  EXPECT_EQ(manifest->layers[0].arguments[2].shape.size(), 2u);
+  layer.weights.replace(layer.weights.find("[4, 2]"), 6, "[4, 3]");
+  EXPECT_NE(errorOf(manifestOf(layer.str()))
+                .find("of a DoRA scale (of shape [4] or [4, r])"),
+            std::string::npos);
+}
+
 TEST(ManifestTest, DoraScaleWeightErrors) {
   EXPECT_NE(errorOf(manifestOf(doraLayer(kDoraParts, "\"x\"").str()))
                 .find("layers[0].arguments[2].dora_scale: expected a finite "

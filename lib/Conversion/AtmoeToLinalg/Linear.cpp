@@ -150,9 +150,12 @@ static Value adaptedBase(ConversionPatternRewriter &rewriter,
   if (!baseScale)
     return baseProduct(rewriter, loc, x, op.getWeight(), adaptor.getWeight(),
                        init, "lora_base");
+  // Scaled before the up-projection accumulates, the product cannot be
+  // fused into the up-projection's loop: it is scheduled as a projection of
+  // its own (parallel over output features).
   Value product =
       baseProduct(rewriter, loc, x, op.getWeight(), adaptor.getWeight(),
-                  filled(rewriter, loc, op.getType(), x, 0.0), "lora_base");
+                  filled(rewriter, loc, op.getType(), x, 0.0), "projection");
   return elementwise(
       rewriter, loc, product, baseScale, init,
       [](OpBuilder &b, Location loc, ValueRange args) {
@@ -353,6 +356,35 @@ struct DoraScaleLowering : OpConversionPattern<DoraScaleOp> {
   }
 };
 
+/// result[o, j] = matrix[o, j] * scale[o].
+struct ScaleRowsLowering : OpConversionPattern<ScaleRowsOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ScaleRowsOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
+    AffineMap rowOnly = AffineMap::get(2, 0, getAffineDimExpr(0, context));
+    Value init = tensor::EmptyOp::create(rewriter, loc, op.getType().getShape(),
+                                         rewriter.getF32Type());
+    rewriter.replaceOp(
+        op,
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{op.getType()},
+            ValueRange{adaptor.getMatrix(), adaptor.getScale()},
+            ValueRange{init}, ArrayRef<AffineMap>{identity, rowOnly, identity},
+            SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+            [](OpBuilder &b, Location loc, ValueRange args) {
+              Value product = arith::MulFOp::create(
+                  b, loc, widenToF32(b, loc, args[0]), args[1]);
+              linalg::YieldOp::create(b, loc, product);
+            })
+            .getResult(0));
+    return success();
+  }
+};
+
 /// A widening of a whole tensor (--atmoe-fuse-lora's concatenation of
 /// adapters stored in different types, where --atmoe-hoist-weight-concat
 /// did not move it to bind time) as a linalg.generic, which bufferizes.
@@ -376,6 +408,6 @@ struct TensorExtFLowering : OpConversionPattern<arith::ExtFOp> {
 
 void lowering::populateLinearPatterns(RewritePatternSet &patterns) {
   patterns.add<DoraScaleLowering, LinearLowering, StackedLoraLinearLowering,
-               LoraScalesLowering, TensorExtFLowering, MergeLoraLowering>(
-      patterns.getContext());
+               LoraScalesLowering, ScaleRowsLowering, TensorExtFLowering,
+               MergeLoraLowering>(patterns.getContext());
 }

@@ -205,13 +205,14 @@ func.func @dora_scale(%w: tensor<32x64xbf16>, %a: tensor<8x64xbf16>, %b: tensor<
 // -----
 
 // Tests the stacked op's variant terms: the offset joins the bias, the base
-// product is scaled by base_scale before that sum, and the up-projection
-// accumulates onto the result.
+// product is scaled by base_scale before that sum (so it is a "projection"
+// of its own for the CPU schedule, not fused into the up-projection's loop),
+// and the up-projection accumulates onto the result.
 // CHECK-LABEL: func.func @variant_terms
 // CHECK:         %[[BIAS:.*]] = linalg.broadcast ins(%arg2
 // CHECK:         %[[INIT:.*]] = linalg.generic {{.*}} ins(%[[BIAS]], %arg7 : tensor<?x32xf32>, tensor<?x32xf32>)
 // CHECK:           arith.addf
-// CHECK:         %[[BASE:.*]] = linalg.matmul {{.*}} {atmoe.matmul_role = "lora_base"} ins(%arg0, %arg1
+// CHECK:         %[[BASE:.*]] = linalg.matmul {{.*}} {atmoe.matmul_role = "projection"} ins(%arg0, %arg1
 // CHECK:         %[[PRE:.*]] = linalg.generic {{.*}} ins(%[[BASE]], %arg6, %[[INIT]] : tensor<?x32xf32>, tensor<?x32xf32>, tensor<?x32xf32>)
 // CHECK:           arith.mulf
 // CHECK:           arith.addf
@@ -232,4 +233,16 @@ func.func @variant_terms(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %b: tensor
 func.func @widen(%a: tensor<8x64xbf16>) -> tensor<8x64xf32> {
   %0 = arith.extf %a : tensor<8x64xbf16> to tensor<8x64xf32>
   return %0 : tensor<8x64xf32>
+}
+
+// -----
+
+// Tests the rows of a DoRA adapter's B scaled by its c, in f32.
+// CHECK-LABEL: func.func @scale_rows
+// CHECK:         linalg.generic {indexing_maps = [#{{.*}}, #[[ROW:.*]], #{{.*}}], iterator_types = ["parallel", "parallel"]} ins(%arg0, %arg1 : tensor<32x8xbf16>, tensor<32xf32>) outs(%{{.*}} : tensor<32x8xf32>)
+// CHECK:           arith.extf
+// CHECK:           arith.mulf
+func.func @scale_rows(%b: tensor<32x8xbf16>, %c: tensor<32xf32>) -> tensor<32x8xf32> {
+  %0 = atmoe.scale_rows %b, %c : tensor<32x8xbf16>, tensor<32xf32>
+  return %0 : tensor<32x8xf32>
 }

@@ -773,6 +773,14 @@ LogicalResult StackedLoraLinearOp::verify() {
   return success();
 }
 
+LogicalResult ScaleRowsOp::verify() {
+  if (staticMismatch(dimOf(getMatrix(), 0), dimOf(getScale(), 0)))
+    return emitOpError("expects one scale per row (")
+           << extentStr(dimOf(getMatrix(), 0)) << "), got "
+           << getScale().getType();
+  return success();
+}
+
 LogicalResult DoraScaleOp::verify() {
   int64_t outFeatures = dimOf(getWeight(), 0);
   int64_t inFeatures = dimOf(getWeight(), 1);

@@ -29,27 +29,6 @@ Value widened(OpBuilder &b, Location loc, Value scalar) {
              : arith::ExtFOp::create(b, loc, b.getF32Type(), scalar);
 }
 
-/// B_i with row o scaled by c_i[o], in f32: DoRA's c_i * (B_i A_i x).
-Value scaleRows(OpBuilder &b, Location loc, Value matrix, Value scale) {
-  auto type = cast<RankedTensorType>(matrix.getType());
-  auto f32Type = type.clone(b.getF32Type());
-  MLIRContext *context = b.getContext();
-  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
-  AffineMap rowOnly = AffineMap::get(2, 0, getAffineDimExpr(0, context));
-  Value init =
-      tensor::EmptyOp::create(b, loc, f32Type.getShape(), b.getF32Type());
-  return linalg::GenericOp::create(
-             b, loc, TypeRange{f32Type}, ValueRange{matrix, scale},
-             ValueRange{init}, ArrayRef<AffineMap>{identity, rowOnly, identity},
-             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
-             [](OpBuilder &b, Location loc, ValueRange args) {
-               Value product = arith::MulFOp::create(
-                   b, loc, widened(b, loc, args[0]), args[1]);
-               linalg::YieldOp::create(b, loc, product);
-             })
-      .getResult(0);
-}
-
 /// `init + sum_n factors[t, n] * (rows[n, o] - shift)`: a T x d_out term
 /// from per-token factors (T x N) and one d_out vector per adapter.
 Value contractFactors(OpBuilder &b, Location loc, Value factors,
@@ -149,7 +128,11 @@ VariantTerms buildVariantTerms(PatternRewriter &rewriter, LoraLinearOp op,
         contractFactors(rewriter, loc, perToken, scales, 1.0, 1.0);
     for (unsigned i = 0, e = op.getAdapters().size(); i < e; ++i)
       if (Value scale = op.getDoraScaleOf(i))
-        loraB[i] = scaleRows(rewriter, loc, loraB[i], scale);
+        loraB[i] =
+            ScaleRowsOp::create(rewriter, loc,
+                                cast<RankedTensorType>(loraB[i].getType())
+                                    .clone(rewriter.getF32Type()),
+                                loraB[i], scale);
   }
   return terms;
 }

@@ -43,31 +43,59 @@ DictionaryAttr storedWeightPart(func::FuncOp func, Value value) {
        b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))});
 }
 
-/// Replaces `op` by a new argument the runtime computes from its operands.
-void hoist(func::FuncOp func, DoraScaleOp op, ArrayRef<Attribute> parts) {
+/// Replaces the single result of `op` by a new argument computed at bind
+/// time (`name`, its `parts` and DoRA `scale`), inserted after `beside`,
+/// which is removed if nothing reads it any more.
+void replaceByArgument(func::FuncOp func, Operation *op, BlockArgument beside,
+                       StringRef name, ArrayAttr parts, Attribute scale) {
   Builder b(func.getContext());
-  auto magnitude = cast<BlockArgument>(op.getMagnitude());
-  std::string name =
-      "dora_scale(" +
-      func.getArgAttrOfType<StringAttr>(magnitude.getArgNumber(),
-                                        AtmoeDialect::kTensorAttrName)
-          .str() +
-      ")";
   DictionaryAttr attrs = b.getDictionaryAttr(
       {b.getNamedAttr(AtmoeDialect::kTensorAttrName, b.getStringAttr(name)),
-       b.getNamedAttr(AtmoeDialect::kPartsAttrName, b.getArrayAttr(parts)),
-       b.getNamedAttr(AtmoeDialect::kDoraScaleAttrName, op.getScaleAttr())});
-  // Beside the magnitude, which it replaces when nothing else reads it.
-  unsigned position = magnitude.getArgNumber() + 1;
-  if (failed(func.insertArgument(position, op.getType(), attrs, op.getLoc())))
+       b.getNamedAttr(AtmoeDialect::kPartsAttrName, parts),
+       b.getNamedAttr(AtmoeDialect::kDoraScaleAttrName, scale)});
+  unsigned position = beside.getArgNumber() + 1;
+  if (failed(func.insertArgument(position, op->getResult(0).getType(), attrs,
+                                 op->getLoc())))
     return;
   IRRewriter rewriter(func.getContext());
   rewriter.replaceOp(op, func.getArgument(position));
-  if (magnitude.use_empty()) {
+  if (beside.use_empty()) {
     llvm::BitVector erase(func.getNumArguments());
-    erase.set(magnitude.getArgNumber());
+    erase.set(beside.getArgNumber());
     (void)func.eraseArguments(erase);
   }
+}
+
+/// Replaces `op` by a new argument the runtime computes from its operands,
+/// beside the magnitude (which it replaces when nothing else reads it).
+void hoist(func::FuncOp func, DoraScaleOp op, ArrayRef<Attribute> parts) {
+  Builder b(func.getContext());
+  auto magnitude = cast<BlockArgument>(op.getMagnitude());
+  auto magnitudeName = func.getArgAttrOfType<StringAttr>(
+      magnitude.getArgNumber(), AtmoeDialect::kTensorAttrName);
+  replaceByArgument(func, op, magnitude,
+                    ("dora_scale(" + magnitudeName.getValue() + ")").str(),
+                    b.getArrayAttr(parts), op.getScaleAttr());
+}
+
+/// Replaces `op`, the rows of a stored lora_B scaled by a DoRA scale that is
+/// computed at bind time from that same lora_B, by an argument the runtime
+/// computes with it: diag(c) B.
+void hoistScaledRows(func::FuncOp func, ScaleRowsOp op) {
+  auto scale = dyn_cast<BlockArgument>(op.getScale());
+  DictionaryAttr part = storedWeightPart(func, op.getMatrix());
+  if (!scale || scale.getOwner() != &func.getBody().front() || !part)
+    return;
+  DictionaryAttr scaleAttrs = func.getArgAttrDict(scale.getArgNumber());
+  auto parts = scaleAttrs
+                   ? scaleAttrs.getAs<ArrayAttr>(AtmoeDialect::kPartsAttrName)
+                   : ArrayAttr();
+  if (!parts || !scaleAttrs.get(AtmoeDialect::kDoraScaleAttrName) ||
+      parts.size() != 4 || parts[2] != part)
+    return;
+  replaceByArgument(func, op, cast<BlockArgument>(op.getMatrix()),
+                    "dora_rows(" + part.getAs<StringAttr>("tensor").str() + ")",
+                    parts, scaleAttrs.get(AtmoeDialect::kDoraScaleAttrName));
 }
 
 struct HoistDoraScalePass
@@ -89,6 +117,10 @@ struct HoistDoraScalePass
       });
       for (auto &[op, parts] : candidates)
         hoist(func, op, parts);
+      SmallVector<ScaleRowsOp> scaledRows;
+      func.walk([&](ScaleRowsOp op) { scaledRows.push_back(op); });
+      for (ScaleRowsOp op : scaledRows)
+        hoistScaledRows(func, op);
     }
   }
 };

@@ -25,9 +25,9 @@ using namespace mlir::atmoe;
 
 namespace {
 
-/// The weight argument behind `value`, if it is one used only once, directly
-/// or through a widening of its storage type (the runtime widens it while it
-/// stacks).
+/// The stored weight argument behind `value`, if it is one used only once,
+/// directly or through a widening of its storage type (the runtime widens it
+/// while it stacks).
 BlockArgument singleUseWeight(func::FuncOp func, Value value) {
   if (auto widen = value.getDefiningOp<arith::ExtFOp>();
       widen && widen->hasOneUse())
@@ -35,8 +35,12 @@ BlockArgument singleUseWeight(func::FuncOp func, Value value) {
   auto arg = dyn_cast<BlockArgument>(value);
   if (!arg || arg.getOwner() != &func.getBody().front() || !arg.hasOneUse())
     return {};
-  if (!func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                         AtmoeDialect::kTensorAttrName))
+  // Only tensors stored in a file: a weight the runtime builds itself
+  // (stacked or computed) cannot be a part.
+  DictionaryAttr attrs = func.getArgAttrDict(arg.getArgNumber());
+  if (!attrs || !attrs.get(AtmoeDialect::kTensorAttrName) ||
+      !attrs.get(AtmoeDialect::kFileAttrName) ||
+      !attrs.get(AtmoeDialect::kSourceAttrName))
     return {};
   return arg;
 }

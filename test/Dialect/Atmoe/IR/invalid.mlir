@@ -1042,3 +1042,12 @@ func.func @f(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>, %down: tensor<12x64xf3
   %y = atmoe.stacked_lora_linear %x, %w down(%down : tensor<12x64xf32>) up(%up : tensor<32x12xf32>) scales(%s : tensor<?x12xf32>) base_scale(%t : tensor<?x16xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
   return %y : tensor<?x32xf32>
 }
+
+// -----
+
+// Tests scale_rows: one scale per row.
+func.func @f(%b: tensor<32x8xf32>, %c: tensor<16xf32>) -> tensor<32x8xf32> {
+  // expected-error @+1 {{expects one scale per row (32), got 'tensor<16xf32>'}}
+  %0 = atmoe.scale_rows %b, %c : tensor<32x8xf32>, tensor<16xf32>
+  return %0 : tensor<32x8xf32>
+}

@@ -206,6 +206,7 @@ atmoe.layer @variants {
 // CHECK-LABEL: func.func @peft_variants
 // CHECK: %[[C:.*]] = atmoe.dora_scale %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} scale = 2.000000e+00 : tensor<32x64xf32>, tensor<8x64xbf16>, tensor<32x8xbf16>, tensor<32xbf16> -> tensor<32xf32>
 // CHECK: atmoe.lora_linear %{{.*}}, %{{.*}} layer(@variants) adapters [#atmoe.lora<@a, rank = 8, alpha = 1.600000e+01, dora>, #atmoe.lora<@b, rank = 4, alpha = 4.000000e+00, bias>] lora_a(%{{.*}}, %{{.*}} : tensor<8x64xbf16>, tensor<4x64xf32>) lora_b(%{{.*}}, %{{.*}} : tensor<32x8xbf16>, tensor<32x4xf32>) lora_bias(%{{.*}} : tensor<32xf16>) dora_scale(%[[C]] : tensor<32xf32>) routing(%{{.*}} : tensor<?x2xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+// CHECK: atmoe.scale_rows %{{.*}}, %[[C]] : tensor<32x8xbf16>, tensor<32xf32>
 // CHECK: atmoe.stacked_lora_linear %{{.*}}, %{{.*}} down(%{{.*}} : tensor<12x64xf32>) up(%{{.*}} : tensor<32x12xf32>) scales(%{{.*}} : tensor<?x12xf32>) base_scale(%{{.*}} : tensor<?x32xf32>) offset(%{{.*}} : tensor<?x32xf32>) : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
 func.func @peft_variants(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>,
                     %a0: tensor<8x64xbf16>, %b0: tensor<32x8xbf16>,
@@ -226,6 +227,7 @@ func.func @peft_variants(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>,
          lora_bias(%bias1 : tensor<32xf16>) dora_scale(%c : tensor<32xf32>)
          routing(%r : tensor<?x2xf32>)
          : tensor<?x64xf32>, tensor<32x64xf32> -> tensor<?x32xf32>
+  %b2 = atmoe.scale_rows %b0, %c : tensor<32x8xbf16>, tensor<32xf32>
   %z = atmoe.stacked_lora_linear %x, %w down(%down : tensor<12x64xf32>)
          up(%up : tensor<32x12xf32>) scales(%s : tensor<?x12xf32>)
          base_scale(%t : tensor<?x32xf32>) offset(%t : tensor<?x32xf32>)

@@ -136,7 +136,7 @@ func.func @storage_types(%x: tensor<?x64xf32>, %w: tensor<32x64xbf16>,
 // CHECK:         %[[ONES:.*]] = linalg.fill ins(%cst : f32)
 // CHECK:         %[[BASE:.*]] = linalg.generic {{.*}} ins(%[[DF]], %{{.*}} : tensor<?x2xf32>, tensor<2x32xf32>) outs(%[[ONES]] : tensor<?x32xf32>)
 // CHECK:           arith.subf
-// CHECK:         %[[UP0:.*]] = linalg.generic {{.*}} ins(%[[B0]], %[[C0]] : tensor<32x8xbf16>, tensor<32xf32>)
+// CHECK:         %[[UP0:.*]] = atmoe.scale_rows %[[B0]], %[[C0]] : tensor<32x8xbf16>, tensor<32xf32>
 // CHECK:         %[[UP:.*]] = tensor.concat dim(1) %[[UP0]], %{{.*}}, %{{.*}} : (tensor<32x8xf32>, tensor<32x4xf32>, tensor<32x2xf32>) -> tensor<32x14xf32>
 // CHECK:         atmoe.lora_scales {{.*}} ranks [8, 4, 2] columns [0, 1, -1] factors [1.600000e+00, 8.000000e-01, 4.000000e-01]
 // CHECK:         atmoe.stacked_lora_linear {{.*}} up(%[[UP]] : tensor<32x14xf32>) {{.*}} base_scale(%[[BASE]] : tensor<?x32xf32>) offset(%[[OFFSET]] : tensor<?x32xf32>)

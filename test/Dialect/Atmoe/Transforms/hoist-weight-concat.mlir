@@ -53,3 +53,20 @@ func.func @widened(%b0: tensor<32x8xbf16> {atmoe.tensor = "b0", atmoe.file = "w"
   %up = tensor.concat dim(1) %w0, %b1 : (tensor<32x8xf32>, tensor<32x4xf32>) -> tensor<32x12xf32>
   return %up : tensor<32x12xf32>
 }
+
+// -----
+
+// Tests that a weight the runtime computes (a DoRA B with scaled rows) is
+// not a part: only tensors stored in a file are stacked at bind time.
+// CHECK-LABEL: func.func @computed_part
+// CHECK: tensor.concat dim(1) %arg0, %arg1
+func.func @computed_part(%bs: tensor<32x8xf32> {atmoe.tensor = "dora_rows(b0)", atmoe.dora_scale = 2.0 : f64,
+                           atmoe.parts = [{tensor = "w", file = "w", source = "w", shape = array<i64: 32, 64>},
+                                          {tensor = "a0", file = "w", source = "a0", shape = array<i64: 8, 64>},
+                                          {tensor = "b0", file = "w", source = "b0", shape = array<i64: 32, 8>},
+                                          {tensor = "m0", file = "w", source = "m0", shape = array<i64: 32>}]},
+                         %b1: tensor<32x4xf32> {atmoe.tensor = "b1", atmoe.file = "w", atmoe.source = "b1"})
+    -> tensor<32x12xf32> {
+  %up = tensor.concat dim(1) %bs, %b1 : (tensor<32x8xf32>, tensor<32x4xf32>) -> tensor<32x12xf32>
+  return %up : tensor<32x12xf32>
+}

@@ -645,6 +645,32 @@ def Atmoe_DoraScaleOp : Atmoe_Op<"dora_scale", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Atmoe_ScaleRowsOp : Atmoe_Op<"scale_rows", [
+    Pure, TypesMatchWith<"result is matrix's shape in f32", "matrix", "result",
+        "::mlir::RankedTensorType::get("
+        "::llvm::cast<::mlir::RankedTensorType>($_self).getShape(), "
+        "::mlir::Float32Type::get($_self.getContext()))">]> {
+  let summary = "multiply each row of a matrix by one value of a vector";
+  let description = [{
+    `result[o, j] = matrix[o, j] * scale[o]`, in f32. `--atmoe-fuse-lora`
+    scales a DoRA adapter's B by its `atmoe.dora_scale` c this way
+    (`c * (B A x) = (diag(c) B) A x`); of stored weights, the product is
+    computed at bind time (`--atmoe-hoist-dora-scale`).
+
+    Example:
+
+    ```mlir
+    %b2 = atmoe.scale_rows %b, %c : tensor<64x8xbf16>, tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins Atmoe_WeightMatrix:$matrix, Atmoe_F32Vector:$scale);
+  let results = (outs Atmoe_F32Matrix:$result);
+  let assemblyFormat = [{
+    $matrix `,` $scale attr-dict `:` type($matrix) `,` type($scale)
+  }];
+  let hasVerifier = 1;
+}
+
 def Atmoe_MergeLoraOp : Atmoe_Op<"merge_lora", [
     Pure, TypesMatchWith<"merged is weight's shape in f32", "weight", "merged",
         "::mlir::RankedTensorType::get("

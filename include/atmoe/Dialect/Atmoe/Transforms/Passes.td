@@ -175,7 +175,10 @@ def HoistDoraScalePass : Pass<"atmoe-hoist-dora-scale", "mlir::ModuleOp"> {
     `atmoe.parts` (the four tensors, in that order) and `atmoe.dora_scale`
     (the op's scale). The runtime computes `m / ||W + s B A||` per row once
     when it binds the weights, accumulating in double. The magnitude
-    argument, used by nothing else, is removed.
+    argument, used by nothing else, is removed. An `atmoe.scale_rows` of the
+    same stored lora_B by such a scale (`--atmoe-fuse-lora`'s `diag(c) B`)
+    becomes an argument of B's shape computed the same way: the runtime
+    scales B's rows by c once, not every call.
 
     Before:
 
