@@ -319,6 +319,10 @@ LogicalResult PeftParser::parseExclude(const JsonNode &root) {
     peft.excludeRegex = std::move(*regex);
     return success();
   }
+  if (!node->value->getAsArray())
+    return ctx.failAt(*node, "expected a list of module names or a Python "
+                             "regular expression, found " +
+                                 describe(*node));
   return readNames(*node, peft.excludeList);
 }
 
