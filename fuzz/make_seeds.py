@@ -5,7 +5,7 @@
 #
 # ===-----------------------------------------------------------------------===#
 #
-# Writes test/fuzz/{safetensors,npy,importer,dialect}/ from the test suite's
+# Writes test/fuzz/{safetensors,npy,importer,dialect,pyregex}/ from the test suite's
 # own valid and invalid inputs, one file per seed named by its SHA-1 (as
 # libFuzzer names corpus files):
 #
@@ -20,7 +20,9 @@
 #   npy          numpy's own writer in every version and spelling atmoe
 #                reads, and the misspellings it must reject;
 #   dialect      every `// -----` chunk of the .mlir tests and examples, with
-#                comment lines dropped.
+#                comment lines dropped;
+#   pyregex      the patterns of unittests/Support/PythonRegexTest.cpp and
+#                of the PEFT presets, each with a few module names.
 #
 # Minimized inputs of past findings (crash-*, ...) beside the seeds are kept.
 #
@@ -204,6 +206,21 @@ def npy_seeds():
          + b"'shape': (99999999999999999999,), }\n")
 
 
+def pyregex_seeds():
+    """Every pattern of the Python-regex unit test and of the PEFT test
+    presets, each before a NUL and a few module names."""
+    names = "\n".join([
+        "model.layers.0.self_attn.q_proj", "model.layers.12.self_attn.k_proj",
+        "model.layers.3.mlp.down_proj", "decoder.block.0.layer.0.SelfAttention.q",
+        "lm_head", "", "a{x}", "]a", "q_q", "\u00e9.q_proj"]).encode()
+    test = open(os.path.join(ROOT, "unittests", "Support", "PythonRegexTest.cpp")).read()
+    patterns = re.findall(r'R"\((.*?)\)"', test)
+    patterns += [r"model\.layers\.\d+\.self_attn\.[qv]_\w+", r"(.*\.)?(layers\.2\..*?)$",
+                 r"(.*\.)?((?:k|v)_proj)$", r".*\.layers\.(\d+)\.", r"(^|.*\.)v_proj($|\..*)"]
+    for pattern in patterns:
+        save("pyregex", pattern.encode() + b"\0" + names)
+
+
 def dialect_seeds():
     files = sorted(glob.glob(os.path.join(ROOT, "test", "**", "*.mlir"), recursive=True))
     files += sorted(glob.glob(os.path.join(ROOT, "examples", "**", "*.mlir"), recursive=True))
@@ -218,7 +235,7 @@ def dialect_seeds():
 def main():
     # Past findings (crash-*, leak-*, timeout-*, oom-*) stay: they are
     # regression inputs, not seeds.
-    for target in ("safetensors", "npy", "importer", "dialect"):
+    for target in ("safetensors", "npy", "importer", "dialect", "pyregex"):
         d = os.path.join(OUT, target)
         for name in os.listdir(d) if os.path.isdir(d) else []:
             if not re.match(r"(crash|leak|timeout|oom)-", name):
@@ -228,7 +245,8 @@ def main():
     handmade_safetensors()
     npy_seeds()
     dialect_seeds()
-    for target in ("safetensors", "npy", "importer", "dialect"):
+    pyregex_seeds()
+    for target in ("safetensors", "npy", "importer", "dialect", "pyregex"):
         d = os.path.join(OUT, target)
         files = os.listdir(d)
         size = sum(os.path.getsize(os.path.join(d, f)) for f in files)

@@ -144,6 +144,23 @@ TEST(PythonRegex, MatchAtStartGivesTheGroup) {
   EXPECT_FALSE(none->has_value());
 }
 
+TEST(PythonRegex, PeftRankPatternExample) {
+  // PEFT's documented rank_pattern key, as PEFT wraps it: `^` anchors it to
+  // the start of the module name, so no prefix may precede it.
+  llvm::Expected<PythonRegex> regex = PythonRegex::compile(
+      R"((.*\.)?(^model.decoder.layers.0.encoder_attn.k_proj)$)");
+  ASSERT_TRUE(static_cast<bool>(regex));
+  for (auto [name, matches] :
+       {std::pair("model.decoder.layers.0.encoder_attn.k_proj", true),
+        std::pair("base.model.decoder.layers.0.encoder_attn.k_proj", false),
+        std::pair("model.decoder.layers.0.encoder_attn.k_proj2", false)}) {
+    llvm::Expected<std::optional<std::string>> match =
+        regex->matchAtStart(name);
+    ASSERT_TRUE(static_cast<bool>(match));
+    EXPECT_EQ(match->has_value(), matches) << name;
+  }
+}
+
 TEST(PythonRegex, TranslationSpellsPythonMeaningsInPcre2) {
   llvm::Expected<std::string> translated =
       translatePythonRegex(R"(\Z{,3}[[\b]\v(?u:x))");
