@@ -57,7 +57,9 @@ Value contractFactors(OpBuilder &b, Location loc, Value factors,
                     .getResult(0);
   MLIRContext *context = b.getContext();
   AffineExpr t, o, n;
-  bindDims(context, t, o, n);
+  // Output features innermost: the loops read the rows and write the result
+  // contiguously (with the adapter innermost, every step is a gather).
+  bindDims(context, t, n, o);
   auto map = [&](ArrayRef<AffineExpr> results) {
     return AffineMap::get(3, 0, results, context);
   };
@@ -65,8 +67,8 @@ Value contractFactors(OpBuilder &b, Location loc, Value factors,
              b, loc, TypeRange{resultType}, ValueRange{factors, stacked},
              ValueRange{start},
              ArrayRef<AffineMap>{map({t, n}), map({n, o}), map({t, o})},
-             {utils::IteratorType::parallel, utils::IteratorType::parallel,
-              utils::IteratorType::reduction},
+             {utils::IteratorType::parallel, utils::IteratorType::reduction,
+              utils::IteratorType::parallel},
              [shift](OpBuilder &b, Location loc, ValueRange args) {
                Value row = widened(b, loc, args[1]);
                if (shift != 0.0)

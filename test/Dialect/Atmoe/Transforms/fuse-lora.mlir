@@ -131,7 +131,7 @@ func.func @storage_types(%x: tensor<?x64xf32>, %w: tensor<32x64xbf16>,
 // CHECK-LABEL: func.func @variants
 // CHECK-SAME:    %[[B0:[^:]*]]: tensor<32x8xbf16>, %[[C0:[^:]*]]: tensor<32xf32>
 // CHECK:         %[[BF:.*]] = atmoe.lora_scales routing(%{{.*}}) tokens %{{.*}} ranks [1] columns [1] factors [8.000000e-01] : tensor<?x1xf32>
-// CHECK:         %[[OFFSET:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[BF]], %{{.*}} : tensor<?x1xf32>, tensor<1x32xf16>)
+// CHECK:         %[[OFFSET:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[BF]], %{{.*}} : tensor<?x1xf32>, tensor<1x32xf16>)
 // CHECK:         %[[DF:.*]] = atmoe.lora_scales routing(%{{.*}}) tokens %{{.*}} ranks [1, 1] columns [0, -1] factors [8.000000e-01, 2.000000e-01] : tensor<?x2xf32>
 // CHECK:         %[[ONES:.*]] = linalg.fill ins(%cst : f32)
 // CHECK:         %[[BASE:.*]] = linalg.generic {{.*}} ins(%[[DF]], %{{.*}} : tensor<?x2xf32>, tensor<2x32xf32>) outs(%[[ONES]] : tensor<?x32xf32>)
