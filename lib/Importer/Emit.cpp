@@ -329,13 +329,15 @@ LogicalResult LayerEmitter::planAdapter(const ProjectionDef &projection,
                     projection.path, {projection.outFeatures, rank},
                     "out_features x rank" + what, tensors.loraB)))
     return failure();
-  AdapterPlan adapter{e, rank, alpha, sig.addTensor(tensors.loraA),
-                      sig.addTensor(tensors.loraB)};
-  if (tensors.bias)
-    adapter.bias = sig.addTensor(*tensors.bias);
-  if (tensors.magnitude)
-    adapter.magnitude = sig.addTensor(*tensors.magnitude);
-  plan.adapters.push_back(adapter);
+  auto addOptional = [&](const std::optional<TensorArg> &tensor) {
+    return tensor ? std::optional<unsigned>(sig.addTensor(*tensor))
+                  : std::nullopt;
+  };
+  unsigned loraA = sig.addTensor(tensors.loraA);
+  unsigned loraB = sig.addTensor(tensors.loraB);
+  plan.adapters.push_back({e, rank, alpha, loraA, loraB,
+                           addOptional(tensors.bias),
+                           addOptional(tensors.magnitude)});
   if (!layer.shared || expert.name != layer.shared->name)
     plan.hasRouted = true;
   return success();

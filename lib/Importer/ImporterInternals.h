@@ -95,8 +95,6 @@ struct PeftAdapter {
   std::vector<PythonRegex> modulesToSave;
   std::vector<PeftPattern<int64_t>> rankPattern;
   std::vector<PeftPattern<double>> alphaPattern;
-  /// Where the fields errors found while matching point at.
-  std::string targetsPath = "target_modules";
   WeightFile weights;
   /// The module prefixes of the lora_A tensors in the adapter file, by
   /// (layer index, projection name).

@@ -715,8 +715,7 @@ LogicalResult importer::findPeftTensors(ImportContext &ctx,
 
 /// Whether `name` is a lora_A / lora_B tensor of a module PEFT adapts in a
 /// projection of the model.
-static bool isUsedPeftTensor(const ImportContext &ctx, const PeftAdapter &peft,
-                             StringRef name) {
+static bool isUsedPeftTensor(const PeftAdapter &peft, StringRef name) {
   StringRef module = name;
   bool known =
       module.consume_back(".lora_A.weight") ||
@@ -744,7 +743,7 @@ LogicalResult importer::checkUnusedPeftTensors(ImportContext &ctx,
     const PeftAdapter &peft = *expert.peft;
     std::vector<std::string> unused;
     for (const atmoe_rt::TensorInfo &info : peft.weights.file->tensors())
-      if (!isUsedPeftTensor(ctx, peft, info.name))
+      if (!isUsedPeftTensor(peft, info.name))
         unused.push_back(quoted(info.name));
     if (unused.empty())
       continue;
