@@ -15,7 +15,12 @@ Each case is one layer (d = 64, rank-2 experts) written with
 test/helpers/model_package.py:
   topk-E       E experts, flat softmax router with top_k = 2;
   grouped-E-G  E experts in G groups, grouped softmax with top_k_groups = 4;
-  proj-P       P projections, 8 experts in 2 groups.
+  proj-P       P projections, 8 experts in 2 groups;
+  llama7b-32   a 32-layer Llama-7B-shaped package: per layer q/k/v/o
+               (4096 x 4096) and gate/up/down (4096 <-> 11008), 8 rank-16
+               experts in 4 groups, grouped-softmax router over h = 4096.
+               Its weights file is sparse (a header and a hole of 26 GB):
+               atmoe-compile reads only tensor names, dtypes and shapes.
 Every case is compiled to a shared library by each compiler in turn (the
 one under test first); a compile past --timeout is reported as "> timeout".
 It prints the host's processor and core count, then per case the seconds
@@ -26,8 +31,10 @@ Not a test: nothing here asserts a speed.
 
 import argparse
 import json
+import math
 import os
 import platform
+import struct
 import subprocess
 import sys
 import tempfile
@@ -43,11 +50,37 @@ CASES = {
     "grouped-512-64": ("grouped", 512, 64, 1),
     "proj-16": ("proj", 8, 2, 16),
     "proj-64": ("proj", 8, 2, 64),
+    "llama7b-32": ("llama", 8, 4, 32),
 }
+
+# Llama-7B's widths, and the small stand-ins the package is first written
+# with (distinct from every other extent, so the shapes can be mapped back).
+LLAMA_HIDDEN, LLAMA_INTERMEDIATE = 4096, 11008
+SMALL_HIDDEN, SMALL_INTERMEDIATE = 12, 20
+
+
+def llama_layers(layers, hidden, intermediate):
+    square = [("q_proj", hidden, hidden), ("k_proj", hidden, hidden),
+              ("v_proj", hidden, hidden), ("o_proj", hidden, hidden)]
+    mlp = [("gate_proj", hidden, intermediate), ("up_proj", hidden, intermediate),
+           ("down_proj", intermediate, hidden)]
+    return [{"index": i, "hidden_size": hidden, "projections": [
+        {"name": n, "in_features": d_in, "out_features": d_out, "bias": False}
+        for n, d_in, d_out in square + mlp]} for i in range(layers)]
 
 
 def description(kind, experts, groups, projections):
     names = ["e%d" % i for i in range(experts)]
+    if kind == "llama":
+        size = experts // groups
+        return {
+            "format": "atmoe-model/1", "name": "llama7b", "weights": ["weights.safetensors"],
+            "groups": [{"name": "g%d" % g, "experts": names[g * size:(g + 1) * size]}
+                       for g in range(groups)],
+            "experts": {name: {"rank": 16, "alpha": 32} for name in names},
+            "router": {"kind": "grouped_softmax"},
+            "layers": llama_layers(projections, SMALL_HIDDEN, SMALL_INTERMEDIATE),
+        }
     size = experts // groups
     router = {"kind": "softmax", "top_k": 2} if kind == "topk" else \
         {"kind": "grouped_softmax", "top_k_groups": min(4, groups)}
@@ -70,7 +103,40 @@ def write_package(work, name, case):
     package = os.path.join(work, name)
     subprocess.run(["/usr/bin/python3", PACKAGE, "--desc", desc, package],
                    check=True, stdout=subprocess.DEVNULL)
+    if case[0] == "llama":
+        widen_to_llama(package, case[3])
     return package
+
+
+def widen_to_llama(package, layers):
+    """Rewrites the small stand-in package at Llama-7B's widths: model.json
+    with the real extents, and weights.safetensors as its header (every
+    tensor's shape mapped back) followed by a hole for the data."""
+    widths = {SMALL_HIDDEN: LLAMA_HIDDEN, SMALL_INTERMEDIATE: LLAMA_INTERMEDIATE}
+    path = os.path.join(package, "model.json")
+    with open(path) as f:
+        model = json.load(f)
+    model["layers"] = llama_layers(layers, LLAMA_HIDDEN, LLAMA_INTERMEDIATE)
+    with open(path, "w") as f:
+        json.dump(model, f)
+    path = os.path.join(package, "weights.safetensors")
+    with open(path, "rb") as f:
+        size = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(size))
+    offset = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        info["shape"] = [widths.get(extent, extent) for extent in info["shape"]]
+        count = 4 * math.prod(info["shape"])
+        info["dtype"] = "F32"
+        info["data_offsets"] = [offset, offset + count]
+        offset += count
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text)
+        f.truncate(8 + len(text) + offset)
 
 
 def compile_once(compiler, package, output, timeout):
