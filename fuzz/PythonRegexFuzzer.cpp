@@ -1,4 +1,5 @@
-//===- PythonRegexFuzzer.cpp - Fuzz the Python regex translation -*- C++ -*-===//
+//===- PythonRegexFuzzer.cpp - Fuzz the Python regex translation -*- C++
+//-*-===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //

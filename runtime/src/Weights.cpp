@@ -68,6 +68,9 @@ private:
                                ElementType type);
   Result<const void *> stack(const Layer &layer, const Argument &arg);
   Result<const void *> doraScale(const Layer &layer, const Argument &arg);
+  Result<const float *> doraFactors(const Layer &layer, const Argument &arg);
+  Result<const float *> widenedF32(const TensorInfo &tensor,
+                                   const Argument &part, HeapBuffer &widened);
   Result<const float *> readF32(const Layer &layer, const Argument &part,
                                 HeapBuffer &widened);
   Result<std::byte *> allocate(size_t bytes, const Argument &arg);
@@ -84,6 +87,9 @@ private:
   /// The (file, tensor) pairs some layer uses unstacked: the pages of
   /// other stacked parts are released once copied.
   std::set<std::pair<std::string, std::string>> usedUnstacked;
+  /// DoRA's c per (parts, scale): the scale argument and the scaled lora_B
+  /// of one adapter need it once.
+  std::map<std::string, const float *> doraFactorsByParts;
 };
 
 Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
@@ -258,17 +264,10 @@ Result<const void *> WeightBinder::stack(const Layer &layer,
     const auto *source = reinterpret_cast<const std::byte *>((*info)->data);
     HeapBuffer widened;
     if (elementTypeOf((*info)->dtype) != arg.elementType) {
-      Result<HeapBuffer> buffer = allocateBuffer(
-          (*info)->numElements() * sizeof(float),
-          "widening part '" + part.name + "' of '" + arg.name + "'");
-      if (!buffer)
-        return fail(packageDir + ": " + buffer.error());
-      widened = std::move(*buffer);
-      if (Status status =
-              file->readAsF32(**info, reinterpret_cast<float *>(widened.get()));
-          !status)
-        return status.takeError();
-      source = widened.get();
+      Result<const float *> values = widenedF32(**info, part, widened);
+      if (!values)
+        return values.takeError();
+      source = reinterpret_cast<const std::byte *>(*values);
     }
     int64_t partInner =
         inner / arg.shape[arg.concatDim] * part.shape[arg.concatDim];
@@ -282,18 +281,11 @@ Result<const void *> WeightBinder::stack(const Layer &layer,
   return stacked;
 }
 
-/// A part as f32: in place when stored so and aligned, else widened into
-/// `widened` (freed by the caller once used).
-Result<const float *> WeightBinder::readF32(const Layer &layer,
-                                            const Argument &part,
-                                            HeapBuffer &widened) {
-  Result<const TensorInfo *> info = find(layer, part, ElementType::F32);
-  if (!info)
-    return info.takeError();
-  const TensorInfo &tensor = **info;
-  if (tensor.dtype == DType::F32 &&
-      reinterpret_cast<uintptr_t>(tensor.data) % alignof(float) == 0)
-    return reinterpret_cast<const float *>(tensor.data);
+/// `tensor` (of weight `part`) widened to f32 into `widened`, a temporary
+/// the caller frees once used.
+Result<const float *> WeightBinder::widenedF32(const TensorInfo &tensor,
+                                               const Argument &part,
+                                               HeapBuffer &widened) {
   Result<HeapBuffer> buffer = allocateBuffer(
       tensor.numElements() * sizeof(float), "widening '" + part.name + "'");
   if (!buffer)
@@ -306,12 +298,33 @@ Result<const float *> WeightBinder::readF32(const Layer &layer,
   return values;
 }
 
-/// DoRA's scale c = m / ||W + s B A|| per output row (atmoe.dora_scale),
-/// accumulated in double once per binding, or, for an argument of B's
-/// shape, B's rows scaled by it (atmoe.scale_rows). The row of B A is
-/// formed first so that A is read row by row.
-Result<const void *> WeightBinder::doraScale(const Layer &layer,
-                                             const Argument &arg) {
+/// A part as f32: in place when stored so and aligned, else widened into
+/// `widened`.
+Result<const float *> WeightBinder::readF32(const Layer &layer,
+                                            const Argument &part,
+                                            HeapBuffer &widened) {
+  Result<const TensorInfo *> info = find(layer, part, ElementType::F32);
+  if (!info)
+    return info.takeError();
+  const TensorInfo &tensor = **info;
+  if (tensor.dtype == DType::F32 &&
+      reinterpret_cast<uintptr_t>(tensor.data) % alignof(float) == 0)
+    return reinterpret_cast<const float *>(tensor.data);
+  return widenedF32(tensor, part, widened);
+}
+
+/// DoRA's c = m / ||W + s B A|| per output row (atmoe.dora_scale) from the
+/// parts W, A, B, m of `arg`, accumulated in double, once per binding for
+/// each adapter. The row of B A is formed first so that A is read row by
+/// row.
+Result<const float *> WeightBinder::doraFactors(const Layer &layer,
+                                                const Argument &arg) {
+  std::string key = std::to_string(*arg.doraScale);
+  for (const Argument &part : arg.parts)
+    key += '\n' + part.file + '\n' + part.source;
+  const float *&cached = doraFactorsByParts[key];
+  if (cached)
+    return cached;
   HeapBuffer widened[4];
   const float *part[4];
   for (int i = 0; i < 4; ++i) {
@@ -324,9 +337,7 @@ Result<const void *> WeightBinder::doraScale(const Layer &layer,
   int64_t out = arg.parts[0].shape[0], in = arg.parts[0].shape[1];
   int64_t rank = arg.parts[1].shape[0];
   double scale = *arg.doraScale;
-  bool scaledRows = arg.shape.size() == 2;
-  Result<std::byte *> buffer =
-      allocate(out * (scaledRows ? rank : 1) * sizeof(float), arg);
+  Result<std::byte *> buffer = allocate(out * sizeof(float), arg);
   Result<HeapBuffer> rowBuffer =
       allocateBuffer(in * sizeof(double), "a row of '" + arg.name + "'");
   if (!buffer)
@@ -347,14 +358,31 @@ Result<const void *> WeightBinder::doraScale(const Layer &layer,
       double value = w[o * in + k] + row[k];
       sum += value * value;
     }
-    double factor = m[o] / std::sqrt(sum);
-    if (!scaledRows) {
-      c[o] = static_cast<float>(factor);
-      continue;
-    }
-    for (int64_t j = 0; j < rank; ++j)
-      c[o * rank + j] = static_cast<float>(factor * b[o * rank + j]);
+    c[o] = static_cast<float>(m[o] / std::sqrt(sum));
   }
+  return cached = c;
+}
+
+/// A weight computed at bind time (atmoe-hoist-dora-scale): DoRA's c itself,
+/// or, for an argument of lora_B's shape, B's rows scaled by it
+/// (atmoe.scale_rows).
+Result<const void *> WeightBinder::doraScale(const Layer &layer,
+                                             const Argument &arg) {
+  Result<const float *> c = doraFactors(layer, arg);
+  if (!c || arg.shape.size() == 1)
+    return c ? Result<const void *>(*c) : c.takeError();
+  HeapBuffer widened;
+  Result<const float *> b = readF32(layer, arg.parts[2], widened);
+  if (!b)
+    return b.takeError();
+  int64_t out = arg.shape[0], rank = arg.shape[1];
+  Result<std::byte *> buffer = allocate(out * rank * sizeof(float), arg);
+  if (!buffer)
+    return buffer.takeError();
+  auto *scaled = reinterpret_cast<float *>(*buffer);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t j = 0; j < rank; ++j)
+      scaled[o * rank + j] = (*c)[o] * (*b)[o * rank + j];
   return *buffer;
 }
 
