@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
 
@@ -23,25 +24,6 @@ using namespace mlir;
 using namespace mlir::atmoe;
 
 namespace {
-
-/// The part description of `value` if it is a weight argument of `func`
-/// stored as it is: {tensor, file, source, shape}.
-DictionaryAttr storedWeightPart(func::FuncOp func, Value value) {
-  auto arg = dyn_cast<BlockArgument>(value);
-  if (!arg || arg.getOwner() != &func.getBody().front())
-    return {};
-  DictionaryAttr attrs = func.getArgAttrDict(arg.getArgNumber());
-  if (!attrs || !attrs.get(AtmoeDialect::kFileAttrName) ||
-      !attrs.get(AtmoeDialect::kSourceAttrName))
-    return {};
-  Builder b(func.getContext());
-  auto shape = cast<RankedTensorType>(arg.getType()).getShape();
-  return b.getDictionaryAttr(
-      {b.getNamedAttr("tensor", attrs.get(AtmoeDialect::kTensorAttrName)),
-       b.getNamedAttr("file", attrs.get(AtmoeDialect::kFileAttrName)),
-       b.getNamedAttr("source", attrs.get(AtmoeDialect::kSourceAttrName)),
-       b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))});
-}
 
 /// Replaces the single result of `op` by a new argument computed at bind
 /// time (`name`, its `parts` and DoRA `scale`), inserted after `beside`,

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Dialect/Atmoe/Transforms/Passes.h"
+#include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 
 #include "mlir/IR/PatternMatch.h"
 
@@ -33,14 +34,7 @@ BlockArgument singleUseWeight(func::FuncOp func, Value value) {
       widen && widen->hasOneUse())
     value = widen.getIn();
   auto arg = dyn_cast<BlockArgument>(value);
-  if (!arg || arg.getOwner() != &func.getBody().front() || !arg.hasOneUse())
-    return {};
-  // Only tensors stored in a file: a weight the runtime builds itself
-  // (stacked or computed) cannot be a part.
-  DictionaryAttr attrs = func.getArgAttrDict(arg.getArgNumber());
-  if (!attrs || !attrs.get(AtmoeDialect::kTensorAttrName) ||
-      !attrs.get(AtmoeDialect::kFileAttrName) ||
-      !attrs.get(AtmoeDialect::kSourceAttrName))
+  if (!arg || !arg.hasOneUse() || !storedWeightPart(func, arg))
     return {};
   return arg;
 }
@@ -63,15 +57,9 @@ void hoist(func::FuncOp func, tensor::ConcatOp concat) {
     unsigned index = arg.getArgNumber();
     position = std::min(position, index);
     replaced.push_back(arg);
-    DictionaryAttr attrs = func.getArgAttrDict(index);
-    auto shape = cast<RankedTensorType>(arg.getType()).getShape();
-    names.push_back(
-        attrs.getAs<StringAttr>(AtmoeDialect::kTensorAttrName).str());
-    parts.push_back(b.getDictionaryAttr(
-        {b.getNamedAttr("tensor", attrs.get(AtmoeDialect::kTensorAttrName)),
-         b.getNamedAttr("file", attrs.get(AtmoeDialect::kFileAttrName)),
-         b.getNamedAttr("source", attrs.get(AtmoeDialect::kSourceAttrName)),
-         b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))}));
+    DictionaryAttr part = storedWeightPart(func, arg);
+    names.push_back(part.getAs<StringAttr>("tensor").str());
+    parts.push_back(part);
   }
   DictionaryAttr stackedAttrs = b.getDictionaryAttr(
       {b.getNamedAttr(
@@ -117,3 +105,21 @@ struct HoistWeightConcatPass
 };
 
 } // namespace
+
+DictionaryAttr mlir::atmoe::storedWeightPart(func::FuncOp func, Value value) {
+  auto arg = dyn_cast<BlockArgument>(value);
+  if (!arg || arg.getOwner() != &func.getBody().front())
+    return {};
+  DictionaryAttr attrs = func.getArgAttrDict(arg.getArgNumber());
+  if (!attrs || !attrs.get(AtmoeDialect::kTensorAttrName) ||
+      !attrs.get(AtmoeDialect::kFileAttrName) ||
+      !attrs.get(AtmoeDialect::kSourceAttrName))
+    return {};
+  Builder b(func.getContext());
+  auto shape = cast<RankedTensorType>(arg.getType()).getShape();
+  return b.getDictionaryAttr(
+      {b.getNamedAttr("tensor", attrs.get(AtmoeDialect::kTensorAttrName)),
+       b.getNamedAttr("file", attrs.get(AtmoeDialect::kFileAttrName)),
+       b.getNamedAttr("source", attrs.get(AtmoeDialect::kSourceAttrName)),
+       b.getNamedAttr("shape", b.getDenseI64ArrayAttr(shape))});
+}

@@ -15,6 +15,7 @@
 
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir::atmoe {
@@ -48,6 +49,12 @@ FailureOr<StackedAdapters> stackAdapters(LoraLinearOp op, LayerOp layer);
 /// widened to f32 first, which is exact.
 Value concatenateAdapters(OpBuilder &b, Location loc, int64_t dim,
                           ValueRange values);
+
+/// The description {tensor, file, source, shape} of `value` as a part of a
+/// weight the runtime builds at bind time, if it is a weight argument of
+/// `func` stored in a file as it is (docs/ModelABI.md); null otherwise (a
+/// computed value, or a weight the runtime itself stacks or computes).
+DictionaryAttr storedWeightPart(func::FuncOp func, Value value);
 
 /// Sequence-granularity atmoe.lora_linear ops become token granularity
 /// through atmoe.expand_segments (--atmoe-expand-segments).
