@@ -14,6 +14,8 @@
 
 #include "ImporterInternals.h"
 
+#include "llvm/ADT/StringSet.h"
+
 #include <cmath>
 
 using namespace mlir;
@@ -125,6 +127,9 @@ private:
   FailureOr<PythonRegex> compileAt(const JsonNode &node, const Twine &pattern);
   /// A list of names at `node` (target_modules, exclude_modules, ...).
   LogicalResult readNames(const JsonNode &node, std::vector<std::string> &out);
+  LogicalResult readRegexOrNames(const JsonNode &node, StringRef expected,
+                                 std::optional<PythonRegex> &regex,
+                                 std::vector<std::string> &names);
   void indexModules();
 
   ImportContext &ctx;
@@ -278,52 +283,55 @@ LogicalResult PeftParser::readNames(const JsonNode &node,
   return success();
 }
 
+/// A Python regex (a string) or a list of module names at `node`, as
+/// target_modules and exclude_modules are; `expected` says so in the error.
+LogicalResult PeftParser::readRegexOrNames(const JsonNode &node,
+                                           StringRef expected,
+                                           std::optional<PythonRegex> &regex,
+                                           std::vector<std::string> &names) {
+  if (std::optional<StringRef> text = node.value->getAsString()) {
+    FailureOr<PythonRegex> compiled = compileAt(node, *text);
+    if (failed(compiled))
+      return failure();
+    regex = std::move(*compiled);
+    return success();
+  }
+  if (!node.value->getAsArray())
+    return ctx.failAt(node,
+                      "expected " + expected + ", found " + describe(node));
+  return readNames(node, names);
+}
+
 /// target_modules: a list of names (or dotted suffixes), a Python regex
 /// that must match the whole module name, or "all-linear".
 LogicalResult PeftParser::parseTargets(const JsonNode &root) {
   FailureOr<JsonNode> targets = ctx.required(root, "target_modules");
   if (failed(targets))
     return failure();
-  if (std::optional<StringRef> text = targets->value->getAsString()) {
-    if (text->equals_insensitive("all-linear")) {
-      peft.targetKind = PeftAdapter::Targets::AllLinear;
-      return success();
-    }
-    peft.targetKind = PeftAdapter::Targets::Regex;
-    FailureOr<PythonRegex> regex = compileAt(*targets, *text);
-    if (failed(regex))
-      return failure();
-    peft.targetRegex = std::move(*regex);
+  std::optional<StringRef> text = targets->value->getAsString();
+  if (text && text->equals_insensitive("all-linear")) {
+    peft.targetKind = PeftAdapter::Targets::AllLinear;
     return success();
   }
-  if (!targets->value->getAsArray())
-    return ctx.failAt(*targets,
-                      "expected a list of module names or a Python regular "
-                      "expression (PEFT's defaults per architecture are not "
-                      "known to atmoe), found " +
-                          describe(*targets));
-  return readNames(*targets, peft.targetList);
+  peft.targetKind =
+      text ? PeftAdapter::Targets::Regex : PeftAdapter::Targets::List;
+  return readRegexOrNames(*targets,
+                          "a list of module names or a Python regular "
+                          "expression (PEFT's defaults per architecture are "
+                          "not known to atmoe)",
+                          peft.targetRegex, peft.targetList);
 }
 
 /// exclude_modules: as target_modules, checked first.
 LogicalResult PeftParser::parseExclude(const JsonNode &root) {
   std::optional<JsonNode> node = ctx.member(root, "exclude_modules");
-  if (!node || node->isNull())
+  std::optional<StringRef> text =
+      node ? node->value->getAsString() : std::nullopt;
+  if (!node || node->isNull() || (text && text->empty()))
     return success();
-  if (std::optional<StringRef> text = node->value->getAsString()) {
-    if (text->empty())
-      return success();
-    FailureOr<PythonRegex> regex = compileAt(*node, *text);
-    if (failed(regex))
-      return failure();
-    peft.excludeRegex = std::move(*regex);
-    return success();
-  }
-  if (!node->value->getAsArray())
-    return ctx.failAt(*node, "expected a list of module names or a Python "
-                             "regular expression, found " +
-                                 describe(*node));
-  return readNames(*node, peft.excludeList);
+  return readRegexOrNames(
+      *node, "a list of module names or a Python regular expression",
+      peft.excludeRegex, peft.excludeList);
 }
 
 /// layers_to_transform: an index or a list of them (an empty list selects
@@ -713,9 +721,23 @@ LogicalResult importer::findPeftTensors(ImportContext &ctx,
   return success();
 }
 
-/// Whether `name` is a lora_A / lora_B tensor of a module PEFT adapts in a
+/// The module prefixes of `peft`'s tensors that PEFT's rules select for a
 /// projection of the model.
-static bool isUsedPeftTensor(const PeftAdapter &peft, StringRef name) {
+static llvm::StringSet<> selectedModules(const PeftAdapter &peft) {
+  llvm::StringSet<> selected;
+  for (const auto &[key, prefixes] : peft.modules) {
+    auto decision = peft.selection.find(key);
+    if (decision != peft.selection.end() && decision->second)
+      selected.insert_range(prefixes);
+  }
+  return selected;
+}
+
+/// Whether `name` is a tensor of the kinds `peft` uses (lora_A, lora_B, and
+/// with its variants lora_B's bias or the magnitude) of a selected module.
+static bool isUsedPeftTensor(const PeftAdapter &peft,
+                             const llvm::StringSet<> &selected,
+                             StringRef name) {
   StringRef module = name;
   bool known =
       module.consume_back(".lora_A.weight") ||
@@ -724,15 +746,7 @@ static bool isUsedPeftTensor(const PeftAdapter &peft, StringRef name) {
       (peft.dora && llvm::any_of(kMagnitudeSuffixes, [&](StringRef suffix) {
          return module.consume_back(suffix);
        }));
-  if (!known)
-    return false;
-  for (const auto &[key, prefixes] : peft.modules) {
-    if (!llvm::is_contained(prefixes, module))
-      continue;
-    auto selected = peft.selection.find(key);
-    return selected != peft.selection.end() && selected->second.has_value();
-  }
-  return false;
+  return known && selected.contains(module);
 }
 
 LogicalResult importer::checkUnusedPeftTensors(ImportContext &ctx,
@@ -741,9 +755,10 @@ LogicalResult importer::checkUnusedPeftTensors(ImportContext &ctx,
     if (!expert.peft)
       continue;
     const PeftAdapter &peft = *expert.peft;
+    llvm::StringSet<> selected = selectedModules(peft);
     std::vector<std::string> unused;
     for (const atmoe_rt::TensorInfo &info : peft.weights.file->tensors())
-      if (!isUsedPeftTensor(peft, info.name))
+      if (!isUsedPeftTensor(peft, selected, info.name))
         unused.push_back(quoted(info.name));
     if (unused.empty())
       continue;
