@@ -15,7 +15,6 @@
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/ConvertUTF.h"
-#include "llvm/Support/Format.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -154,8 +153,6 @@ llvm::Error Translator::numericEscape(size_t start, bool inSet) {
     ++digits;
   bool octal = peek() == '0' || digits == 3 || (inSet && digits > 0);
   if (octal) {
-    if (peek() == '0')
-      digits = std::min<size_t>(digits, 3);
     unsigned value = 0;
     for (size_t i = 0; i < digits; ++i)
       value = value * 8 + (peek(i) - '0');
@@ -258,7 +255,6 @@ llvm::Error Translator::group() {
 /// equivalent and are refused.
 llvm::Error Translator::flags(size_t start) {
   std::string kept;
-  bool scoped = false;
   while (!atEnd() && peek() != ')' && peek() != ':') {
     char flag = peek();
     if (flag == 'a' || flag == 'L' || flag == 'x')
@@ -273,7 +269,7 @@ llvm::Error Translator::flags(size_t start) {
   }
   if (atEnd())
     return fail(start, "missing -, : or )");
-  scoped = peek() == ':';
+  bool scoped = peek() == ':';
   ++pos;
   if (!scoped && !atStart)
     return fail(start, "global flags not at the start of the expression");
