@@ -9,7 +9,7 @@ side with another atmoe-compile (an older build) in one run (issue 14,
 item 13).
 
   python3 bench/compile_bench.py [--build build] [--baseline OLD/atmoe-compile]
-      [--timeout 300] [--cases NAME,...] [--json FILE]
+      [--timeout 300] [--cases NAME,...] [--run-tokens T,...] [--json FILE]
 
 Each case is one layer (d = 64, rank-2 experts) written with
 test/helpers/model_package.py:
@@ -25,6 +25,11 @@ Every case is compiled to a shared library by each compiler in turn (the
 one under test first); a compile past --timeout is reported as "> timeout".
 It prints the host's processor and core count, then per case the seconds
 and peak RSS (MiB) of each compiler and baseline/current.
+
+--run-tokens also times what each compiler built: per T, atmoe-run
+--repeat 300 on the same random input, each library in turn, the median
+microseconds of a forward call and baseline/current (the llama7b-32 case,
+whose weights are a hole, is not run).
 
 Not a test: nothing here asserts a speed.
 """
@@ -160,6 +165,28 @@ def compile_once(compiler, package, output, timeout):
     return seconds, usage.ru_maxrss / 1024.0
 
 
+def write_inputs(path, rows, cols):
+    """A .npy file of rows x cols f32 values in [-1, 1) (numpy is not needed)."""
+    import random
+    rng = random.Random(0)
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, cols)
+    header += " " * (-(10 + len(header) + 1) % 64) + "\n"
+    values = [rng.uniform(-1, 1) for _ in range(rows * cols)]
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        f.write(struct.pack("<%df" % len(values), *values))
+
+
+def time_forward(run, library, package, work, tokens):
+    """Median microseconds of one forward call of layer 0 at T = tokens."""
+    inputs = os.path.join(work, "x%d.npy" % tokens)
+    write_inputs(inputs, tokens, 64)
+    out = subprocess.run([run, library, "--model", package, "--layer", "0", "--x", inputs,
+                          "--out-dir", os.path.join(work, "out"), "--repeat", "300"],
+                         check=True, capture_output=True, text=True).stdout
+    return float(out.split("median_us=")[1].split()[0])
+
+
 def processor():
     """The CPU's model name (/proc/cpuinfo), else the architecture."""
     try:
@@ -176,42 +203,67 @@ def describe(seconds, timeout):
     return "> %d" % timeout if seconds is None else "%.2f" % seconds
 
 
+def compile_line(name, row, timeout):
+    """The printed line of one case; adds baseline_over_current to row."""
+    line = "%-16s current %8s s %7.0f MiB" % (
+        name, describe(row["current"]["seconds"], timeout),
+        row["current"]["peak_rss_mib"] or 0)
+    base = row.get("baseline")
+    if base:
+        line += "   baseline %8s s %7s MiB" % (
+            describe(base["seconds"], timeout),
+            "-" if base["peak_rss_mib"] is None else "%.0f" % base["peak_rss_mib"])
+        if base["seconds"] is not None:
+            row["baseline_over_current"] = base["seconds"] / row["current"]["seconds"]
+            line += "   baseline/current %.1fx" % row["baseline_over_current"]
+        else:
+            line += "   baseline/current > %.0fx" % (timeout / row["current"]["seconds"])
+    return line
+
+
+def time_runs(row, libraries, run, package, work, tokens):
+    """Times each compiler's library at every T; prints one line per T."""
+    for count in tokens:
+        times = {label: time_forward(run, library, package, work, count)
+                 for label, library in libraries.items()}
+        row.setdefault("forward_us", {})[str(count)] = times
+        line = "%-16s   T = %-4d current %9.1f us" % ("", count, times["current"])
+        if "baseline" in times:
+            line += "   baseline %9.1f us   baseline/current %.2fx" % (
+                times["baseline"], times["baseline"] / times["current"])
+        print(line, flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--baseline", help="another atmoe-compile to compare with")
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--run-tokens", default="",
+                        help="also time a forward call at these token counts")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
 
     compilers = [("current", os.path.join(args.build, "bin", "atmoe-compile"))]
     if args.baseline:
         compilers.append(("baseline", args.baseline))
+    run = os.path.join(args.build, "bin", "atmoe-run")
+    tokens = [int(t) for t in args.run_tokens.split(",") if t]
     print("host: %s, %d cores" % (processor(), os.cpu_count()))
     results = []
     with tempfile.TemporaryDirectory(prefix="atmoe-compile-bench-") as work:
         for name in args.cases.split(","):
             package = write_package(work, name, CASES[name])
             row = {"case": name}
+            libraries = {}
             for label, compiler in compilers:
-                seconds, rss = compile_once(compiler, package,
-                                            os.path.join(work, name + ".so"), args.timeout)
+                libraries[label] = os.path.join(work, "%s-%s.so" % (name, label))
+                seconds, rss = compile_once(compiler, package, libraries[label], args.timeout)
                 row[label] = {"seconds": seconds, "peak_rss_mib": rss}
-            line = "%-16s current %8s s %7.0f MiB" % (
-                name, describe(row["current"]["seconds"], args.timeout),
-                row["current"]["peak_rss_mib"] or 0)
-            if args.baseline:
-                base = row["baseline"]
-                line += "   baseline %8s s %7s MiB" % (
-                    describe(base["seconds"], args.timeout),
-                    "-" if base["peak_rss_mib"] is None else "%.0f" % base["peak_rss_mib"])
-                if base["seconds"] is not None:
-                    row["baseline_over_current"] = base["seconds"] / row["current"]["seconds"]
-                    line += "   baseline/current %.1fx" % row["baseline_over_current"]
-                else:
-                    line += "   baseline/current > %.0fx" % (args.timeout / row["current"]["seconds"])
-            print(line, flush=True)
+            print(compile_line(name, row, args.timeout), flush=True)
+            if CASES[name][0] != "llama" and all(row[label]["seconds"] for label in libraries):
+                time_runs(row, libraries, run, package, work, tokens)
             results.append(row)
     if args.json:
         with open(args.json, "w") as f:

@@ -53,6 +53,9 @@ static void addBufferizationPasses(OpPassManager &pm) {
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  // Outlined results (--atmoe-outline-results) return the buffer they were
+  // passed: the call's result is that operand.
+  pm.addPass(bufferization::createDropEquivalentBufferResultsPass());
   // The caller owns the outputs: results become out-parameters.
   bufferization::BufferResultsToOutParamsPassOptions outParams;
   outParams.modifyPublicFunctions = true;
@@ -67,6 +70,9 @@ static void addBufferizationPasses(OpPassManager &pm) {
 
 void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
                                     const CPUCodegenOptions &options) {
+  // Each output in a function of its own, outputs computed alike in one:
+  // LLVM's time is linear in outputs, and each shape is compiled once.
+  pm.addPass(createOutlineResultsPass());
   ApplyCPUSchedulePassOptions schedule;
   schedule.scheduleFile = options.transformSchedule;
   pm.addPass(createApplyCPUSchedulePass(schedule));

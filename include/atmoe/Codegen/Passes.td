@@ -39,6 +39,58 @@ def MemRefCopyToLinalgPass : Pass<"atmoe-memref-copy-to-linalg"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def OutlineResultsPass : Pass<"atmoe-outline-results", "mlir::ModuleOp"> {
+  let summary = "Compute each function result in a private function; share "
+                "identical ones";
+  let description = [{
+    A layer of many projections is one function, and the time LLVM's O3
+    takes grows faster than linearly with a function's size (64 projections
+    took about 55 s in LLVM, 16 about 6 s). This pass moves the computation
+    of each result of a function on tensors into a private function of its
+    own, so that code generation is linear in the number of results, and
+    lets results computed alike (the projections of one shape, in every
+    layer) share one function, so each is scheduled, lowered and optimised
+    once.
+
+    What moves is every side-effect-free op whose uses all lead to that one
+    result; constants are copied in. What other results share (the routing
+    weights, a token count) stays in the caller and is passed. The result is
+    computed in destination-passing style: the first value of its chain of
+    destination operands that is not moved (usually the `tensor.empty` of
+    the output) is passed as the last argument, so after bufferization the
+    callee writes into the caller's buffer (the caller's output, once
+    `buffer-results-to-out-params` has run) and
+    `drop-equivalent-buffer-results` removes the returned copy. A result
+    whose chain of destinations does not leave the moved ops stays inline.
+
+    Functions whose bodies are equivalent (operation by operation, ignoring
+    locations) are merged into the first. The new functions get internal
+    linkage and LLVM's `noinline`, so O3 does not paste them back into one
+    function.
+
+    ```mlir
+    func.func @layer(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>) -> tensor<?x32xf32> {
+      %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+      %e = tensor.empty(%t) : tensor<?x32xf32>
+      %z = linalg.fill ins(%cst : f32) outs(%e : tensor<?x32xf32>) -> tensor<?x32xf32>
+      %y = linalg.matmul ins(%x, %w : ...) outs(%z : tensor<?x32xf32>) -> tensor<?x32xf32>
+      return %y : tensor<?x32xf32>
+    }
+    // becomes
+    func.func @layer(%x: tensor<?x64xf32>, %w: tensor<32x64xf32>) -> tensor<?x32xf32> {
+      %t = tensor.dim %x, %c0 : tensor<?x64xf32>
+      %e = tensor.empty(%t) : tensor<?x32xf32>
+      %y = call @layer_result0(%x, %w, %e) : (...) -> tensor<?x32xf32>
+      return %y : tensor<?x32xf32>
+    }
+    func.func private @layer_result0(%x: ..., %w: ..., %init: tensor<?x32xf32>)
+        -> tensor<?x32xf32> attributes {llvm.linkage = #llvm.linkage<internal>,
+                                        passthrough = ["noinline"]}
+    ```
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def AllowFPReassociationPass : Pass<"atmoe-allow-fp-reassociation"> {
   let summary = "Allow reassociation and contraction of floating-point ops";
   let description = [{
