@@ -53,6 +53,7 @@ CASES = {
     "topk-150": ("topk", 150, 1, 1),
     "topk-512": ("topk", 512, 1, 1),
     "grouped-512-64": ("grouped", 512, 64, 1),
+    "grouped-10000-100": ("grouped", 10000, 100, 1),
     "proj-16": ("proj", 8, 2, 16),
     "proj-64": ("proj", 8, 2, 64),
     "llama7b-32": ("llama", 8, 4, 32),

@@ -173,10 +173,10 @@ LogicalResult LayerEmitter::run() {
   auto func = func::FuncOp::create(
       builder, loc, name + "_forward",
       builder.getFunctionType(sig.argTypes, sig.resultTypes));
-  for (auto [i, attrs] : llvm::enumerate(sig.argAttrs))
-    func.setArgAttrs(i, attrs);
-  for (auto [i, attrs] : llvm::enumerate(sig.resultAttrs))
-    func.setResultAttrs(i, attrs);
+  // All at once: setting them one by one rebuilds the whole array each time
+  // (quadratic: 3 GB at 10,000 experts).
+  func.setAllArgAttrs(sig.argAttrs);
+  func.setAllResultAttrs(sig.resultAttrs);
   Block *body = func.addEntryBlock();
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPointToStart(body);

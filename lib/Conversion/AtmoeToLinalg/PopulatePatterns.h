@@ -31,7 +31,7 @@ Value filled(OpBuilder &b, Location loc, RankedTensorType type, Value rowsOf,
 /// schedule (CPUSchedule.mlir) matches on: "projection" (x W^T of a plain
 /// linear), "lora_base" / "lora_down" / "lora_up" (the three products of a
 /// fused adapter stack), "merge_lora" (W' of a merged segment), "router",
-/// "scale_expansion", "dora_norm" (B A of a DoRA scale computed in place).
+/// "dora_norm" (B A of a DoRA scale computed in place).
 constexpr llvm::StringLiteral kMatmulRoleAttr =
     AtmoeDialect::kMatmulRoleAttrName;
 

@@ -71,17 +71,17 @@ func.func @fused_adapters(%x: tensor<?x512xf32>, %w: tensor<256x512xf32>,
 
 // -----
 
-// Tests that small products (router logits, the routing-to-scales
-// expansion) and untagged matmuls stay on the calling thread.
+// Tests that small products (router logits) and untagged matmuls stay on
+// the calling thread.
 // CHECK-LABEL: func.func @small_products
 // CHECK-NOT: scf.forall
-// CHECK: linalg.matmul {atmoe.matmul_role = "scale_expansion"}
+// CHECK: linalg.matmul {atmoe.matmul_role = "router"}
 // CHECK-NOT: scf.forall
 // CHECK: linalg.matmul
 // CHECK-NOT: scf.forall
 func.func @small_products(%r: tensor<?x8xf32>, %m: tensor<8x128xf32>,
                           %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
-  %s = linalg.matmul {atmoe.matmul_role = "scale_expansion"}
+  %s = linalg.matmul {atmoe.matmul_role = "router"}
          ins(%r, %m : tensor<?x8xf32>, tensor<8x128xf32>)
          outs(%init : tensor<?x128xf32>) -> tensor<?x128xf32>
   %t = linalg.matmul ins(%r, %m : tensor<?x8xf32>, tensor<8x128xf32>)

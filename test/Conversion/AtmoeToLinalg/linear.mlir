@@ -42,13 +42,25 @@ func.func @stacked(%x: tensor<?x8xf32>, %w: tensor<4x8xf32>, %d: tensor<3x8xf32>
 
 // -----
 
-// Tests that rank-slot scales are a matmul with a constant selection matrix
-// accumulating into the broadcast shared-expert factors.
+// Tests that rank-slot scales gather each slot's routing weight (its column
+// and factor are constants per slot) onto the broadcast shared-expert
+// factors: linear in the slots, with no experts x slots matrix.
 // CHECK-LABEL: func.func @scales
+// CHECK-SAME: (%[[R:.+]]: tensor<?x2xf32>, %[[T:.+]]: index)
+// CHECK: %[[EMPTY:.+]] = tensor.empty(%[[T]]) : tensor<?x3xf32>
 // CHECK: %[[SHARED:.+]] = arith.constant dense<[0.000000e+00, 0.000000e+00, 5.000000e-01]> : tensor<3xf32>
-// CHECK: %[[INIT:.+]] = linalg.broadcast ins(%[[SHARED]] : tensor<3xf32>)
-// CHECK: %[[SEL:.+]] = arith.constant dense<{{\[\[}}0.000000e+00, 0.000000e+00, 0.000000e+00], [2.000000e+00, 2.000000e+00, 0.000000e+00]]> : tensor<2x3xf32>
-// CHECK: linalg.matmul {atmoe.matmul_role = "scale_expansion"} ins(%{{.+}}, %[[SEL]] : tensor<?x2xf32>, tensor<2x3xf32>) outs(%[[INIT]] : tensor<?x3xf32>)
+// CHECK: %[[INIT:.+]] = linalg.broadcast ins(%[[SHARED]] : tensor<3xf32>) outs(%[[EMPTY]]
+// CHECK: %[[COLUMNS:.+]] = arith.constant dense<[1, 1, 0]> : tensor<3xi32>
+// CHECK: %[[FACTORS:.+]] = arith.constant dense<[2.000000e+00, 2.000000e+00, 0.000000e+00]> : tensor<3xf32>
+// CHECK: linalg.generic {{.*}} ins(%[[COLUMNS]], %[[FACTORS]] : tensor<3xi32>, tensor<3xf32>) outs(%[[INIT]] : tensor<?x3xf32>)
+// CHECK: ^bb0(%[[COLUMN:.+]]: i32, %[[FACTOR:.+]]: f32, %[[ACC:.+]]: f32):
+// CHECK:   %[[TOKEN:.+]] = linalg.index 0
+// CHECK:   %[[INDEX:.+]] = arith.index_cast %[[COLUMN]] : i32 to index
+// CHECK:   %[[WEIGHT:.+]] = tensor.extract %[[R]][%[[TOKEN]], %[[INDEX]]]
+// CHECK:   %[[TERM:.+]] = arith.mulf %[[WEIGHT]], %[[FACTOR]]
+// CHECK:   %[[SUM:.+]] = arith.addf %[[ACC]], %[[TERM]]
+// CHECK:   linalg.yield %[[SUM]]
+// CHECK-NOT: linalg.matmul
 func.func @scales(%r: tensor<?x2xf32>, %t: index) -> tensor<?x3xf32> {
   %s = atmoe.lora_scales routing(%r : tensor<?x2xf32>) tokens %t ranks [2, 1] columns [1, -1] factors [2.0, 0.5] : tensor<?x3xf32>
   return %s : tensor<?x3xf32>

@@ -33,8 +33,8 @@ using D = AtmoeDialect;
 
 /// The roles of linalg.matmul the CPU schedule tells apart.
 constexpr llvm::StringLiteral kMatmulRoles[] = {
-    "projection", "lora_base", "lora_down",       "lora_up",
-    "merge_lora", "router",    "scale_expansion", "dora_norm"};
+    "projection", "lora_base", "lora_down", "lora_up",
+    "merge_lora", "router",    "dora_norm"};
 
 LogicalResult expectNonEmptyString(Operation *op, NamedAttribute attr,
                                    StringRef where) {
@@ -201,7 +201,7 @@ LogicalResult AtmoeDialect::verifyOperationAttribute(Operation *op,
       return op->emitOpError()
              << "expects " << name
              << " to be one of projection, lora_base, lora_down, lora_up, "
-                "merge_lora, router, scale_expansion, dora_norm, found "
+                "merge_lora, router, dora_norm, found "
              << value;
     return success();
   }

@@ -76,11 +76,11 @@ SharedExpertOp LayerOp::getSharedExpert() {
   return shared.empty() ? SharedExpertOp() : *shared.begin();
 }
 
-std::optional<int64_t> LayerOp::getRoutedExpertIndex(StringRef name) {
+llvm::StringMap<int64_t> LayerOp::getRoutedExpertColumns() {
+  llvm::StringMap<int64_t> columns;
   for (auto [index, expert] : llvm::enumerate(getRoutedExperts()))
-    if (expert.getSymName() == name)
-      return static_cast<int64_t>(index);
-  return std::nullopt;
+    columns.try_emplace(expert.getSymName(), static_cast<int64_t>(index));
+  return columns;
 }
 
 LogicalResult LayerOp::verifyRegions() {
@@ -544,12 +544,13 @@ LoraLinearOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   if (failed(layer))
     return failure();
   SharedExpertOp shared = layer->getSharedExpert();
-  int64_t layerExperts = static_cast<int64_t>(layer->getRoutedExperts().size());
+  llvm::StringMap<int64_t> columns = layer->getRoutedExpertColumns();
+  int64_t layerExperts = static_cast<int64_t>(columns.size());
   for (unsigned i = 0, e = getAdapters().size(); i < e; ++i) {
     FlatSymbolRefAttr expert = getAdapter(i).getExpert();
     if (shared && shared.getSymName() == expert.getValue())
       continue;
-    if (!layer->getRoutedExpertIndex(expert.getValue())) {
+    if (!columns.contains(expert.getValue())) {
       InFlightDiagnostic diag = emitOpError("expects adapter #")
                                 << i << " to name an expert of "
                                 << getLayerAttr() << ", but " << expert

@@ -200,6 +200,7 @@ FailureOr<StackedAdapters> mlir::atmoe::stackAdapters(LoraLinearOp op,
   StackedAdapters stacked;
   SharedExpertOp shared = layer.getSharedExpert();
   double lambda = shared ? shared.getLambda().convertToDouble() : 1.0;
+  llvm::StringMap<int64_t> columns = layer.getRoutedExpertColumns();
   for (unsigned i = 0, e = op.getAdapters().size(); i < e; ++i) {
     LoraAttr adapter = op.getAdapter(i);
     StringRef expert = adapter.getExpert().getValue();
@@ -210,10 +211,10 @@ FailureOr<StackedAdapters> mlir::atmoe::stackAdapters(LoraLinearOp op,
       stacked.factors.push_back((1.0 - lambda) * adapter.getScale());
       continue;
     }
-    std::optional<int64_t> column = layer.getRoutedExpertIndex(expert);
-    if (!column)
+    auto column = columns.find(expert);
+    if (column == columns.end())
       return failure();
-    stacked.columns.push_back(*column);
+    stacked.columns.push_back(column->second);
     stacked.factors.push_back(lambda * adapter.getScale());
   }
   return stacked;

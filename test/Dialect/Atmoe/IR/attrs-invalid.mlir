@@ -107,7 +107,7 @@ func.func @serial_max_rows_not_an_integer() {
 
 // Tests the matmul roles the CPU schedule tells apart.
 func.func @unknown_role(%a: tensor<2x2xf32>, %b: tensor<2x2xf32>, %c: tensor<2x2xf32>) -> tensor<2x2xf32> {
-  // expected-error @below {{'linalg.matmul' op expects atmoe.matmul_role to be one of projection, lora_base, lora_down, lora_up, merge_lora, router, scale_expansion, dora_norm, found "base"}}
+  // expected-error @below {{'linalg.matmul' op expects atmoe.matmul_role to be one of projection, lora_base, lora_down, lora_up, merge_lora, router, dora_norm, found "base"}}
   %0 = linalg.matmul {atmoe.matmul_role = "base"} ins(%a, %b : tensor<2x2xf32>, tensor<2x2xf32>) outs(%c : tensor<2x2xf32>) -> tensor<2x2xf32>
   return %0 : tensor<2x2xf32>
 }

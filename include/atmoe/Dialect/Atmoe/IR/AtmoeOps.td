@@ -78,8 +78,9 @@ def Atmoe_LayerOp : Atmoe_Op<"layer", [
     ::llvm::SmallVector<int64_t> getGroupSizes();
     /// The shared expert, or null.
     SharedExpertOp getSharedExpert();
-    /// The column of the routed expert `name`, if it is one.
-    std::optional<int64_t> getRoutedExpertIndex(::llvm::StringRef name);
+    /// The column of each routed expert, by name (build it once: a lookup
+    /// per adapter that scanned the experts made verification quadratic).
+    ::llvm::StringMap<int64_t> getRoutedExpertColumns();
   }];
 }
 
