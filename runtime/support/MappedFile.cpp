@@ -7,6 +7,7 @@
 #include "atmoe_rt/support/MappedFile.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -30,23 +31,31 @@ Error openError(const std::string &path, int error) {
   return fail(path + ": cannot open: " + std::strerror(error));
 }
 
-/// Reads `fd` to its end into `buffer`.
-Status readAll(int fd, std::vector<char> &buffer, const std::string &path) {
-  size_t done = 0;
+/// Reads `fd` to its end into `buffer` (grown with realloc); returns the
+/// number of bytes read.
+template <typename Buffer>
+Result<size_t> readAll(int fd, Buffer &buffer, const std::string &path) {
+  size_t done = 0, capacity = 0;
   while (true) {
-    if (done == buffer.size())
-      buffer.resize(buffer.empty() ? 65536 : 2 * buffer.size());
-    ssize_t n = ::read(fd, buffer.data() + done, buffer.size() - done);
+    if (done == capacity) {
+      size_t grown = capacity ? 2 * capacity : 65536;
+      char *data = static_cast<char *>(std::realloc(buffer.get(), grown));
+      if (!data)
+        return fail(path + ": cannot allocate " + std::to_string(grown) +
+                    " bytes to read it into");
+      (void)buffer.release();
+      buffer.reset(data);
+      capacity = grown;
+    }
+    ssize_t n = ::read(fd, buffer.get() + done, capacity - done);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
       return fail(path + ": cannot read: " + std::strerror(errno));
     if (n == 0)
-      break;
+      return done;
     done += size_t(n);
   }
-  buffer.resize(done);
-  return Status::success();
 }
 
 } // namespace
@@ -82,12 +91,19 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string &path,
       result->text = std::string_view(static_cast<const char *>(mapping), size);
       return result;
     }
+    // Out of address space: a copy would not fit either.
+    if (errno == ENOMEM)
+      return fail(path + ": cannot map its " + std::to_string(size) +
+                  " bytes: " + std::strerror(errno));
   }
-  if (Status read = readAll(file.fd, result->copy, path); !read)
+  Result<size_t> read = readAll(file.fd, result->copy, path);
+  if (!read)
     return read.takeError();
-  result->text = std::string_view(result->copy.data(), result->copy.size());
+  result->text = std::string_view(result->copy.get(), *read);
   return result;
 }
+
+void MappedFile::FreeDeleter::operator()(char *data) const { std::free(data); }
 
 MappedFile::~MappedFile() {
   if (mapping)

@@ -12,7 +12,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace atmoe_rt {
 
@@ -46,9 +45,15 @@ public:
 private:
   MappedFile() = default;
 
+  /// Frees what malloc gave: a failed allocation is a status, and the
+  /// runtime has no exceptions to report one with.
+  struct FreeDeleter {
+    void operator()(char *data) const;
+  };
+
   void *mapping = nullptr;
   size_t mappedSize = 0;
-  std::vector<char> copy;
+  std::unique_ptr<char, FreeDeleter> copy;
   std::string_view text;
 };
 
