@@ -5,7 +5,7 @@
 #
 # ===-----------------------------------------------------------------------===#
 #
-# Writes test/fuzz/{safetensors,npy,importer,dialect,pyregex}/ from the test suite's
+# Writes test/fuzz/{safetensors,npy,importer,dialect,pyregex,outputs}/ from the test suite's
 # own valid and invalid inputs, one file per seed named by its SHA-1 (as
 # libFuzzer names corpus files):
 #
@@ -22,7 +22,11 @@
 #   dialect      every `// -----` chunk of the .mlir tests and examples, with
 #                comment lines dropped;
 #   pyregex      the patterns of unittests/Support/PythonRegexTest.cpp and
-#                of the PEFT presets, each with a few module names.
+#                of the PEFT presets, each with a few module names;
+#   outputs      the -o and atmoe-run output cases of
+#                test/atmoe-compile/outputs.test, test/atmoe-run/outputs.test
+#                and test/Importer/errors-names.test, in the layout
+#                fuzz/OutputsFuzzer.cpp describes.
 #
 # Minimized inputs of past findings (crash-*, ...) beside the seeds are kept.
 #
@@ -50,6 +54,7 @@ GEN = os.path.join(ROOT, "test", "helpers", "model_package.py")
 # Larger inputs slow every fuzzing iteration down for little new coverage.
 MAX_SEED = 8192
 ADAPTER_MARKER = b"\n#adapter\n"
+TARGETS = ("safetensors", "npy", "importer", "dialect", "pyregex", "outputs")
 
 
 def save(target, data):
@@ -221,6 +226,24 @@ def pyregex_seeds():
         save("pyregex", pattern.encode() + b"\0" + names)
 
 
+def outputs_seeds():
+    """What exists at the output (each OutputsFuzzer Setup), a writer that
+    fails or not, one -o path or staged projection names (committed or not):
+    the names of the output and name tests."""
+    paths = [b"out.mlir", b"model.so", b"d/x", b"", b".", b"./model.so", b"a//b",
+             b"dir/", b"-", b"real", b"loop"]
+    names = [b"q_proj\nv_proj\nrouting", b"../x\n./q\nq/../v\n..\n.\nq",
+             b"q\x00v\nq\nv", b"a b\n" + b"x" * 129 + b"\nq-1.b_2",
+             b"q_proj\nq_proj\nk_proj"]
+    for setup in range(7):
+        for path in paths:
+            for fails in (0, 1):
+                save("outputs", bytes([setup, fails]) + path)
+        for listed in names:
+            for flags in (2, 3, 6, 7):
+                save("outputs", bytes([setup, flags]) + listed)
+
+
 def dialect_seeds():
     files = sorted(glob.glob(os.path.join(ROOT, "test", "**", "*.mlir"), recursive=True))
     files += sorted(glob.glob(os.path.join(ROOT, "examples", "**", "*.mlir"), recursive=True))
@@ -235,7 +258,7 @@ def dialect_seeds():
 def main():
     # Past findings (crash-*, leak-*, timeout-*, oom-*) stay: they are
     # regression inputs, not seeds.
-    for target in ("safetensors", "npy", "importer", "dialect", "pyregex"):
+    for target in TARGETS:
         d = os.path.join(OUT, target)
         for name in os.listdir(d) if os.path.isdir(d) else []:
             if not re.match(r"(crash|leak|timeout|oom)-", name):
@@ -246,7 +269,8 @@ def main():
     npy_seeds()
     dialect_seeds()
     pyregex_seeds()
-    for target in ("safetensors", "npy", "importer", "dialect", "pyregex"):
+    outputs_seeds()
+    for target in TARGETS:
         d = os.path.join(OUT, target)
         files = os.listdir(d)
         size = sum(os.path.getsize(os.path.join(d, f)) for f in files)

@@ -73,7 +73,8 @@ if config.atmoe_enable_sanitizers:
     sanitizer_options("UBSAN_OPTIONS", "abort_on_error=1:print_stacktrace=1")
     llvm_config.add_tool_substitutions(
         [ToolSubst("atmoe-fuzz-" + t, unresolved="fatal")
-         for t in ("safetensors", "npy", "importer", "dialect", "pyregex")],
+         for t in ("safetensors", "npy", "importer", "dialect", "pyregex",
+                   "outputs")],
         [config.atmoe_tools_dir])
 # "mknod": this user may create device nodes (root with CAP_MKNOD), so tests
 # can make a private one instead of touching /dev.
