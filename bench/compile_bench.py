@@ -23,13 +23,14 @@ test/helpers/model_package.py:
                atmoe-compile reads only tensor names, dtypes and shapes.
 Every case is compiled to a shared library by each compiler in turn (the
 one under test first); a compile past --timeout is reported as "> timeout".
-It prints the host's processor and core count, then per case the seconds
-and peak RSS (MiB) of each compiler and baseline/current.
+It prints the host's processor and core count, then per case the seconds,
+peak RSS and library size (MiB) of each compiler and baseline/current.
 
 --run-tokens also times what each compiler built: per T, atmoe-run
 --repeat 300 on the same random input, each library in turn, the median
 microseconds of a forward call and baseline/current (the llama7b-32 case,
-whose weights are a hole, is not run).
+whose weights are a hole, and cases over 1000 experts are not run).
+Each compiled library's size is reported too.
 
 Not a test: nothing here asserts a speed.
 """
@@ -146,7 +147,7 @@ def widen_to_llama(package, layers):
 
 
 def compile_once(compiler, package, output, timeout):
-    """(seconds, peak RSS in MiB), or (None, None) past the timeout."""
+    """(seconds, peak RSS in MiB, library MiB), or Nones past the timeout."""
     start = time.monotonic()
     process = subprocess.Popen([compiler, package, "-o", output],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -158,12 +159,12 @@ def compile_once(compiler, package, output, timeout):
         if time.monotonic() > deadline:
             process.kill()
             os.wait4(process.pid, 0)
-            return None, None
+            return None, None, None
         time.sleep(0.05)
     seconds = time.monotonic() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit("%s failed on %s: %s" % (compiler, package, process.stderr.read().decode()))
-    return seconds, usage.ru_maxrss / 1024.0
+    return seconds, usage.ru_maxrss / 1024.0, os.path.getsize(output) / 2.0**20
 
 
 def write_inputs(path, rows, cols):
@@ -206,14 +207,15 @@ def describe(seconds, timeout):
 
 def compile_line(name, row, timeout):
     """The printed line of one case; adds baseline_over_current to row."""
-    line = "%-16s current %8s s %7.0f MiB" % (
+    line = "%-17s current %8s s %7.0f MiB %8.1f MiB .so" % (
         name, describe(row["current"]["seconds"], timeout),
-        row["current"]["peak_rss_mib"] or 0)
+        row["current"]["peak_rss_mib"] or 0, row["current"]["library_mib"] or 0)
     base = row.get("baseline")
     if base:
-        line += "   baseline %8s s %7s MiB" % (
+        line += "   baseline %8s s %7s MiB %8s MiB .so" % (
             describe(base["seconds"], timeout),
-            "-" if base["peak_rss_mib"] is None else "%.0f" % base["peak_rss_mib"])
+            "-" if base["peak_rss_mib"] is None else "%.0f" % base["peak_rss_mib"],
+            "-" if base["library_mib"] is None else "%.1f" % base["library_mib"])
         if base["seconds"] is not None:
             row["baseline_over_current"] = base["seconds"] / row["current"]["seconds"]
             line += "   baseline/current %.1fx" % row["baseline_over_current"]
@@ -260,10 +262,13 @@ def main():
             libraries = {}
             for label, compiler in compilers:
                 libraries[label] = os.path.join(work, "%s-%s.so" % (name, label))
-                seconds, rss = compile_once(compiler, package, libraries[label], args.timeout)
-                row[label] = {"seconds": seconds, "peak_rss_mib": rss}
+                seconds, rss, size = compile_once(compiler, package, libraries[label],
+                                                  args.timeout)
+                row[label] = {"seconds": seconds, "peak_rss_mib": rss, "library_mib": size}
             print(compile_line(name, row, args.timeout), flush=True)
-            if CASES[name][0] != "llama" and all(row[label]["seconds"] for label in libraries):
+            kind, experts = CASES[name][0], CASES[name][1]
+            if kind != "llama" and experts <= 1000 and all(
+                    row[label]["seconds"] for label in libraries):
                 time_runs(row, libraries, run, package, work, tokens)
             results.append(row)
     if args.json:
