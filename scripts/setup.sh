@@ -21,8 +21,9 @@ packages=(
   # PEFT's module patterns matched as Python's re does (PCRE2), found by
   # pkg-config.
   libpcre2-dev pkgconf
-  # lit and the end-to-end reference scripts.
-  python3 python3-numpy
+  # lit and the end-to-end reference scripts; PyTorch for the Python API's
+  # example (examples/python/torch_swap.py) and the benchmarks.
+  python3 python3-numpy python3-torch
 )
 
 missing=()
