@@ -260,8 +260,6 @@ int64_t LayerEmitter::cosineProjectionSize(StringRef tensorName) const {
 /// The base weight, bias and adapters of one projection.
 LogicalResult LayerEmitter::planProjection(const ProjectionDef &projection,
                                            ProjectionPlan &plan) {
-  std::string prefix =
-      "layers." + std::to_string(layer.index) + "." + projection.name + ".";
   TensorArg arg;
   if (projection.quant) {
     QuantizedTensors quantized;
@@ -273,19 +271,22 @@ LogicalResult LayerEmitter::planProjection(const ProjectionDef &projection,
     if (quantized.zeros)
       plan.zeros = sig.addTensor(*quantized.zeros);
   } else {
-    if (failed(findTensor(ctx, prefix + "weight", projection.path,
-                          {projection.outFeatures, projection.inFeatures},
-                          "out_features x in_features of " + projection.path,
-                          arg)))
+    if (failed(findBaseTensor(
+            ctx, layer, projection, "weight",
+            {projection.outFeatures, projection.inFeatures},
+            "out_features x in_features of " + projection.path, arg)))
       return failure();
     plan.weight = sig.addTensor(arg);
   }
-  if (projection.bias) {
-    if (failed(findTensor(ctx, prefix + "bias", projection.path,
-                          {projection.outFeatures},
-                          "out_features of " + projection.path, arg)))
+  bool hasBias = projection.bias;
+  if (projection.bias || projection.biasIfPresent) {
+    if (failed(findBaseTensor(ctx, layer, projection, "bias",
+                              {projection.outFeatures},
+                              "out_features of " + projection.path, arg,
+                              /*optional=*/projection.biasIfPresent, &hasBias)))
       return failure();
-    plan.bias = sig.addTensor(arg);
+    if (hasBias)
+      plan.bias = sig.addTensor(arg);
   }
   std::vector<size_t> candidates = layer.routed;
   if (layer.shared)

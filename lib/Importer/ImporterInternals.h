@@ -169,6 +169,9 @@ struct ProjectionDef {
   std::string path;
   int64_t inFeatures = 0, outFeatures = 0;
   bool bias = false;
+  /// With a Hugging Face base and no "bias" key: a bias if the checkpoint
+  /// has one.
+  bool biasIfPresent = false;
   llvm::StringMap<Override> overrides;
   /// Set when the base weight is GPTQ-quantised.
   std::optional<QuantConfig> quant;
@@ -196,6 +199,22 @@ struct LayerDef {
   std::vector<LayerGroup> groups;
   std::vector<size_t> routed;
   std::optional<SharedDef> shared;
+};
+
+/// The base model as a Hugging Face checkpoint directory (model.json's
+/// "base": {"huggingface": DIR}): config.json, and model.safetensors or the
+/// shards model.safetensors.index.json names, used where they are.
+struct HuggingFaceBase {
+  std::string dir;  // relative to the package
+  std::string path; // JSON path of "base" in model.json
+  std::unique_ptr<JsonDocument> config;
+  /// Projection name -> module name, "{i}" standing for the layer index.
+  llvm::StringMap<std::string> modules;
+  /// config.json's sizes (0 where absent).
+  int64_t hidden = 0, intermediate = 0, numLayers = 0, heads = 0, kvHeads = 0,
+          headDim = 0;
+  /// The index's weight_map (empty for a single model.safetensors).
+  llvm::StringMap<std::string> shardOf;
 };
 
 /// A tensor argument of a layer function.
@@ -306,6 +325,7 @@ public:
   RouterConfig topRouter;
   std::optional<QuantConfig> topQuant;
   std::vector<LayerDef> layers;
+  std::optional<HuggingFaceBase> base;
 };
 
 /// `dir/relative`.
@@ -326,8 +346,8 @@ LogicalResult parseModel(ImportContext &ctx);
 LogicalResult parsePeft(ImportContext &ctx, const JsonNode &node,
                         ExpertDef &expert);
 /// The module name PEFT gives `projection` of layer `layer`.
-std::string peftModuleName(const PeftAdapter &peft, int64_t layer,
-                           StringRef projection);
+std::string peftModuleName(const ImportContext &ctx, const PeftAdapter &peft,
+                           int64_t layer, StringRef projection);
 /// PEFT's decision for `projection` of layer `layer`: adapted or not
 /// (target_modules, exclude_modules, layers_to_transform), with which rank
 /// and alpha (rank_pattern, alpha_pattern, rsLoRA); cached in
@@ -381,6 +401,30 @@ LogicalResult checkTensor(ImportContext &ctx, Location loc,
                           const atmoe_rt::TensorInfo &info,
                           ArrayRef<int64_t> shape, StringRef shapeWhat,
                           ArrayRef<atmoe_rt::DType> dtypes = kFloatDTypes);
+
+/// HuggingFace.cpp: reads "base" (its config.json, index and shards, which
+/// join the package's weight files) into `ctx.base`.
+LogicalResult parseHuggingFaceBase(ImportContext &ctx, const JsonNode &node);
+/// config.json's in_features and out_features of a Llama-style projection
+/// (q/k/v/o_proj, gate/up/down_proj), if `name` is one and config.json
+/// gives what they need.
+std::optional<std::pair<int64_t, int64_t>>
+standardProjectionSizes(const HuggingFaceBase &base, StringRef name);
+/// The checkpoint's name of `suffix` ("weight", "bias") of `projection` in
+/// layer `layer`, or "" if the projection has no module name.
+std::string baseTensorName(const HuggingFaceBase &base, int64_t layer,
+                           StringRef projection, StringRef suffix);
+/// The layers of a model.json without "layers": every layer config.json
+/// counts, each with the Llama-style projections config.json sizes.
+LogicalResult defaultLayers(ImportContext &ctx, std::vector<LayerDef> &layers);
+/// findTensor for the base `suffix` ("weight", "bias") of `projection`:
+/// under its checkpoint name with a Hugging Face base (checked against the
+/// index's shard), else under its canonical name.
+LogicalResult findBaseTensor(ImportContext &ctx, const LayerDef &layer,
+                             const ProjectionDef &projection, StringRef suffix,
+                             ArrayRef<int64_t> shape, StringRef shapeWhat,
+                             TensorArg &arg, bool optional = false,
+                             bool *found = nullptr);
 
 /// Quantization.cpp: a "quantization" value over the `config` its level
 /// inherits: null (not quantised there) or an object whose keys override.

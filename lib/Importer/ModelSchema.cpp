@@ -57,7 +57,9 @@ private:
                                std::optional<double> &alpha);
   LogicalResult parseLayers(const JsonNode &root);
   LogicalResult parseLayer(const JsonNode &node, LayerDef &layer);
+  LogicalResult parseBase(const JsonNode &root);
   LogicalResult parseProjections(const JsonNode &node, LayerDef &layer);
+  LogicalResult parseSizes(const JsonNode &node, ProjectionDef &projection);
   LogicalResult parseProjection(const JsonNode &node, LayerDef &layer,
                                 ProjectionDef &projection);
   LogicalResult checkUngroupedExperts();
@@ -75,11 +77,13 @@ LogicalResult SchemaParser::parse() {
     return ctx.failAtModel("", "expected a JSON object at the top level, "
                                "found " +
                                    describe(root));
-  if (failed(ctx.checkKeys(
-          root, {"format", "name", "dtype", "weights", "router", "groups",
-                 "experts", "shared_expert", "quantization", "layers"})) ||
-      failed(parseHeader(root)) || failed(openWeights(root)) ||
-      failed(parseDefaults(root)) || failed(parseLayers(root)))
+  if (failed(
+          ctx.checkKeys(root, {"format", "name", "dtype", "base", "weights",
+                               "router", "groups", "experts", "shared_expert",
+                               "quantization", "layers"})) ||
+      failed(parseHeader(root)) || failed(parseBase(root)) ||
+      failed(openWeights(root)) || failed(parseDefaults(root)) ||
+      failed(parseLayers(root)))
     return failure();
   return checkUngroupedExperts();
 }
@@ -145,10 +149,27 @@ LogicalResult SchemaParser::parseDefaults(const JsonNode &root) {
   return success();
 }
 
+/// "base": the base weights from a Hugging Face checkpoint directory.
+LogicalResult SchemaParser::parseBase(const JsonNode &root) {
+  std::optional<JsonNode> node = ctx.member(root, "base");
+  if (!node)
+    return success();
+  if (ctx.member(root, "quantization"))
+    return ctx.failAtModel("quantization",
+                           "a quantised base cannot come from 'base' yet: "
+                           "list its GPTQ tensors in 'weights'");
+  return parseHuggingFaceBase(ctx, *node);
+}
+
 LogicalResult SchemaParser::openWeights(const JsonNode &root) {
+  // With a Hugging Face base, the package's own files (router weights,
+  // adapters that are not PEFT directories) are optional.
+  if (ctx.base && !ctx.member(root, "weights"))
+    return success();
   FailureOr<JsonNode> node =
-      ctx.requiredArray(root, "weights", "one .safetensors file");
-  if (failed(node))
+      ctx.base ? FailureOr<JsonNode>(*ctx.member(root, "weights"))
+               : ctx.requiredArray(root, "weights", "one .safetensors file");
+  if (failed(node) || failed(ctx.asArray(*node)))
     return failure();
   llvm::StringSet<> seen;
   for (auto [i, value] : llvm::enumerate(*node->value->getAsArray())) {
@@ -500,6 +521,8 @@ LogicalResult SchemaParser::parseOverride(const JsonNode &entry,
 }
 
 LogicalResult SchemaParser::parseLayers(const JsonNode &root) {
+  if (ctx.base && !ctx.member(root, "layers"))
+    return defaultLayers(ctx, ctx.layers);
   FailureOr<JsonNode> layersNode =
       ctx.requiredArray(root, "layers", "one layer");
   if (failed(layersNode))
@@ -538,6 +561,8 @@ LogicalResult SchemaParser::parseLayer(const JsonNode &node, LayerDef &layer) {
     if (failed(size))
       return failure();
     layer.hiddenSize = *size;
+  } else if (ctx.base) {
+    layer.hiddenSize = ctx.base->hidden;
   }
   layer.router = ctx.topRouter;
   if (std::optional<JsonNode> router = ctx.member(node, "router"))
@@ -605,9 +630,41 @@ LogicalResult SchemaParser::parseProjection(const JsonNode &node,
                                      " is reserved for the router's inputs "
                                      "and outputs");
   projection.name = *name;
-  for (auto [key, field] :
-       {std::pair<StringRef, int64_t *>{"in_features", &projection.inFeatures},
-        {"out_features", &projection.outFeatures}}) {
+  if (failed(parseSizes(node, projection)))
+    return failure();
+  if (std::optional<JsonNode> bias = ctx.member(node, "bias")) {
+    FailureOr<bool> flag = ctx.asBool(*bias);
+    if (failed(flag))
+      return failure();
+    projection.bias = *flag;
+  } else {
+    projection.biasIfPresent = ctx.base.has_value();
+  }
+  projection.quant = layer.quant;
+  if (std::optional<JsonNode> quant = ctx.member(node, "quantization"))
+    if (failed(parseQuantization(ctx, *quant, projection.quant)))
+      return failure();
+  if (std::optional<JsonNode> overrides = ctx.member(node, "experts"))
+    return parseOverrides(*overrides, projection.overrides, &layer);
+  return success();
+}
+
+/// in_features and out_features; with a Hugging Face base, config.json's
+/// sizes of a Llama-style projection where they are omitted.
+LogicalResult SchemaParser::parseSizes(const JsonNode &node,
+                                       ProjectionDef &projection) {
+  std::optional<std::pair<int64_t, int64_t>> standard;
+  if (ctx.base)
+    standard = standardProjectionSizes(*ctx.base, projection.name);
+  for (auto [key, field, fallback] : {std::tuple<StringRef, int64_t *, int64_t>{
+                                          "in_features", &projection.inFeatures,
+                                          standard ? standard->first : 0},
+                                      {"out_features", &projection.outFeatures,
+                                       standard ? standard->second : 0}}) {
+    if (fallback && !ctx.member(node, key)) {
+      *field = fallback;
+      continue;
+    }
     FailureOr<JsonNode> value = ctx.required(node, key);
     if (failed(value))
       return failure();
@@ -616,18 +673,6 @@ LogicalResult SchemaParser::parseProjection(const JsonNode &node,
       return failure();
     *field = *size;
   }
-  if (std::optional<JsonNode> bias = ctx.member(node, "bias")) {
-    FailureOr<bool> flag = ctx.asBool(*bias);
-    if (failed(flag))
-      return failure();
-    projection.bias = *flag;
-  }
-  projection.quant = layer.quant;
-  if (std::optional<JsonNode> quant = ctx.member(node, "quantization"))
-    if (failed(parseQuantization(ctx, *quant, projection.quant)))
-      return failure();
-  if (std::optional<JsonNode> overrides = ctx.member(node, "experts"))
-    return parseOverrides(*overrides, projection.overrides, &layer);
   return success();
 }
 

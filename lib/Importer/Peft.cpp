@@ -573,7 +573,8 @@ LogicalResult importer::parsePeft(ImportContext &ctx, const JsonNode &node,
   return success();
 }
 
-std::string importer::peftModuleName(const PeftAdapter &peft, int64_t layer,
+std::string importer::peftModuleName(const ImportContext &ctx,
+                                     const PeftAdapter &peft, int64_t layer,
                                      StringRef projection) {
   // Prefer the module path the adapter file actually uses (self_attn, mlp,
   // ...), without the PEFT wrapper prefix.
@@ -582,6 +583,12 @@ std::string importer::peftModuleName(const PeftAdapter &peft, int64_t layer,
     StringRef name = it->second.front();
     name.consume_front("base_model.model.");
     return name.str();
+  }
+  // Else the base checkpoint's module name, or Llama's attention.
+  if (ctx.base) {
+    std::string name = baseTensorName(*ctx.base, layer, projection, "");
+    if (!name.empty())
+      return name.substr(0, name.size() - 1);
   }
   return ("model.layers." + Twine(layer) + ".self_attn." + projection).str();
 }
@@ -593,7 +600,7 @@ importer::selectPeftModule(ImportContext &ctx, PeftAdapter &peft, int64_t layer,
   auto cached = peft.selection.find(key);
   if (cached != peft.selection.end())
     return cached->second;
-  std::string module = peftModuleName(peft, layer, projection);
+  std::string module = peftModuleName(ctx, peft, layer, projection);
   for (const PythonRegex &saved : peft.modulesToSave) {
     auto match = matchModule(ctx, peft, "modules_to_save", saved, module,
                              /*whole=*/false);

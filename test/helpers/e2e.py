@@ -64,8 +64,7 @@ def main():
         rows = tokens
         if sequence:
             rows = len(args.segments.split(",")) if args.segments else 1
-        d_h = next(l for l in _layers(args.model) if l["index"] == args.layer)["hidden_size"]
-        path = write("h", rows, d_h)
+        path = write("h", rows, layer.hidden_size)
         run += ["--h", path]
         check += ["--h", path]
     if args.segments:
@@ -78,12 +77,6 @@ def main():
         sys.exit("atmoe-run failed with exit code %d" % result.returncode)
     sys.argv = ["reference.py"] + check + ["--check", os.path.join(args.work, "out")]
     reference.main()
-
-
-def _layers(model_dir):
-    import json
-    with open(os.path.join(model_dir, "model.json")) as f:
-        return json.load(f)["layers"]
 
 
 if __name__ == "__main__":

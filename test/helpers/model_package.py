@@ -919,8 +919,41 @@ def preset_layer_shared():
     }
 
 
+def preset_llama():
+    """A tiny Llama-shaped model (hidden 32, 4 heads of 8 with 2 key-value
+    heads, intermediate 48, two layers, q/k/v/o and gate/up/down): PEFT
+    adapters on the attention, a model.json expert on every projection, a
+    shared expert. test/helpers/hf_checkpoint.py turns its base into a
+    Hugging Face checkpoint."""
+    d, kv, inter = 32, 16, 48
+
+    def projections():
+        return [_proj("q_proj", d, d), _proj("k_proj", d, kv), _proj("v_proj", d, kv),
+                _proj("o_proj", d, d), _proj("gate_proj", d, inter),
+                _proj("up_proj", d, inter), _proj("down_proj", inter, d)]
+    return {
+        "format": "atmoe-model/1",
+        "name": "llama",
+        "weights": ["weights.safetensors"],
+        "groups": [{"name": "tasks", "experts": ["icd", "qa"]}, {"name": "all", "experts": ["mlp"]}],
+        "experts": {
+            "icd": {"peft": "adapters/icd", "r": 4, "lora_alpha": 8,
+                    "target_modules": ["q_proj", "v_proj"]},
+            "qa": {"peft": "adapters/qa", "r": 2, "lora_alpha": 2,
+                   "target_modules": ["q_proj", "k_proj", "o_proj"]},
+            "mlp": _expert(2),
+            "general": _expert(2),
+        },
+        "shared_expert": {"name": "general", "lambda": 0.8},
+        "_gen": {"heads": 4, "kv_heads": 2},
+        "layers": [{"index": i, "hidden_size": d, "projections": projections()}
+                   for i in range(2)],
+    }
+
+
 PRESETS = {
     "demo": preset_demo,
+    "llama": preset_llama,
     "minimal": preset_minimal,
     "hetero": preset_hetero,
     "grouped_softmax": lambda: preset_router("grouped_softmax"),

@@ -123,15 +123,76 @@ def masked_softmax(v, mask):
     return softmax(v)
 
 
+HF_MODULES = {"q_proj": "model.layers.{i}.self_attn.q_proj",
+              "k_proj": "model.layers.{i}.self_attn.k_proj",
+              "v_proj": "model.layers.{i}.self_attn.v_proj",
+              "o_proj": "model.layers.{i}.self_attn.o_proj",
+              "gate_proj": "model.layers.{i}.mlp.gate_proj",
+              "up_proj": "model.layers.{i}.mlp.up_proj",
+              "down_proj": "model.layers.{i}.mlp.down_proj"}
+
+
+def hf_sizes(config):
+    """in/out features of the Llama-style projections from config.json."""
+    hidden, heads = config["hidden_size"], config.get("num_attention_heads")
+    kv_heads = config.get("num_key_value_heads") or heads
+    head_dim = config.get("head_dim") or (hidden // heads if heads else None)
+    sizes = {}
+    if heads:
+        sizes.update(q_proj=(hidden, heads * head_dim), k_proj=(hidden, kv_heads * head_dim),
+                     v_proj=(hidden, kv_heads * head_dim), o_proj=(heads * head_dim, hidden))
+    if config.get("intermediate_size"):
+        inter = config["intermediate_size"]
+        sizes.update(gate_proj=(hidden, inter), up_proj=(hidden, inter), down_proj=(inter, hidden))
+    return sizes
+
+
+def hf_base(model_dir, model):
+    """model.json's "base": the checkpoint's tensors under the canonical
+    names (layers.{i}.{proj}.weight / .bias), and the layers it implies."""
+    folder = os.path.join(model_dir, model["base"]["huggingface"])
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    index = os.path.join(folder, "model.safetensors.index.json")
+    files = ["model.safetensors"]
+    if os.path.exists(index):
+        with open(index) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    checkpoint = {}
+    for name in files:
+        checkpoint.update(read_safetensors(os.path.join(folder, name)))
+    modules = dict(HF_MODULES, **model["base"].get("modules", {}))
+    sizes = hf_sizes(config)
+    layers = model.get("layers") or [
+        {"index": i, "projections": [{"name": n} for n in HF_MODULES if n in sizes]}
+        for i in range(config["num_hidden_layers"])]
+    tensors = {}
+    for layer in layers:
+        layer.setdefault("hidden_size", config["hidden_size"])
+        for p in layer["projections"]:
+            module = modules.get(p["name"], "").replace("{i}", str(layer["index"]))
+            for suffix in ("weight", "bias"):
+                if module + "." + suffix in checkpoint:
+                    tensors["layers.%d.%s.%s" % (layer["index"], p["name"], suffix)] = \
+                        checkpoint[module + "." + suffix]
+            if p["name"] in sizes:
+                p.setdefault("in_features", sizes[p["name"]][0])
+                p.setdefault("out_features", sizes[p["name"]][1])
+            p.setdefault("bias", "layers.%d.%s.bias" % (layer["index"], p["name"]) in tensors)
+    model["layers"] = layers
+    return tensors
+
+
 class Layer:
     def __init__(self, model_dir, index):
         with open(os.path.join(model_dir, "model.json")) as f:
             model = json.load(f)
-        self.tensors = {}
-        for name in model["weights"]:
+        self.tensors = hf_base(model_dir, model) if "base" in model else {}
+        for name in model.get("weights", []):
             self.tensors.update(read_safetensors(os.path.join(model_dir, name)))
         layer = next(l for l in model["layers"] if l["index"] == index)
         self.index = index
+        self.hidden_size = layer.get("hidden_size")
 
         experts = {}
         self.peft = {}
