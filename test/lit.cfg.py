@@ -31,6 +31,7 @@ tools.append(ToolSubst("atmoe-translate", unresolved="fatal"))
 llvm_config.add_tool_substitutions(tools, [config.atmoe_tools_dir])
 llvm_config.add_tool_substitutions(
     [ToolSubst("atmoe-compile", unresolved="fatal"),
+     ToolSubst("atmoe-package", unresolved="fatal"),
      ToolSubst("atmoe-quantize", unresolved="fatal")], [config.atmoe_tools_dir])
 llvm_config.add_tool_substitutions(["llvm-nm"], [config.llvm_tools_dir])
 # mlir-runner executes lowered test programs (test/Integration/GPUEmulation)

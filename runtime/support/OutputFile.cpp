@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <mutex>
 #include <pthread.h>
 #include <random>
@@ -273,6 +274,32 @@ private:
 };
 
 } // namespace
+
+Status atmoe_rt::writeDirectoryAtomically(
+    const std::string &requested, const std::string &tool,
+    const std::function<Status(const std::string &inside)> &fill) {
+  std::string dir = requested;
+  while (dir.size() > 1 && dir.back() == '/')
+    dir.pop_back();
+  struct stat info;
+  if (::lstat(dir.c_str(), &info) == 0)
+    return fail(dir + ": already exists (" + tool + " writes a new directory)");
+  std::string temp = dir + ".tmp-XXXXXX";
+  if (!::mkdtemp(temp.data()))
+    return fail(
+        dir + ": cannot create a directory beside it: " + std::strerror(errno));
+  removeOnInterrupt(temp);
+  Status status = fill(temp);
+  if (status && ::rename(temp.c_str(), dir.c_str()) != 0)
+    status = fail(dir + ": cannot rename the finished directory into place: " +
+                  std::strerror(errno));
+  if (!status) {
+    std::error_code ignored;
+    std::filesystem::remove_all(temp, ignored);
+  }
+  keepOnInterrupt(temp);
+  return status;
+}
 
 StagedOutputs::~StagedOutputs() {
   if (!committed)

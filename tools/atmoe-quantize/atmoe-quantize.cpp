@@ -21,6 +21,7 @@
 #include "atmoe_rt/support/Json.h"
 #include "atmoe_rt/support/Manifest.h"
 #include "atmoe_rt/support/MappedFile.h"
+#include "atmoe_rt/support/Options.h"
 #include "atmoe_rt/support/OutputFile.h"
 #include "atmoe_rt/support/Result.h"
 #include "atmoe_rt/support/SafeTensors.h"
@@ -61,10 +62,6 @@ constexpr const char *kUsage =
     "                         default) or gptq_v2\n"
     "  -o OUT_PKG             the package to write (must not exist)\n"
     "  --version              print the atmoe version\n\n";
-
-Error usageError(std::string message) {
-  return fail(Fault::Usage, std::move(message));
-}
 
 struct Options {
   std::string package, output;
@@ -152,26 +149,13 @@ Result<std::optional<Options>> parseCommandLine(int argc, char **argv) {
       {"version", no_argument, nullptr, Version},
       {nullptr, 0, nullptr, 0}};
   Options options;
-  opterr = 0;
-  for (int code;
-       (code = getopt_long(argc, argv, ":o:", longOptions, nullptr)) != -1;) {
-    if (code == '?' || code == ':')
-      return usageError(std::string(code == ':' ? "option needs a value: '"
-                                                : "unknown option '") +
-                        argv[optind - 1] +
-                        "' (atmoe-quantize --help lists the options)");
-    if (code == Help) {
-      std::fputs(kUsage, stdout);
-      std::fputs(kExitCodeHelp, stdout);
-      return std::optional<Options>();
-    }
-    if (code == Version) {
-      std::printf("atmoe-quantize %s\n", atmoeVersion());
-      return std::optional<Options>();
-    }
-    if (Status status = applyOption(code, options); !status)
-      return status.takeError();
-  }
+  Result<bool> parsed = parseOptions(
+      argc, argv, ":o:", longOptions, {"atmoe-quantize", kUsage, Help, Version},
+      [&](int code) { return applyOption(code, options); });
+  if (!parsed)
+    return parsed.takeError();
+  if (!*parsed)
+    return std::optional<Options>();
   if (optind + 1 != argc)
     return usageError(optind == argc ? "missing the model package PKG"
                                      : "expected one model package, found '" +
@@ -582,24 +566,10 @@ Status run(const Options &options) {
   Result<Package> package = readPackage(options);
   if (!package)
     return package.takeError();
-  std::string output = options.output;
-  while (output.size() > 1 && output.back() == '/')
-    output.pop_back();
-  std::string temp = output + ".tmp-XXXXXX";
-  if (!::mkdtemp(temp.data()))
-    return fail(output + ": cannot create a directory beside it: " +
-                std::strerror(errno));
-  removeOnInterrupt(temp);
-  Status status = writePackage(options, *package, temp);
-  if (status && ::rename(temp.c_str(), output.c_str()) != 0)
-    status = fail(output + ": cannot rename the finished package into place: " +
-                  std::strerror(errno));
-  if (!status) {
-    std::error_code ignored;
-    std::filesystem::remove_all(temp, ignored);
-  }
-  keepOnInterrupt(temp);
-  return status;
+  return writeDirectoryAtomically(options.output, "atmoe-quantize",
+                                  [&](const std::string &dir) {
+                                    return writePackage(options, *package, dir);
+                                  });
 }
 
 } // namespace

@@ -23,6 +23,7 @@
 
 #include "atmoe_rt/support/Fault.h"
 #include "atmoe_rt/support/Npy.h"
+#include "atmoe_rt/support/Options.h"
 #include "atmoe_rt/support/OutputFile.h"
 #include "atmoe_rt/support/Result.h"
 #include "atmoe_rt/support/Text.h"
@@ -69,10 +70,6 @@ constexpr const char *kUsage =
     "                     median and minimum\n"
     "  --version          print the atmoe version\n\n";
 
-Error usageError(std::string message) {
-  return fail(Fault::Usage, std::move(message));
-}
-
 //===----------------------------------------------------------------------===//
 // Command line
 //===----------------------------------------------------------------------===//
@@ -105,15 +102,6 @@ Status setOnce(std::optional<std::string> &field, const char *name) {
   return Status::success();
 }
 
-/// What getopt_long could not parse: an unknown option or a missing value.
-Error badOption(int code, char **argv) {
-  std::string option = argv[optind - 1];
-  if (code == ':')
-    return usageError("option '" + option + "' needs a value");
-  return usageError("unknown option '" + option +
-                    "' (atmoe-run --help lists the options)");
-}
-
 Result<CommandLine> parseCommandLine(int argc, char **argv) {
   static const option options[] = {
       {"model", required_argument, nullptr, Model},
@@ -134,19 +122,19 @@ Result<CommandLine> parseCommandLine(int argc, char **argv) {
       {Segments, {&line.segments, "segments"}},
       {OutDir, {&line.outDir, "out-dir"}},
       {Repeat, {&line.repeat, "repeat"}}};
-  opterr = 0;
-  for (int code;
-       (code = getopt_long(argc, argv, ":", options, nullptr)) != -1;) {
-    if (code == '?' || code == ':')
-      return badOption(code, argv);
-    if (code == X)
-      line.xs.push_back(optarg);
-    else if (code == Help || code == Version)
-      (code == Help ? line.help : line.version) = true;
-    else if (Status status = setOnce(*once[code].first, once[code].second);
-             !status)
-      return status.takeError();
-  }
+  if (Result<bool> parsed =
+          parseOptions(argc, argv, ":", options, {"atmoe-run"},
+                       [&](int code) {
+                         if (code == X)
+                           line.xs.push_back(optarg);
+                         else if (code == Help || code == Version)
+                           (code == Help ? line.help : line.version) = true;
+                         else
+                           return setOnce(*once[code].first, once[code].second);
+                         return Status::success();
+                       });
+      !parsed)
+    return parsed.takeError();
   if (optind + 1 < argc)
     return usageError("more than one compiled model: '" +
                       std::string(argv[optind]) + "' and '" + argv[optind + 1] +

@@ -54,6 +54,16 @@ Result<std::string> resolveOutputPath(const std::string &path);
 Status writeFileAtomically(const std::string &path,
                            const std::function<Status(int fd)> &write);
 
+/// Writes a new directory `dir` atomically: `fill` writes its contents into
+/// a uniquely named directory beside it, which is then renamed to `dir`. An
+/// existing `dir` is an error (`tool` names who refuses, for the message);
+/// if `fill` or the rename fails, or the process is interrupted, the
+/// directory beside is removed and `dir` does not appear. Files `fill`
+/// writes should go through writeFileAtomically (so each is whole).
+Status writeDirectoryAtomically(
+    const std::string &dir, const std::string &tool,
+    const std::function<Status(const std::string &inside)> &fill);
+
 /// Outputs that appear together or not at all, in directories created for
 /// them: each file is written to a temporary file beside its target, and
 /// commit() renames them all into place with the interrupt signals held
