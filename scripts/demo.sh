@@ -2,10 +2,11 @@
 #===- scripts/demo.sh - set up, build and run the main job ----------------===#
 #
 # The README's main-job command. On a fresh Debian 12 machine it installs what
-# is missing (scripts/setup.sh), builds atmoe into build/, then generates the
-# bundled example model package, compiles it to a shared library, runs every
-# layer, checks the numbers against the float64 reference and prints the
-# routing weights and timing.
+# is missing (scripts/setup.sh), builds atmoe into build/, then writes the
+# example (a Hugging Face model directory and PEFT adapters), packages it with
+# atmoe-package init, compiles it to a shared library, runs every layer
+# through the Python API, checks the numbers against the float64 reference
+# and prints the routing weights and timing (examples/demo/run_demo.py).
 #
 #===----------------------------------------------------------------------===#
 set -euo pipefail

@@ -951,7 +951,50 @@ def preset_llama():
     }
 
 
+def preset_assistant():
+    """The main job's example (examples/demo): a small Llama-shaped model
+    (hidden 64, 4 heads of 16 with 2 key-value heads, intermediate 128, two
+    layers) whose experts are all PEFT adapters, as a user has them: two task
+    groups with heterogeneous ranks and targets (symptom only in layer 0,
+    summary on the MLP, a rank_pattern), a shared expert; layer 1's q_proj
+    has a bias. test/helpers/hf_checkpoint.py turns its base into a Hugging
+    Face checkpoint and atmoe-package init packages it."""
+    d, kv, inter = 64, 32, 128
+
+    def projections(index):
+        return [_proj("q_proj", d, d, bias=index == 1), _proj("k_proj", d, kv),
+                _proj("v_proj", d, kv), _proj("o_proj", d, d),
+                _proj("gate_proj", d, inter), _proj("up_proj", d, inter),
+                _proj("down_proj", inter, d)]
+    return {
+        "format": "atmoe-model/1",
+        "name": "assistant",
+        "weights": ["weights.safetensors"],
+        "router": {"kind": "grouped_softmax", "granularity": "token"},
+        "groups": [{"name": "diagnosis", "experts": ["icd", "symptom"]},
+                   {"name": "dialogue", "experts": ["qa", "summary"]}],
+        "experts": {
+            "icd": {"peft": "adapters/icd", "r": 16, "lora_alpha": 32,
+                    "target_modules": ["q_proj", "v_proj"], "rank_pattern": {"v_proj": 8}},
+            "symptom": {"peft": "adapters/symptom", "r": 8, "lora_alpha": 16,
+                        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+                        "layers_to_transform": [0]},
+            "qa": {"peft": "adapters/qa", "r": 16, "lora_alpha": 16,
+                   "target_modules": ["q_proj", "v_proj", "o_proj"]},
+            "summary": {"peft": "adapters/summary", "r": 4, "lora_alpha": 8,
+                        "target_modules": ["gate_proj", "up_proj", "down_proj"]},
+            "general": {"peft": "adapters/general", "r": 8, "lora_alpha": 16,
+                        "target_modules": ["q_proj", "v_proj"]},
+        },
+        "shared_expert": {"name": "general", "lambda": 0.8},
+        "_gen": {"heads": 4, "kv_heads": 2},
+        "layers": [{"index": i, "hidden_size": d, "projections": projections(i)}
+                   for i in range(2)],
+    }
+
+
 PRESETS = {
+    "assistant": preset_assistant,
     "demo": preset_demo,
     "llama": preset_llama,
     "minimal": preset_minimal,
