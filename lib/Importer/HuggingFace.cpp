@@ -103,12 +103,12 @@ LogicalResult BaseParser::readConfig() {
   JsonNode root{base.config.get(), &base.config->root(), ""};
   if (failed(ctx.asObject(root)))
     return failure();
+  // A GPTQ checkpoint: its quantization_config is the model's top-level
+  // "quantization" (model.json's, if any, overrides it key by key).
   if (std::optional<JsonNode> quantization =
           ctx.member(root, "quantization_config"))
-    return ctx.failAt(*quantization,
-                      "a quantised checkpoint as 'base' is not supported yet: "
-                      "list its GPTQ tensors in model.json's 'weights' with a "
-                      "'quantization' object (docs/Importer.md)");
+    if (failed(parseQuantization(ctx, *quantization, ctx.topQuant)))
+      return failure();
   if (failed(readSize(root, "hidden_size", base.hidden, true)) ||
       failed(readSize(root, "num_hidden_layers", base.numLayers, true)) ||
       failed(readSize(root, "intermediate_size", base.intermediate, false)) ||
@@ -222,7 +222,8 @@ LogicalResult
 importer::findBaseTensor(ImportContext &ctx, const LayerDef &layer,
                          const ProjectionDef &projection, StringRef suffix,
                          ArrayRef<int64_t> shape, StringRef shapeWhat,
-                         TensorArg &arg, bool optional, bool *found) {
+                         TensorArg &arg, bool optional, bool *found,
+                         ArrayRef<atmoe_rt::DType> dtypes) {
   std::string canonical = "layers." + std::to_string(layer.index) + "." +
                           projection.name + "." + suffix.str();
   std::string name =
@@ -230,7 +231,7 @@ importer::findBaseTensor(ImportContext &ctx, const LayerDef &layer,
                : "";
   if (name.empty())
     return findTensor(ctx, canonical, projection.path, shape, shapeWhat, arg,
-                      optional, found);
+                      optional, found, dtypes);
   // A projection config.json made (model.json lists no layers) has no JSON
   // path of its own: name it by layer and projection.
   std::string what = shapeWhat.str();
@@ -240,7 +241,7 @@ importer::findBaseTensor(ImportContext &ctx, const LayerDef &layer,
            joinPath(ctx.base->dir, "config.json") + ")";
   bool present = false;
   if (failed(findTensor(ctx, name, projection.path, shape, what, arg, optional,
-                        &present)))
+                        &present, dtypes)))
     return failure();
   if (found)
     *found = present;

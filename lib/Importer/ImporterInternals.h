@@ -162,6 +162,9 @@ struct QuantConfig {
   /// "gptq_v2".
   int64_t zeroOffset = 1;
   std::string path, bitsPath, groupSizePath;
+  /// The file the paths are in (model.json when null; a Hugging Face
+  /// base's config.json for its quantization_config).
+  const JsonDocument *doc = nullptr;
 };
 
 struct ProjectionDef {
@@ -424,7 +427,8 @@ LogicalResult findBaseTensor(ImportContext &ctx, const LayerDef &layer,
                              const ProjectionDef &projection, StringRef suffix,
                              ArrayRef<int64_t> shape, StringRef shapeWhat,
                              TensorArg &arg, bool optional = false,
-                             bool *found = nullptr);
+                             bool *found = nullptr,
+                             ArrayRef<atmoe_rt::DType> dtypes = kFloatDTypes);
 
 /// Quantization.cpp: a "quantization" value over the `config` its level
 /// inherits: null (not quantised there) or an object whose keys override.

@@ -154,10 +154,6 @@ LogicalResult SchemaParser::parseBase(const JsonNode &root) {
   std::optional<JsonNode> node = ctx.member(root, "base");
   if (!node)
     return success();
-  if (ctx.member(root, "quantization"))
-    return ctx.failAtModel("quantization",
-                           "a quantised base cannot come from 'base' yet: "
-                           "list its GPTQ tensors in 'weights'");
   return parseHuggingFaceBase(ctx, *node);
 }
 

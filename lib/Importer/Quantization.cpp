@@ -111,9 +111,16 @@ LogicalResult parseEntry(ImportContext &ctx, StringRef key,
   return success();
 }
 
-/// `name` of the projection's tensors.
-std::string tensorName(const LayerDef &layer, const ProjectionDef &projection,
-                       StringRef suffix) {
+/// `name` of the projection's tensors: the checkpoint's name with a Hugging
+/// Face base, else the canonical one.
+std::string tensorName(const ImportContext &ctx, const LayerDef &layer,
+                       const ProjectionDef &projection, StringRef suffix) {
+  if (ctx.base) {
+    std::string name =
+        baseTensorName(*ctx.base, layer.index, projection.name, suffix);
+    if (!name.empty())
+      return name;
+  }
   return "layers." + std::to_string(layer.index) + "." + projection.name + "." +
          suffix.str();
 }
@@ -134,6 +141,7 @@ LogicalResult importer::parseQuantization(ImportContext &ctx,
     return failure();
   QuantConfig parsed = config.value_or(QuantConfig());
   parsed.path = node.path;
+  parsed.doc = node.doc;
   for (const auto &[key, entry] : ctx.members(node))
     if (llvm::is_contained(kSemanticKeys, key) &&
         failed(parseEntry(ctx, key, entry, parsed)))
@@ -156,10 +164,10 @@ LogicalResult checkSizes(ImportContext &ctx, const ProjectionDef &projection,
   StringRef groupPath =
       quant.groupSizePath.empty() ? StringRef(quant.path) : quant.groupSizePath;
   if (projection.inFeatures % groupSize != 0)
-    return ctx.failAtModel(groupPath, "group size " + Twine(groupSize) +
-                                          " does not divide in_features " +
-                                          Twine(projection.inFeatures) +
-                                          " of " + projection.path);
+    return ctx.failAt(
+        quant.doc ? *quant.doc : *ctx.model, groupPath,
+        "group size " + Twine(groupSize) + " does not divide in_features " +
+            Twine(projection.inFeatures) + " of " + projection.path);
   int64_t perWord = 32 / quant.bits;
   if (projection.inFeatures % perWord != 0)
     return ctx.failAtModel(projection.path + ".in_features",
@@ -212,35 +220,34 @@ LogicalResult importer::findQuantizedTensors(ImportContext &ctx,
                    "-bit GPTQ, group size " +
                    Twine(tensors.attr.getGroupSize()).str() + ")";
   DType i32[] = {DType::I32};
-  if (failed(findTensor(ctx, tensorName(layer, projection, "qweight"),
-                        projection.path, {in / perWord, out},
-                        "in_features * bits / 32 x out_features" + of,
-                        tensors.qweight, false, nullptr, i32)) ||
-      failed(findTensor(ctx, tensorName(layer, projection, "scales"),
-                        projection.path, {groups, out},
-                        "groups x out_features" + of, tensors.scales)))
+  if (failed(findBaseTensor(ctx, layer, projection, "qweight",
+                            {in / perWord, out},
+                            "in_features * bits / 32 x out_features" + of,
+                            tensors.qweight, false, nullptr, i32)) ||
+      failed(findBaseTensor(ctx, layer, projection, "scales", {groups, out},
+                            "groups x out_features" + of, tensors.scales)))
     return failure();
   bool found = false;
   TensorArg zeros;
   if (out % perWord == 0 &&
-      failed(findTensor(ctx, tensorName(layer, projection, "qzeros"),
-                        projection.path, {groups, out / perWord},
-                        "groups x out_features * bits / 32" + of, zeros,
-                        /*optional=*/quant.sym, &found, i32)))
+      failed(findBaseTensor(ctx, layer, projection, "qzeros",
+                            {groups, out / perWord},
+                            "groups x out_features * bits / 32" + of, zeros,
+                            /*optional=*/quant.sym, &found, i32)))
     return failure();
   if (found)
     tensors.zeros = zeros;
   else if (!quant.sym)
-    return ctx.failAtModel(projection.path,
-                           "tensor " +
-                               quoted(tensorName(layer, projection, "qzeros")) +
-                               " is needed: out_features " + Twine(out) +
-                               " is not a multiple of " + Twine(perWord) +
-                               " and the quantization is asymmetric");
+    return ctx.failAtModel(
+        projection.path,
+        "tensor " + quoted(tensorName(ctx, layer, projection, "qzeros")) +
+            " is needed: out_features " + Twine(out) +
+            " is not a multiple of " + Twine(perWord) +
+            " and the quantization is asymmetric");
   TensorArg groupIndex;
-  if (failed(findTensor(ctx, tensorName(layer, projection, "g_idx"),
-                        projection.path, {in}, "in_features" + of, groupIndex,
-                        /*optional=*/true, &found, i32)))
+  if (failed(findBaseTensor(ctx, layer, projection, "g_idx", {in},
+                            "in_features" + of, groupIndex,
+                            /*optional=*/true, &found, i32)))
     return failure();
   return found ? checkGroupIndex(ctx, projection, groupIndex,
                                  tensors.attr.getGroupSize())

@@ -41,10 +41,15 @@ MODULES = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn",
            "o_proj": "self_attn", "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
 
 
+SUFFIXES = ("weight", "bias", "qweight", "qzeros", "scales", "g_idx")
+
+
 def hf_name(name):
-    """layers.{i}.{proj}.{weight,bias} -> the checkpoint's name, or None."""
+    """layers.{i}.{proj}.{weight,bias} (or a GPTQ tensor) -> the checkpoint's
+    name, or None."""
     parts = name.split(".")
-    if len(parts) == 4 and parts[0] == "layers" and parts[2] in MODULES:
+    if len(parts) == 4 and parts[0] == "layers" and parts[2] in MODULES and \
+            parts[3] in SUFFIXES:
         return "model.layers.%s.%s.%s.%s" % (parts[1], MODULES[parts[2]], parts[2], parts[3])
     return None
 
@@ -65,7 +70,8 @@ def config_of(model, gen):
 def write_checkpoint(directory, tensors, shards, dtype):
     os.makedirs(directory, exist_ok=True)
     names = list(tensors)
-    dtypes = {name: dtype for name in names}
+    dtypes = {name: "i32" if np.issubdtype(np.asarray(tensors[name]).dtype, np.integer)
+              else dtype for name in names}
     if shards == 1:
         model_package.write_safetensors(os.path.join(directory, "model.safetensors"),
                                         tensors, dtypes)
@@ -102,6 +108,12 @@ def main():
     for name, array in base.items():
         checkpoint[hf_name(name)] = array
     config = config_of(model, json.loads(args.gen))
+    # A GPTQ package (atmoe-quantize): its "quantization" is the checkpoint's
+    # quantization_config.
+    if "quantization" in model:
+        config["quantization_config"] = dict(model.pop("quantization"))
+        config["quantization_config"]["quant_method"] = \
+            config["quantization_config"].pop("method", "gptq")
     for item in args.set:
         key, value = item.split("=", 1)
         config[key] = json.loads(value)

@@ -171,7 +171,7 @@ def hf_base(model_dir, model):
         layer.setdefault("hidden_size", config["hidden_size"])
         for p in layer["projections"]:
             module = modules.get(p["name"], "").replace("{i}", str(layer["index"]))
-            for suffix in ("weight", "bias"):
+            for suffix in ("weight", "bias", "qweight", "qzeros", "scales", "g_idx"):
                 if module + "." + suffix in checkpoint:
                     tensors["layers.%d.%s.%s" % (layer["index"], p["name"], suffix)] = \
                         checkpoint[module + "." + suffix]
@@ -180,6 +180,10 @@ def hf_base(model_dir, model):
                 p.setdefault("out_features", sizes[p["name"]][1])
             p.setdefault("bias", "layers.%d.%s.bias" % (layer["index"], p["name"]) in tensors)
     model["layers"] = layers
+    if "quantization_config" in config:
+        # A GPTQ checkpoint; model.json's "quantization" overrides key by key.
+        model["quantization"] = merged(config["quantization_config"],
+                                       model.get("quantization"))
     return tensors
 
 
