@@ -25,6 +25,9 @@ install -m 755 "$(readlink -f /usr/lib/llvm-22/lib/libomp.so.5)" \
   "$out/lib/libomp.so.5"
 install -m 644 "$root/runtime/include/atmoe_rt/atmoe_rt.h" \
   "$out/include/atmoe_rt/"
+# The Python API (docs/Python.md), which finds lib/ beside python/.
+mkdir -p "$out/python/atmoe"
+install -m 644 "$root"/python/atmoe/*.py "$out/python/atmoe/"
 for binary in "$out"/bin/* "$out"/lib/*; do
   strip --strip-debug "$binary"
 done
