@@ -23,7 +23,10 @@ directory, as users have them (issue 16):
     of config.json's, with every projection) or, with --keep-layers, the
     projections' sizes and bias flags (config.json and the checkpoint say).
 
---set edits config.json (e.g. --set head_dim=4), to test disagreements.
+--set edits config.json (e.g. --set head_dim=4), to test disagreements;
+--module PROJ=TEMPLATE stores PROJ under another module name ("{i}" for the
+layer, as another architecture would) and declares it in model.json's
+"base": {"modules": ...}.
 """
 
 import argparse
@@ -44,12 +47,14 @@ MODULES = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn",
 SUFFIXES = ("weight", "bias", "qweight", "qzeros", "scales", "g_idx")
 
 
-def hf_name(name):
+def hf_name(name, modules):
     """layers.{i}.{proj}.{weight,bias} (or a GPTQ tensor) -> the checkpoint's
     name, or None."""
     parts = name.split(".")
     if len(parts) == 4 and parts[0] == "layers" and parts[2] in MODULES and \
             parts[3] in SUFFIXES:
+        if parts[2] in modules:
+            return modules[parts[2]].replace("{i}", parts[1]) + "." + parts[3]
         return "model.layers.%s.%s.%s.%s" % (parts[1], MODULES[parts[2]], parts[2], parts[3])
     return None
 
@@ -95,7 +100,9 @@ def main():
     parser.add_argument("--keep-layers", action="store_true")
     parser.add_argument("--gen", default="{}", help="the description's _gen, as JSON")
     parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--module", action="append", default=[])
     args = parser.parse_args()
+    modules = dict(item.split("=", 1) for item in args.module)
 
     model_path = os.path.join(args.package, "model.json")
     with open(model_path) as f:
@@ -103,10 +110,10 @@ def main():
     base, rest = {}, {}
     for file in model["weights"]:
         for name, array in reference.read_safetensors(os.path.join(args.package, file)).items():
-            (base if hf_name(name) else rest)[name] = array
+            (base if hf_name(name, modules) else rest)[name] = array
     checkpoint = {"model.embed_tokens.weight": np.zeros((16, model["layers"][0]["hidden_size"]))}
     for name, array in base.items():
-        checkpoint[hf_name(name)] = array
+        checkpoint[hf_name(name, modules)] = array
     config = config_of(model, json.loads(args.gen))
     # A GPTQ package (atmoe-quantize): its "quantization" is the checkpoint's
     # quantization_config.
@@ -123,6 +130,8 @@ def main():
     model_package.write_safetensors(os.path.join(args.package, "weights.safetensors"), rest)
     model["weights"] = ["weights.safetensors"]
     model["base"] = {"huggingface": args.dir}
+    if modules:
+        model["base"]["modules"] = modules
     if args.keep_layers:
         for layer in model["layers"]:
             for projection in layer["projections"]:
