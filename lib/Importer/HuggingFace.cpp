@@ -226,10 +226,8 @@ importer::findBaseTensor(ImportContext &ctx, const LayerDef &layer,
                          ArrayRef<atmoe_rt::DType> dtypes) {
   std::string canonical = "layers." + std::to_string(layer.index) + "." +
                           projection.name + "." + suffix.str();
-  std::string name =
-      ctx.base ? baseTensorName(*ctx.base, layer.index, projection.name, suffix)
-               : "";
-  if (name.empty())
+  std::string name = projectionTensorName(ctx, layer, projection, suffix);
+  if (name == canonical)
     return findTensor(ctx, canonical, projection.path, shape, shapeWhat, arg,
                       optional, found, dtypes);
   // A projection config.json made (model.json lists no layers) has no JSON
@@ -259,6 +257,20 @@ importer::findBaseTensor(ImportContext &ctx, const LayerDef &layer,
                  : " says it is in " + shard->second));
   arg.tensor = canonical;
   return success();
+}
+
+std::string importer::projectionTensorName(const ImportContext &ctx,
+                                           const LayerDef &layer,
+                                           const ProjectionDef &projection,
+                                           StringRef suffix) {
+  if (ctx.base) {
+    std::string name =
+        baseTensorName(*ctx.base, layer.index, projection.name, suffix);
+    if (!name.empty())
+      return name;
+  }
+  return "layers." + std::to_string(layer.index) + "." + projection.name + "." +
+         suffix.str();
 }
 
 LogicalResult importer::defaultLayers(ImportContext &ctx,

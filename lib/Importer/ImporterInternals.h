@@ -420,6 +420,13 @@ std::string baseTensorName(const HuggingFaceBase &base, int64_t layer,
 /// The layers of a model.json without "layers": every layer config.json
 /// counts, each with the Llama-style projections config.json sizes.
 LogicalResult defaultLayers(ImportContext &ctx, std::vector<LayerDef> &layers);
+/// The name `suffix` of `projection` has in the files: the checkpoint's with
+/// a Hugging Face base that names its module, else the canonical
+/// `layers.{i}.{proj}.{suffix}`.
+std::string projectionTensorName(const ImportContext &ctx,
+                                 const LayerDef &layer,
+                                 const ProjectionDef &projection,
+                                 StringRef suffix);
 /// findTensor for the base `suffix` ("weight", "bias") of `projection`:
 /// under its checkpoint name with a Hugging Face base (checked against the
 /// index's shard), else under its canonical name.

@@ -111,20 +111,6 @@ LogicalResult parseEntry(ImportContext &ctx, StringRef key,
   return success();
 }
 
-/// `name` of the projection's tensors: the checkpoint's name with a Hugging
-/// Face base, else the canonical one.
-std::string tensorName(const ImportContext &ctx, const LayerDef &layer,
-                       const ProjectionDef &projection, StringRef suffix) {
-  if (ctx.base) {
-    std::string name =
-        baseTensorName(*ctx.base, layer.index, projection.name, suffix);
-    if (!name.empty())
-      return name;
-  }
-  return "layers." + std::to_string(layer.index) + "." + projection.name + "." +
-         suffix.str();
-}
-
 } // namespace
 
 LogicalResult importer::parseQuantization(ImportContext &ctx,
@@ -240,7 +226,8 @@ LogicalResult importer::findQuantizedTensors(ImportContext &ctx,
   else if (!quant.sym)
     return ctx.failAtModel(
         projection.path,
-        "tensor " + quoted(tensorName(ctx, layer, projection, "qzeros")) +
+        "tensor " +
+            quoted(projectionTensorName(ctx, layer, projection, "qzeros")) +
             " is needed: out_features " + Twine(out) +
             " is not a multiple of " + Twine(perWord) +
             " and the quantization is asymmetric");

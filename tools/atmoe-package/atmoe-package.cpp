@@ -32,7 +32,6 @@
 #include <cstring>
 #include <filesystem>
 #include <getopt.h>
-#include <map>
 #include <optional>
 #include <set>
 #include <string>

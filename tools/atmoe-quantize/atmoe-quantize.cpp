@@ -31,7 +31,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <functional>
 #include <getopt.h>
 #include <map>
