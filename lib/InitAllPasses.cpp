@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Dialect/Shard/Transforms/Passes.h"
 
 #include "mlir/Transforms/Passes.h"
 
@@ -41,4 +42,5 @@ void mlir::atmoe::registerAllPasses() {
   mlir::memref::registerMemRefPasses();
   mlir::registerGPUPasses();
   mlir::registerSCFPasses();
+  mlir::shard::registerShardPasses();
 }

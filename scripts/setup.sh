@@ -24,6 +24,9 @@ packages=(
   # lit and the end-to-end reference scripts; PyTorch for the Python API's
   # example (examples/python/torch_swap.py) and the benchmarks.
   python3 python3-numpy python3-torch
+  # MPI for --parallel=tensor:N|expert:N (docs/Distributed.md): Debian's
+  # MPICH, whose ABI the mpi dialect's lowering targets by default.
+  libmpich-dev mpich
 )
 
 missing=()

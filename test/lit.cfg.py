@@ -46,6 +46,9 @@ config.substitutions.append(
 # are built into the build's lib directory.
 llvm_config.add_tool_substitutions(
     [ToolSubst("atmoe-run", unresolved="fatal")], [config.atmoe_tools_dir])
+# Models split over processes run under MPICH's launcher; -launcher fork keeps
+# every process on this machine (no ssh), as CI's loopback job does.
+config.substitutions.append(("%mpiexec", config.mpiexec + " -launcher fork"))
 config.substitutions.append(("%atmoe_lib_dir", config.atmoe_obj_root + "/lib"))
 llvm_config.add_tool_substitutions(
     [ToolSubst("atmoe-stress-forward", unresolved="fatal")],

@@ -125,9 +125,14 @@ FaultOr<> Compilation::run() {
   case EmitStage::Object:
     return FaultOr<>(writeObject(loc, *llvmModule, *machine, options.output),
                      Fault::Input);
-  default:
+  default: {
+    SmallVector<std::string> libraries = target.target->getLinkLibraries();
+    // The MPI whose ABI the mpi dialect's lowering targets: MPICH.
+    if (options.tensorParallelRanks > 1)
+      libraries.push_back("mpich");
     return linkSharedLibrary(loc, *llvmModule, *machine, options.output,
-                             target.target->getLinkLibraries());
+                             libraries);
+  }
   }
 }
 
@@ -158,6 +163,13 @@ FaultOr<> Compilation::selectTarget() {
   }
   target = *selected;
   codegen.cpuSchedule = options.cpuSchedule;
+  if (options.tensorParallelRanks > 1 &&
+      target.target->getDevice() != atmoe_rt::Device::CPU) {
+    emitError(loc) << "--parallel: only CPU targets run split over "
+                      "processes; --target="
+                   << options.target << " is a GPU";
+    return Fault::Usage;
+  }
   if (llvm::Error error = target.target->checkOptions(codegen)) {
     emitError(loc) << llvm::toString(std::move(error));
     return Fault::Usage;
@@ -182,9 +194,11 @@ FaultOr<> Compilation::lowerToLinalg() {
   if (failed(runPipeline([&](OpPassManager &pm) {
         LowerToLinalgOptions lower;
         lower.sequenceMerge = options.sequenceMerge;
+        lower.tensorParallel = options.tensorParallelRanks;
         buildLowerToLinalgPipeline(pm, lower);
       })))
-    return Fault::Internal;
+    // Splitting over processes refuses shapes the processes do not divide.
+    return options.tensorParallelRanks > 1 ? Fault::Input : Fault::Internal;
   if (options.emit == EmitStage::Linalg)
     return FaultOr<>::success();
   FailureOr<atmoe_rt::Manifest> layers = describeLayers(*module, experts);

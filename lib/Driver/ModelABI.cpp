@@ -84,9 +84,19 @@ LogicalResult describeParts(Location loc, DictionaryAttr attrs, ArrayAttr parts,
   return success();
 }
 
+/// A weight split over `ranks` processes: the manifest gives the whole
+/// stored shape, which the function sees a slice of.
+void describeShard(DictionaryAttr attrs, int64_t ranks, Argument &info) {
+  auto dim = attrs.getAs<IntegerAttr>(AtmoeDialect::kShardDimAttrName);
+  if (!dim)
+    return;
+  info.shardDim = dim.getInt();
+  info.shape[info.shardDim] *= ranks;
+}
+
 /// One argument or result of a layer function.
 FailureOr<Argument> describe(Location loc, Type type, DictionaryAttr attrs,
-                             const Twine &what) {
+                             int64_t ranks, const Twine &what) {
   Argument info;
   auto tensor = dyn_cast<RankedTensorType>(type);
   std::optional<atmoe_rt::ElementType> element =
@@ -117,6 +127,7 @@ FailureOr<Argument> describe(Location loc, Type type, DictionaryAttr attrs,
            << what
            << " has no atmoe.input, atmoe.tensor or atmoe.output attribute "
               "(see docs/ModelABI.md)";
+  describeShard(attrs, ranks, info);
   if (auto parts = attrs.getAs<ArrayAttr>(AtmoeDialect::kPartsAttrName)) {
     if (failed(describeParts(loc, attrs, parts, what, info)))
       return failure();
@@ -132,7 +143,7 @@ FailureOr<Argument> describe(Location loc, Type type, DictionaryAttr attrs,
 
 /// The layer of one public function: its index and arguments in ABI order.
 FailureOr<atmoe_rt::Layer> describeLayer(func::FuncOp func,
-                                         int64_t defaultIndex) {
+                                         int64_t defaultIndex, int64_t ranks) {
   atmoe_rt::Layer layer;
   layer.function = func.getSymName().str();
   layer.entry = std::string(atmoe_rt::kEntryPointPrefix) + layer.function;
@@ -153,7 +164,7 @@ FailureOr<atmoe_rt::Layer> describeLayer(func::FuncOp func,
     FailureOr<Argument> info = describe(
         func.getLoc(), isResult ? type.getResult(position) : type.getInput(i),
         isResult ? func.getResultAttrDict(position) : func.getArgAttrDict(i),
-        what);
+        ranks, what);
     if (failed(info))
       return failure();
     if (isResult != (info->role == ArgumentRole::Output))
@@ -247,11 +258,14 @@ driver::collectExperts(ModuleOp module) {
 FailureOr<atmoe_rt::Manifest> driver::describeLayers(
     ModuleOp module, const llvm::StringMap<SmallVector<std::string>> &experts) {
   atmoe_rt::Manifest manifest;
+  if (auto ranks = module->getAttrOfType<IntegerAttr>(
+          AtmoeDialect::kRanksAttrName))
+    manifest.ranks = ranks.getInt();
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isPrivate() || func.isExternal())
       continue;
-    FailureOr<atmoe_rt::Layer> layer =
-        describeLayer(func, int64_t(manifest.layers.size()));
+    FailureOr<atmoe_rt::Layer> layer = describeLayer(
+        func, int64_t(manifest.layers.size()), manifest.ranks);
     if (failed(layer))
       return failure();
     auto it = experts.find(layer->function);

@@ -19,6 +19,7 @@
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Dialect/Shard/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -39,6 +40,21 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
   pm.addPass(createHoistDoraScalePass());
   pm.addPass(createHoistWeightConcatPass());
   pm.addPass(createConvertAtmoeToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  if (options.tensorParallel > 1)
+    atmoe::addTensorParallelPasses(pm, options.tensorParallel);
+}
+
+void atmoe::addTensorParallelPasses(OpPassManager &pm, int64_t ranks) {
+  ShardLayersPassOptions shardLayers;
+  shardLayers.ranks = ranks;
+  pm.addPass(createShardLayersPass(shardLayers));
+  pm.addNestedPass<func::FuncOp>(shard::createShardingPropagation());
+  pm.addNestedPass<func::FuncOp>(shard::createPartition());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createLowerCollectivesPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 }
@@ -68,6 +84,15 @@ static void addBufferizationPasses(OpPassManager &pm) {
   pm.addPass(atmoe::createMemRefCopyToLinalgPass());
 }
 
+/// A tensor-parallel layer's process index and collectives, once buffers
+/// are final (the deallocation pipeline rejects mpi ops): upstream lowers
+/// the index, atmoe the collective functions and the check that nothing of
+/// the grid is left. Nothing happens to a one-process module.
+static void addProcessGridPasses(OpPassManager &pm) {
+  pm.addPass(createConvertShardToMPIPass());
+  pm.addPass(atmoe::createCollectivesToMPIPass());
+}
+
 void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
                                     const CPUCodegenOptions &options) {
   // Each output in a function of its own, outputs computed alike in one:
@@ -80,6 +105,7 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   addBufferizationPasses(pm);
+  addProcessGridPasses(pm);
 
   // The schedule's matmul tiles become register-blocked vector kernels;
   // what is left (elementwise ops, other matmul layouts) becomes loops.
@@ -106,6 +132,10 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   pm.addPass(createUBToLLVMConversionPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertOpenMPToLLVMPass());
+  // MPI calls in the ABI of the MPI the module names (MPICH by default).
+  ConvertToLLVMPassOptions mpiToLLVM;
+  mpiToLLVM.filterDialects = {"mpi"};
+  pm.addPass(createConvertToLLVMPass(mpiToLLVM));
   ConvertFuncToLLVMPassOptions funcToLLVM;
   pm.addPass(createConvertFuncToLLVMPass(funcToLLVM));
   pm.addPass(createReconcileUnrealizedCastsPass());

@@ -38,8 +38,10 @@ public:
     offsets.clear();
   }
 
-  /// One descriptor for `data` of `shape`, kDynamic standing for `rows`.
-  void add(const void *data, const std::vector<int64_t> &shape, int64_t rows) {
+  /// One descriptor for `data` of `shape`, kDynamic standing for `rows`;
+  /// with `splitDim`, the slice of one of `ranks` processes along it.
+  void add(const void *data, const std::vector<int64_t> &shape, int64_t rows,
+           int64_t splitDim = -1, int64_t ranks = 1) {
     offsets.push_back(words.size());
     int64_t pointer;
     std::memcpy(&pointer, &data, sizeof(pointer));
@@ -49,6 +51,8 @@ public:
     size_t sizesBegin = words.size();
     for (int64_t dim : shape)
       words.push_back(dim == kDynamic ? rows : dim);
+    if (splitDim >= 0)
+      words[sizesBegin + splitDim] /= ranks;
     words.resize(sizesBegin + 2 * shape.size());
     int64_t stride = 1;
     for (size_t i = shape.size(); i-- > 0;) {
@@ -323,8 +327,10 @@ atmoe_rt_status_t atmoe_rt_layer_forward(const atmoe_rt_model_t *model,
     return runOnDevice(call, model->entries[layer], buffers);
   DescriptorList &descriptors = scratch.descriptors;
   descriptors.clear();
+  // A process of a tensor-parallel model binds its slice of split weights.
   for (const Buffer &buffer : buffers)
-    descriptors.add(buffer.data, buffer.arg->shape, buffer.rows);
+    descriptors.add(buffer.data, buffer.arg->shape, buffer.rows,
+                    buffer.arg->shardDim, model->manifest.ranks);
   model->entries[layer](descriptors.finish());
   return ATMOE_RT_OK;
 }

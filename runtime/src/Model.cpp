@@ -39,6 +39,8 @@ atmoe_rt_model::~atmoe_rt_model() {
   // The weights go first: nothing of them points into the library, but this
   // keeps the teardown order the reverse of the setup order.
   weights.reset();
+  // MPI is finalised (if the model started it) while its library is loaded.
+  processes.reset();
   if (library) {
     unregisterImage(library);
     dlclose(library);
@@ -97,8 +99,8 @@ Result<Manifest> readManifestOf(const std::string &path) {
   if (!*section)
     return fail(path + ": no " + std::string(kManifestSection) +
                 " section: not a model compiled by atmoe-compile (or one "
-                "compiled before manifest version " +
-                std::to_string(kManifestVersion) + ")");
+                "compiled before manifest version 2, which added the "
+                "section)");
   std::string_view text = **section;
   return readManifest(text.substr(0, text.find('\0')), path);
 }
@@ -235,6 +237,13 @@ atmoe_rt_status_t atmoe_rt_model_open(const char *path,
     return fail(ATMOE_RT_INPUT_ERROR, status.takeError());
   if (Status status = resolveEntryPoints(*model); !status)
     return fail(ATMOE_RT_INPUT_ERROR, status.takeError());
+  if (model->manifest.ranks > 1) {
+    Result<std::unique_ptr<ProcessGroup>> group = ProcessGroup::join(
+        model->library, model->manifest.ranks, model->path);
+    if (!group)
+      return fail(ATMOE_RT_INPUT_ERROR, group.takeError());
+    model->processes = std::move(*group);
+  }
   *outModel = model.release();
   return ATMOE_RT_OK;
 }

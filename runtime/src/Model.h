@@ -15,6 +15,7 @@
 #include "atmoe_rt/atmoe_rt.h"
 
 #include "DeviceSupport.h"
+#include "Processes.h"
 #include "Weights.h"
 
 #include "atmoe_rt/support/Manifest.h"
@@ -35,6 +36,8 @@ struct atmoe_rt_model {
   std::unique_ptr<atmoe_rt::BoundWeights> weights;
   /// The device support the model's kernels run on; null for a CPU model.
   const atmoe_rt::DeviceSupport *device = nullptr;
+  /// The MPI job of a model split over processes; null for one process.
+  std::unique_ptr<atmoe_rt::ProcessGroup> processes;
 
   ~atmoe_rt_model();
 };

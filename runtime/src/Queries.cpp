@@ -33,6 +33,23 @@ atmoe_rt_status_t atmoe_rt_model_get_num_layers(const atmoe_rt_model_t *model,
   return ATMOE_RT_OK;
 }
 
+atmoe_rt_status_t atmoe_rt_model_get_process(const atmoe_rt_model_t *model,
+                                             int *rank, int *numProcesses) {
+  if (!model)
+    return fail(ATMOE_RT_INVALID_ARGUMENT,
+                "atmoe_rt_model_get_process: model is NULL");
+  if (rank)
+    *rank = model->processes ? model->processes->rank() : 0;
+  if (numProcesses)
+    *numProcesses = model->processes ? model->processes->size() : 1;
+  return ATMOE_RT_OK;
+}
+
+void atmoe_rt_model_abort_job(const atmoe_rt_model_t *model, int exitCode) {
+  if (model && model->processes)
+    model->processes->abort(exitCode);
+}
+
 atmoe_rt_status_t atmoe_rt_model_find_layer(const atmoe_rt_model_t *model,
                                             int64_t index, size_t *layer) {
   if (!model || !layer)

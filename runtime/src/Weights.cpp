@@ -74,6 +74,7 @@ private:
   Result<const float *> readF32(const Layer &layer, const Argument &part,
                                 HeapBuffer &widened);
   Result<std::byte *> allocate(size_t bytes, const Argument &arg);
+  Result<const void *> slice(const void *data, const Argument &arg);
   Status upload(const DeviceSupport &device);
 
   const atmoe_rt_model &model;
@@ -111,6 +112,10 @@ Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
                                       ? resolve(layer, arg, arg.elementType)
                                   : arg.doraScale ? doraScale(layer, arg)
                                                   : stack(layer, arg);
+      if (!data)
+        return data.takeError();
+      if (arg.shardDim >= 0)
+        data = slice(*data, arg);
       if (!data)
         return data.takeError();
       layerData.push_back(*data);
@@ -384,6 +389,33 @@ Result<const void *> WeightBinder::doraScale(const Layer &layer,
     for (int64_t j = 0; j < rank; ++j)
       scaled[o * rank + j] = (*c)[o] * (*b)[o * rank + j];
   return *buffer;
+}
+
+/// This process's slice of a weight split over the processes: in place when
+/// the slice is contiguous (a split along the first dimension, whose other
+/// slices' pages are then never touched), else copied.
+Result<const void *> WeightBinder::slice(const void *data,
+                                         const Argument &arg) {
+  int64_t ranks = model.manifest.ranks, rank = model.processes->rank();
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < int64_t(arg.shape.size()); ++d)
+    if (d < arg.shardDim)
+      outer *= arg.shape[d];
+    else if (d > arg.shardDim)
+      inner *= arg.shape[d];
+  size_t size = elementSize(arg.elementType);
+  int64_t extent = arg.shape[arg.shardDim], part = extent / ranks;
+  const auto *whole = static_cast<const std::byte *>(data);
+  size_t partBytes = part * inner * size;
+  if (outer == 1)
+    return whole + rank * partBytes;
+  Result<std::byte *> copy = allocate(outer * partBytes, arg);
+  if (!copy)
+    return copy.takeError();
+  for (int64_t o = 0; o < outer; ++o)
+    std::memcpy(*copy + o * partBytes,
+                whole + (o * extent + rank * part) * inner * size, partBytes);
+  return *copy;
 }
 
 /// Uploads each distinct buffer once; the layers then see device pointers.

@@ -119,6 +119,8 @@ OrderedJson writeArgument(const Argument &arg, bool onDevice) {
       parts.push_back(writeWeightSource(part));
     object["parts"] = std::move(parts);
   }
+  if (arg.shardDim >= 0)
+    object["shard_dim"] = arg.shardDim;
   if (onDevice)
     object["memory"] = arg.inHostMemory ? "host" : "device";
   return object;
@@ -151,6 +153,8 @@ std::string atmoe_rt::writeManifest(const Manifest &manifest) {
                    {"device", stringifyDevice(manifest.device)},
                    {"compiled_for", manifest.compiledFor},
                    {"layers", std::move(layers)}};
+  if (manifest.ranks > 1)
+    root["parallel"] = OrderedJson{{"kind", "tensor"}, {"ranks", manifest.ranks}};
   if (!manifest.sources.empty()) {
     OrderedJson sources = OrderedJson::array();
     for (const SourceFile &source : manifest.sources)
@@ -374,22 +378,56 @@ Status validateLayer(Layer &layer, const std::string &prefix,
 
 } // namespace
 
+/// Split weights only in a parallel model, along a dimension the processes
+/// divide evenly.
+static Status validateShards(const Layer &layer, int64_t ranks,
+                             const std::string &prefix) {
+  for (size_t i = 0; i < layer.arguments.size(); ++i) {
+    const Argument &arg = layer.arguments[i];
+    if (arg.shardDim < 0)
+      continue;
+    std::string path = prefix + jsonElementPath(".arguments", i) + ".shard_dim: ";
+    int64_t rank = int64_t(arg.shape.size());
+    if (ranks == 1 || arg.role != ArgumentRole::Weight)
+      return fail(path + "only the weights of a model split over processes "
+                         "(\"parallel\") are split");
+    if (arg.shardDim >= rank || arg.shape[arg.shardDim] % ranks != 0)
+      return fail(path + "expected a dimension of " + formatShape(arg.shape) +
+                  " that " + std::to_string(ranks) + " processes divide, found " +
+                  std::to_string(arg.shardDim));
+  }
+  return Status::success();
+}
+
 Status atmoe_rt::validateManifest(Manifest &manifest,
                                   const std::string &origin) {
   std::string prefix = origin + ": manifest: ";
   if (manifest.layers.empty())
     return fail(prefix + "layers: expected at least one layer");
+  if (manifest.ranks < 1 ||
+      (manifest.ranks > 1 && manifest.device != Device::CPU))
+    return fail(prefix + "parallel: only CPU models run split over processes");
   std::set<int64_t> indices;
   for (size_t i = 0; i < manifest.layers.size(); ++i) {
     std::string path = jsonElementPath("layers", i);
     Layer &layer = manifest.layers[i];
     if (Status status = validateLayer(layer, prefix, path); !status)
       return status;
+    if (Status status = validateShards(layer, manifest.ranks, prefix + path);
+        !status)
+      return status;
     if (!indices.insert(layer.index).second)
       return fail(prefix + path + ".index: duplicate layer index " +
                   std::to_string(layer.index));
   }
   return Status::success();
+}
+
+std::vector<int64_t> atmoe_rt::localShape(const Argument &arg, int64_t ranks) {
+  std::vector<int64_t> shape = arg.shape;
+  if (arg.shardDim >= 0)
+    shape[arg.shardDim] /= ranks;
+  return shape;
 }
 
 //===----------------------------------------------------------------------===//
@@ -421,6 +459,7 @@ private:
   Status checkFormat(const Json &root) const;
   Status readHeader(const Json &root, Manifest &manifest) const;
   Status readSources(const Json &root, Manifest &manifest) const;
+  Status readParallel(const Json &root, Manifest &manifest) const;
   Result<Layer> readLayer(const Json &value, const std::string &path) const;
   Status readExperts(const Json &object, const std::string &path,
                      Layer &layer) const;
@@ -490,7 +529,7 @@ ManifestReader::getShape(const Json &object, const std::string &path) const {
   return shape;
 }
 
-/// "atmoe-compiled/2", or a message that says which side is out of date.
+/// "atmoe-compiled/3", or a message that says which side is out of date.
 Status ManifestReader::checkFormat(const Json &root) const {
   Result<std::string> format = getString(root, "format", "(root)");
   if (!format)
@@ -548,6 +587,31 @@ Status ManifestReader::readHeader(const Json &root, Manifest &manifest) const {
   else
     return error("device", "expected \"cpu\", \"cuda\" or \"hip\", found \"" +
                                *device + "\"");
+  return readParallel(root, manifest);
+}
+
+/// "parallel" (optional): {"kind": "tensor", "ranks": N >= 2}.
+Status ManifestReader::readParallel(const Json &root,
+                                    Manifest &manifest) const {
+  auto parallel = root.find("parallel");
+  if (parallel == root.end())
+    return Status::success();
+  if (!parallel->is_object())
+    return error("parallel", "expected an object, found " +
+                                 describeJson(*parallel));
+  Result<std::string> kind = getString(*parallel, "kind", "parallel");
+  if (!kind)
+    return kind.takeError();
+  if (*kind != "tensor")
+    return error("parallel.kind",
+                 "expected \"tensor\", found \"" + *kind + "\"");
+  Result<int64_t> ranks = getInteger(*parallel, "ranks", "parallel");
+  if (!ranks)
+    return ranks.takeError();
+  if (*ranks < 2)
+    return error("parallel.ranks",
+                 "expected at least 2, found " + std::to_string(*ranks));
+  manifest.ranks = *ranks;
   return Status::success();
 }
 
@@ -606,8 +670,13 @@ Result<Manifest> ManifestReader::read(std::string_view text) {
     if (!indices.insert(layer->index).second)
       return error(path + ".index",
                    "duplicate layer index " + std::to_string(layer->index));
+    if (Status status = validateShards(*layer, manifest.ranks, prefix + path);
+        !status)
+      return status.takeError();
     manifest.layers.push_back(std::move(*layer));
   }
+  if (manifest.ranks > 1 && manifest.device != Device::CPU)
+    return error("parallel", "only CPU models run split over processes");
   return manifest;
 }
 
@@ -767,6 +836,15 @@ Result<Argument> ManifestReader::readArgument(const Json &value,
     if (argument.shape[i] == kDynamic)
       return error(jsonElementPath(path + ".shape", i),
                    "weight '" + argument.name + "' must have a static shape");
+  if (value.contains("shard_dim")) {
+    Result<int64_t> dim = getInteger(value, "shard_dim", path);
+    if (!dim)
+      return dim.takeError();
+    if (*dim < 0)
+      return error(path + ".shard_dim",
+                   "expected a dimension, found " + std::to_string(*dim));
+    argument.shardDim = *dim;
+  }
   return argument;
 }
 

@@ -69,7 +69,7 @@ typedef struct {
  * reflow them around the macros. */
 /* clang-format off */
 MANIFEST const char atmoe_manifest[] =
-    "{\"format\": \"atmoe-compiled/2\", \"model\": \"fake\", "
+    "{\"format\": \"atmoe-compiled/3\", \"model\": \"fake\", "
     "\"target\": \"handwritten\", \"layers\": ["
     /* Layer 0. */
     "{\"index\": 0, \"function\": \"layer0_forward\", "

@@ -45,7 +45,7 @@
 #if defined(ATMOE_FAKE_NEWER_MANIFEST)
 #define FORMAT "atmoe-compiled/99\", \"producer\": \"atmoe-compile 9.0.0"
 #else
-#define FORMAT "atmoe-compiled/2"
+#define FORMAT "atmoe-compiled/3"
 #endif
 
 MANIFEST const char atmoe_manifest[] =

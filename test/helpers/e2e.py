@@ -3,7 +3,8 @@
 comparison with the float64 reference (reference.py).
 
   e2e.py --atmoe-run BIN --compiled MODEL.so --model PKG --layer L --tokens T
-         [--segments 2,3] [--per-projection] --work DIR
+         [--segments 2,3] [--per-projection] [--launcher "mpiexec -n 2"]
+         --work DIR
 
 Inputs are deterministic (seeded by layer and T). Without --per-projection
 one bare --x feeds every projection (all must share d_in); with it each
@@ -13,6 +14,7 @@ granularity, one per sequence for sequence granularity.
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 
@@ -31,6 +33,9 @@ def main():
     parser.add_argument("--tokens", type=int, required=True)
     parser.add_argument("--segments")
     parser.add_argument("--per-projection", action="store_true")
+    parser.add_argument("--launcher", default="",
+                        help="runs atmoe-run under it (a model split over "
+                        "processes); the outputs must come from rank 0 alone")
     parser.add_argument("--work", required=True)
     args = parser.parse_args()
 
@@ -38,7 +43,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     rng = np.random.default_rng(1000 * args.layer + args.tokens)
     tokens = args.tokens
-    run = [args.atmoe_run, args.compiled, "--model", args.model,
+    run = shlex.split(args.launcher) + [args.atmoe_run, args.compiled, "--model", args.model,
            "--layer", str(args.layer), "--out-dir", os.path.join(args.work, "out")]
     check = [args.model, "--layer", str(args.layer)]
 

@@ -65,6 +65,23 @@ static cl::opt<mlir::atmoe::SequenceMergePolicy> sequenceMerge(
                           "unmerged", "never")),
     cl::cat(compileCategory));
 
+static cl::opt<std::string> parallel(
+    "parallel", cl::init("none"),
+    cl::desc("Split every layer over MPI processes: none (default) or "
+             "tensor:N (docs/Distributed.md); run with mpiexec -n N"),
+    cl::value_desc("none|tensor:N"), cl::cat(compileCategory));
+
+/// The processes --parallel asks for, or nothing if it is malformed.
+static std::optional<int64_t> parseParallel(llvm::StringRef spelling) {
+  if (spelling == "none")
+    return 1;
+  int64_t ranks = 0;
+  if (spelling.consume_front("tensor:") && !spelling.getAsInteger(10, ranks) &&
+      ranks >= 2)
+    return ranks;
+  return std::nullopt;
+}
+
 static cl::opt<bool> allowUnusedAdapterTensors(
     "allow-unused-adapter-tensors",
     cl::desc("Warn instead of failing when a PEFT adapter has tensors no "
@@ -95,6 +112,17 @@ int main(int argc, char **argv) {
     return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
   }
 
+  std::optional<int64_t> ranks = parseParallel(parallel);
+  if (!ranks) {
+    llvm::errs() << "atmoe-compile: error: --parallel=" << parallel
+                 << ": expected none or tensor:N with N >= 2"
+                 << (llvm::StringRef(parallel).starts_with("expert:")
+                         ? " (expert parallelism is not implemented yet)"
+                         : "")
+                 << "\n";
+    return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
+  }
+
   mlir::DialectRegistry registry;
   mlir::atmoe::registerAllDialects(registry);
   mlir::MLIRContext context(registry);
@@ -109,6 +137,7 @@ int main(int argc, char **argv) {
   options.target = target;
   options.cpuSchedule = cpuSchedule;
   options.sequenceMerge = sequenceMerge;
+  options.tensorParallelRanks = *ranks;
   options.import.allowUnusedAdapterTensors = allowUnusedAdapterTensors;
   options.configurePassManager = [](mlir::PassManager &pm) {
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))

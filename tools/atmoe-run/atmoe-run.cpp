@@ -547,7 +547,7 @@ Status writeOutputs(const Run &run, StagedOutputs &outputs) {
 }
 
 /// Times `repeats` more forward calls and prints the median and minimum.
-Status timeRepeats(Run &run) {
+Status timeRepeats(Run &run, bool print) {
   std::vector<double> micros;
   for (unsigned i = 0; i < run.request.repeats; ++i) {
     auto start = std::chrono::steady_clock::now();
@@ -557,6 +557,8 @@ Status timeRepeats(Run &run) {
     micros.push_back(
         std::chrono::duration<double, std::micro>(stop - start).count());
   }
+  if (!print)
+    return Status::success();
   std::sort(micros.begin(), micros.end());
   size_t mid = micros.size() / 2;
   double median =
@@ -587,14 +589,10 @@ Status prepare(const Request &request, LayerInfo &layer, Inputs &inputs) {
   return loadRouterInput(*routerFile, request, layer, inputs);
 }
 
-Status run(const Request &request) {
-  atmoe_rt_model_t *rawModel = nullptr;
-  atmoe_rt_status_t opened =
-      atmoe_rt_model_open(request.compiled.c_str(), &rawModel);
-  ModelPtr model(rawModel);
-  if (opened != ATMOE_RT_OK)
-    return runtimeError(opened);
-  Result<LayerInfo> layer = describeLayer(model.get(), request.layerIndex);
+/// The run with the model open. A process of a tensor-parallel model writes
+/// the outputs and the timing line only on rank 0, where they are whole.
+Status runOpened(const Request &request, atmoe_rt_model_t *model, int rank) {
+  Result<LayerInfo> layer = describeLayer(model, request.layerIndex);
   if (!layer)
     return layer.takeError();
   Inputs inputs;
@@ -602,23 +600,48 @@ Status run(const Request &request) {
     return status;
   // Weights are bound after the inputs are checked: binding may convert
   // large tensors, which a typo in an input should not have to wait for.
-  if (Status status = check(
-          atmoe_rt_model_bind_weights(model.get(), request.model.c_str()));
+  if (Status status =
+          check(atmoe_rt_model_bind_weights(model, request.model.c_str()));
       !status)
     return status;
-  Run call(model.get(), *layer, request, inputs);
+  Run call(model, *layer, request, inputs);
   if (Status status = call.forward(); !status)
     return status;
   StagedOutputs outputs;
-  if (Status status = writeOutputs(call, outputs); !status)
-    return status;
+  if (rank == 0)
+    if (Status status = writeOutputs(call, outputs); !status)
+      return status;
   if (request.repeats)
-    if (Status status = timeRepeats(call); !status)
+    if (Status status = timeRepeats(call, rank == 0); !status)
       return status;
   // Outputs computed from a weight file overwritten meanwhile are not kept.
-  if (Status status = check(atmoe_rt_model_check_weights(model.get())); !status)
+  if (Status status = check(atmoe_rt_model_check_weights(model)); !status)
     return status;
-  return outputs.commit();
+  return rank == 0 ? outputs.commit() : Status::success();
+}
+
+Status run(const Request &request) {
+  atmoe_rt_model_t *rawModel = nullptr;
+  atmoe_rt_status_t opened =
+      atmoe_rt_model_open(request.compiled.c_str(), &rawModel);
+  ModelPtr model(rawModel);
+  if (opened != ATMOE_RT_OK)
+    return runtimeError(opened);
+  int rank = 0, processes = 1;
+  if (Status status = check(
+          atmoe_rt_model_get_process(model.get(), &rank, &processes));
+      !status)
+    return status;
+  Status status = runOpened(request, model.get(), rank);
+  if (status || processes == 1)
+    return status;
+  // The other processes may wait for this one in a collective: the message
+  // names the rank, and the whole job ends here.
+  std::fprintf(stderr, "atmoe-run: error: rank %d of %d: %s\n", rank,
+               processes, status.error().c_str());
+  std::fflush(stderr);
+  atmoe_rt_model_abort_job(model.get(), exitCode(status.fault()));
+  return status;
 }
 
 Status runCommandLine(int argc, char **argv) {

@@ -530,9 +530,9 @@ TEST(RuntimeOpenTest, NewerManifest) {
                   "atmoe-compile (manifest atmoe-compiled/99, by atmoe-compile "
                   "9.0.0); this runtime (atmoe " +
                       std::string(atmoe_rt_version()) +
-                      ") reads atmoe-compiled/2: use a runtime at least as "
+                      ") reads atmoe-compiled/3: use a runtime at least as "
                       "new as the compiler");
-  EXPECT_EQ(atmoe_rt_manifest_version(), 2);
+  EXPECT_EQ(atmoe_rt_manifest_version(), 3);
 }
 
 TEST(RuntimeOpenTest, BadManifest) {

@@ -48,7 +48,7 @@ struct LayerText {
 };
 
 std::string manifestOf(const std::string &layers) {
-  return R"({"format": "atmoe-compiled/2", "model": "m", "layers": [)" +
+  return R"({"format": "atmoe-compiled/3", "model": "m", "layers": [)" +
          layers + "]}";
 }
 
@@ -111,36 +111,36 @@ TEST(ManifestTest, TopLevelErrors) {
   EXPECT_EQ(errorOf("[]"),
             "m.so: manifest: (root): expected an object, found []");
   EXPECT_EQ(errorOf(R"({"format": "atmoe-model/1", "layers": []})"),
-            "m.so: manifest: format: expected \"atmoe-compiled/2\", found "
+            "m.so: manifest: format: expected \"atmoe-compiled/3\", found "
             "\"atmoe-model/1\"");
-  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2"})"),
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/3"})"),
             "m.so: manifest: (root): missing key 'layers'");
   EXPECT_EQ(errorOf(manifestOf("")),
             "m.so: manifest: layers: expected at least one layer");
   LayerText layer;
   EXPECT_EQ(errorOf(manifestOf(layer.str() + "," + layer.str())),
             "m.so: manifest: layers[1].index: duplicate layer index 0");
-  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2", "format": "x"})"),
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/3", "format": "x"})"),
             "m.so: manifest: invalid JSON: duplicate key 'format' in the "
             "top-level object (a key may appear once per object)");
 }
 
 TEST(ManifestTest, Versions) {
   std::string runtime = "this runtime (atmoe " + std::string(atmoeVersion()) +
-                        ") reads atmoe-compiled/2";
-  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/3",
+                        ") reads atmoe-compiled/3";
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/4",
                        "producer": "atmoe-compile 9.1.0", "layers": []})"),
             "m.so: compiled by a newer atmoe-compile (manifest "
-            "atmoe-compiled/3, by atmoe-compile 9.1.0); " +
+            "atmoe-compiled/4, by atmoe-compile 9.1.0); " +
                 runtime + ": use a runtime at least as new as the compiler");
   EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/1", "layers": []})"),
             "m.so: compiled by an older atmoe-compile (manifest "
             "atmoe-compiled/1); " +
                 runtime + ": compile the model again");
   // Not a version: not ours at all.
-  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2b", "layers": []})"),
-            "m.so: manifest: format: expected \"atmoe-compiled/2\", found "
-            "\"atmoe-compiled/2b\"");
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/3b", "layers": []})"),
+            "m.so: manifest: format: expected \"atmoe-compiled/3\", found "
+            "\"atmoe-compiled/3b\"");
 }
 
 /// What the compiler writes reads back the same.
@@ -436,7 +436,7 @@ TEST(ManifestTest, DeviceAndMemory) {
      "memory": "device"},
     {"role": "input", "name": "h", "dtype": "f32", "shape": [-1, 6],
      "memory": "host"})";
-  std::string text = R"({"format": "atmoe-compiled/2", "device": "cuda",
+  std::string text = R"({"format": "atmoe-compiled/3", "device": "cuda",
                          "compiled_for": "nvptx:sm_90", "layers": [)" +
                      layer.str() + "]}";
   Result<Manifest> manifest = readManifest(text, "m.so");
@@ -450,7 +450,7 @@ TEST(ManifestTest, DeviceAndMemory) {
   ASSERT_TRUE(static_cast<bool>(cpu)) << cpu.error();
   EXPECT_EQ(cpu->device, Device::CPU);
 
-  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/2", "device": "tpu",
+  EXPECT_EQ(errorOf(R"({"format": "atmoe-compiled/3", "device": "tpu",
                         "layers": []})"),
             "m.so: manifest: device: expected \"cpu\", \"cuda\" or \"hip\", "
             "found \"tpu\"");

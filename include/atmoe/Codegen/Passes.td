@@ -383,4 +383,104 @@ def GPUHostArgumentsPass
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Distributed: layers split over MPI processes (docs/Distributed.md)
+//===----------------------------------------------------------------------===//
+
+def ShardLayersPass : Pass<"atmoe-shard-layers", "mlir::ModuleOp"> {
+  let summary = "Annotate each layer function for tensor parallelism over N "
+                "processes";
+  let description = [{
+    Declares `shard.grid @atmoe_ranks(shape = N)` and gives every layer
+    function (one whose arguments carry `atmoe.input` / `atmoe.tensor`) the
+    shardings of Megatron-style tensor parallelism with vLLM's fully sharded
+    LoRA, read off the `atmoe.matmul_role` of the matmuls each weight feeds:
+
+    | weight | role of its matmul | split along |
+    |---|---|---|
+    | base W [out, in], its bias | `lora_base`, or `projection` returned by the function | out (dim 0) |
+    | stacked B [out, R] | `lora_up` | out (dim 0) |
+    | stacked A [R, in] | `lora_down` | in (dim 1): x A^T is a partial sum, all-reduced |
+    | router weights, anything else | | replicated |
+
+    Inputs are replicated and every result is annotated replicated for its
+    users, so that `sharding-propagation` and `shard-partition` complete the
+    rest: the T x R down-projection becomes one `shard.all_reduce` and each
+    output one `shard.all_gather` (every rank ends up with the full y). Split
+    arguments get `atmoe.shard_dim`, which the manifest records so that each
+    process binds only its slice. A split dimension that N does not divide
+    is an error naming the tensor.
+
+    ```mlir
+    func.func @layer0_forward(%x: tensor<?x64xf32> {atmoe.input = "q_proj"},
+        %w: tensor<64x64xf32> {atmoe.tensor = "layers.0.q_proj.weight"}, ...)
+    // becomes, with ranks=2
+    shard.grid @atmoe_ranks(shape = 2)
+    func.func @layer0_forward(%x: ..., %w: tensor<64x64xf32> {atmoe.shard_dim = 0 : i64, ...}, ...) {
+      %s = shard.sharding @atmoe_ranks split_axes = [[0]] : !shard.sharding
+      %w_split = shard.shard %w to %s : tensor<64x64xf32>
+      ...
+    ```
+  }];
+  let options = [
+    Option<"ranks", "ranks", "int64_t", "2",
+           "Processes the layers are split over (>= 2)">,
+  ];
+  let dependentDialects = ["::mlir::shard::ShardDialect"];
+}
+
+def LowerCollectivesPass : Pass<"atmoe-lower-collectives", "mlir::ModuleOp"> {
+  let summary = "Lower the partitioned layers' shard collectives to calls "
+                "that bufferize";
+  let description = [{
+    What `shard-partition` leaves, on the one-dimensional grid of
+    `atmoe-shard-layers`, rewritten so that bufferization and the buffer
+    deallocation pipeline accept it (MLIR 22's `convert-shard-to-mpi` lowers
+    only `all_reduce`, splits a new communicator on every call, mis-sizes
+    dynamic dimensions, and its `mpi` ops have no memory effects, which the
+    deallocation pipeline rejects):
+
+    - `shard.all_slice`: upstream's pattern (a slice at this process's
+      offset).
+    - `shard.all_gather`: the local part inserted at its offset into zeros,
+      then an all-reduce (adding zeros is exact).
+    - `shard.all_reduce` (sum, f32): the tensor's buffer and a new one
+      passed, flattened, to `@atmoe_all_reduce_sum_f32`, a private function
+      that `atmoe-collectives-to-mpi` fills in after deallocation.
+    The process index stays for `convert-shard-to-mpi`, after bufferization
+    (`mpi.comm_rank` on `MPI_COMM_WORLD`). Any other collective left is an
+    error.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::cf::ControlFlowDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def CollectivesToMPIPass : Pass<"atmoe-collectives-to-mpi", "mlir::ModuleOp"> {
+  let summary = "Give the collective functions their MPI bodies";
+  let description = [{
+    Runs after buffer deallocation: defines each collective function that
+    `atmoe-lower-collectives` declared, with the `mpi` dialect's ops on
+    `MPI_COMM_WORLD`, which the model requires to hold exactly the grid's
+    processes (the runtime checks it when it loads the model). No
+    communicator is created: nothing grows from call to call.
+
+    ```mlir
+    func.func private @atmoe_all_reduce_sum_f32(memref<?xf32>, memref<?xf32>)
+    // becomes
+    func.func private @atmoe_all_reduce_sum_f32(%send: memref<?xf32>, %recv: memref<?xf32>) {
+      %world = mpi.comm_world : !mpi.comm
+      mpi.allreduce(%send, %recv, MPI_SUM, %world) : memref<?xf32>, memref<?xf32>
+      return
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::DLTIDialect", "::mlir::mpi::MPIDialect"];
+}
+
 #endif // ATMOE_CODEGEN_PASSES_TD

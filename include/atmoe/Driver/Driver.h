@@ -60,6 +60,8 @@ struct CompileOptions {
   /// Sequence granularity: when to merge a segment's experts
   /// (--atmoe-merge-sequence-adapters).
   SequenceMergePolicy sequenceMerge = SequenceMergePolicy::Auto;
+  /// Processes each layer is split over (--parallel=tensor:N); 1: one.
+  int64_t tensorParallelRanks = 1;
   /// What the importer lets through with a warning.
   ImportOptions import;
   /// Hook to apply command-line pass-manager options (--mlir-timing,

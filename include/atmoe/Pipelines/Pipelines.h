@@ -42,6 +42,11 @@ struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
       llvm::cl::desc("With sequence-merge=auto: merge segments of at least "
                      "this many tokens (-1: the cost model's threshold)"),
       llvm::cl::init(-1)};
+  Option<int64_t> tensorParallel{
+      *this, "tensor-parallel",
+      llvm::cl::desc("Split every layer over this many MPI processes "
+                     "(Megatron-style, docs/Distributed.md); 1: one process"),
+      llvm::cl::init(1)};
 };
 
 /// Fused linalg on tensors to the LLVM dialect, for the CPU.
@@ -128,9 +133,15 @@ struct ROCDLCodegenOptions : public PassPipelineOptions<ROCDLCodegenOptions> {
 };
 
 /// canonicalize, expand segments, fuse routers and adapters, convert to
-/// linalg.
+/// linalg; with `tensorParallel` > 1, shard and partition the layers
+/// (addTensorParallelPasses).
 void buildLowerToLinalgPipeline(OpPassManager &pm,
                                 const LowerToLinalgOptions &options);
+
+/// Fused linalg on tensors split over `ranks` processes: atmoe's shardings,
+/// MLIR's propagation and partitioning, the collectives lowered to calls that
+/// bufferize (docs/Distributed.md).
+void addTensorParallelPasses(OpPassManager &pm, int64_t ranks);
 
 /// Bufferize (results become caller-provided out-parameters), lower loops and
 /// memrefs, convert everything to the LLVM dialect with C-interface wrappers

@@ -138,6 +138,20 @@ ATMOE_RT_API atmoe_rt_status_t atmoe_rt_model_get_weight_counts(
 ATMOE_RT_API atmoe_rt_status_t atmoe_rt_model_get_info(
     const atmoe_rt_model_t *model, const char **name, const char **target);
 
+/// This process's place in the MPI job of a model compiled with
+/// --parallel=tensor:N (docs/Distributed.md): its rank in MPI_COMM_WORLD and
+/// the number of processes; 0 and 1 for a one-process model. Either pointer
+/// may be NULL.
+ATMOE_RT_API atmoe_rt_status_t atmoe_rt_model_get_process(
+    const atmoe_rt_model_t *model, int *rank, int *num_processes);
+
+/// Ends every process of the MPI job of a model split over processes
+/// (MPI_Abort with `exit_code`), after a failure on this one that the others,
+/// waiting in a collective, would never learn of. Returns only for a
+/// one-process model (or a NULL one), doing nothing.
+ATMOE_RT_API void atmoe_rt_model_abort_job(const atmoe_rt_model_t *model,
+                                           int exit_code);
+
 /// The number of layers of `model`.
 ATMOE_RT_API atmoe_rt_status_t atmoe_rt_model_get_num_layers(
     const atmoe_rt_model_t *model, size_t *num_layers);

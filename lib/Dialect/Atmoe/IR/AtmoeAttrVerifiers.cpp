@@ -106,7 +106,7 @@ LogicalResult verifyABIAttribute(Operation *op, NamedAttribute attr,
       name == D::kSourceAttrName) {
     if (failed(expectNonEmptyString(op, attr, where)))
       return failure();
-  } else if (name == D::kConcatDimAttrName) {
+  } else if (name == D::kConcatDimAttrName || name == D::kShardDimAttrName) {
     auto dim = dyn_cast<IntegerAttr>(attr.getValue());
     if (!dim || dim.getInt() < 0)
       return op->emitOpError()
@@ -181,6 +181,14 @@ LogicalResult AtmoeDialect::verifyOperationAttribute(Operation *op,
       return op->emitOpError()
              << "expects " << name << " to be a non-negative integer, found "
              << value;
+    return success();
+  }
+  if (name == kRanksAttrName) {
+    auto integer = dyn_cast<IntegerAttr>(value);
+    if (!isa<ModuleOp>(op) || !integer || integer.getInt() < 2)
+      return op->emitOpError() << "expects " << name
+                               << " to be an integer >= 2 on a module, found "
+                               << value;
     return success();
   }
   if (name == kHostArgumentsAttrName) {

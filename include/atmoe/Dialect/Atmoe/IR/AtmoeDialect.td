@@ -59,6 +59,12 @@ def Atmoe_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral kPartsAttrName = "atmoe.parts";
     static constexpr ::llvm::StringLiteral kConcatDimAttrName =
         "atmoe.concat_dim";
+    // A weight split over processes (atmoe-shard-layers): the dimension
+    // along which each process binds only its slice.
+    static constexpr ::llvm::StringLiteral kShardDimAttrName =
+        "atmoe.shard_dim";
+    // On the module: the processes its layers are split over.
+    static constexpr ::llvm::StringLiteral kRanksAttrName = "atmoe.ranks";
     // A weight computed at bind time from its parts (weight, lora_A,
     // lora_B, magnitude) as atmoe.dora_scale computes it, at this scale.
     static constexpr ::llvm::StringLiteral kDoraScaleAttrName =

@@ -36,8 +36,8 @@ namespace atmoe_rt {
 /// changes whenever an older runtime could misread a newer manifest; the
 /// runtime reads exactly its own version and says which side is out of date.
 constexpr std::string_view kManifestFormat = "atmoe-compiled";
-constexpr int kManifestVersion = 2;
-/// "atmoe-compiled/2".
+constexpr int kManifestVersion = 3;
+/// "atmoe-compiled/3".
 std::string manifestFormatId(int version = kManifestVersion);
 
 /// A compiled model keeps the manifest (NUL-terminated JSON) in an ELF
@@ -72,6 +72,11 @@ std::optional<ElementType> parseElementType(std::string_view name);
 /// Bytes per element.
 size_t elementSize(ElementType type);
 
+struct Argument;
+/// The shape of `arg` one process binds: the whole shape, or its slice when
+/// the weight is split over `ranks` processes.
+std::vector<int64_t> localShape(const Argument &arg, int64_t ranks);
+
 /// One argument of a layer's entry point.
 struct Argument {
   ArgumentRole role = ArgumentRole::Input;
@@ -92,6 +97,11 @@ struct Argument {
   /// m / ||W + s B A|| per row, from the parts W, A, B and m, with s this
   /// scale; `concatDim` is unused.
   std::optional<double> doraScale;
+  /// A weight split over the processes of a tensor-parallel model: each
+  /// binds only its slice, `shape[shardDim] / ranks` entries at
+  /// `rank * shape[shardDim] / ranks` ("shard_dim"); `shape` is the whole
+  /// stored tensor's.
+  int64_t shardDim = -1;
   /// On a GPU model: whether the host code reads the buffer, so it is passed
   /// in host memory ("memory": "host"); every other buffer is on the device.
   bool inHostMemory = false;
@@ -136,6 +146,9 @@ struct SourceFile {
 
 struct Manifest {
   std::string model;
+  /// Processes each layer is split over (tensor parallelism, "parallel":
+  /// {"kind": "tensor", "ranks": N}); 1: one process.
+  int64_t ranks = 1;
   /// Empty for a model compiled from IR rather than from a package.
   std::vector<SourceFile> sources;
   /// The target triple of the host code and the `--target` spelling.

@@ -1,0 +1,247 @@
+//===- ShardingModels.cpp - sharding of ops upstream does not cover ------===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// sharding-propagation fails on any op without ShardingInterface, and every
+// layer reads its token count with tensor.dim: MLIR 22 has no model for it.
+// Its model of tensor.empty annotates the dynamic sizes (index operands) as
+// if they were tensors, which produces invalid shard.sharding ops; ours
+// annotates only the result.
+//
+//===----------------------------------------------------------------------===//
+
+#include "atmoe/Codegen/Passes.h"
+
+#include "mlir/Dialect/Shard/Interfaces/ShardingInterface.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/IRMapping.h"
+
+using namespace mlir;
+
+namespace {
+
+/// `tensor.dim` of a dimension that is not split reads the same extent on
+/// every process: it takes no part in propagation and partitions by cloning.
+/// A split dimension would read the local extent, so it is refused.
+struct DimOpShardingModel
+    : public shard::ShardingInterface::ExternalModel<DimOpShardingModel,
+                                                     tensor::DimOp> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *) const {
+    return {};
+  }
+  SmallVector<AffineMap> getIndexingMaps(Operation *) const { return {}; }
+
+  FailureOr<shard::ShardingOption>
+  getShardingOption(Operation *, ArrayRef<shard::Sharding>,
+                    ArrayRef<shard::Sharding>) const {
+    return shard::ShardingOption::makeEmpty();
+  }
+
+  LogicalResult partition(Operation *op, ArrayRef<Value> partitionedOperands,
+                          ArrayRef<shard::Sharding> operandShardings,
+                          ArrayRef<shard::Sharding>, IRMapping &mapping,
+                          SymbolTableCollection &, OpBuilder &builder) const {
+    auto dim = cast<tensor::DimOp>(op);
+    if (const shard::Sharding &sharding = operandShardings.front()) {
+      std::optional<int64_t> index = dim.getConstantIndex();
+      ArrayRef<shard::GridAxesAttr> axes = sharding.getSplitAxes();
+      if (!index || (*index < static_cast<int64_t>(axes.size()) &&
+                     !axes[*index].empty()))
+        return op->emitOpError()
+               << "reads a dimension that is split over processes";
+    }
+    mapping.map(op->getOperands(), partitionedOperands);
+    builder.clone(*op, mapping);
+    return success();
+  }
+};
+
+/// `tensor.empty` takes the sharding its users ask for; its dynamic sizes
+/// (the token count) stay whole, so a split dimension must be static.
+struct EmptyOpShardingModel
+    : public shard::ShardingInterface::ExternalModel<EmptyOpShardingModel,
+                                                     tensor::EmptyOp> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
+    return SmallVector<utils::IteratorType>(
+        cast<tensor::EmptyOp>(op).getType().getRank(),
+        utils::IteratorType::parallel);
+  }
+
+  SmallVector<AffineMap> getIndexingMaps(Operation *op) const {
+    int64_t rank = cast<tensor::EmptyOp>(op).getType().getRank();
+    SmallVector<AffineMap> maps(op->getNumOperands(),
+                                AffineMap::get(rank, 0, op->getContext()));
+    maps.push_back(AffineMap::getMultiDimIdentityMap(rank, op->getContext()));
+    return maps;
+  }
+
+  FailureOr<shard::ShardingOption>
+  getShardingOption(Operation *, ArrayRef<shard::Sharding>,
+                    ArrayRef<shard::Sharding> resultShardings) const {
+    const shard::Sharding &result = resultShardings.front();
+    if (!result)
+      return shard::ShardingOption::makeEmpty();
+    shard::ShardingArray loops;
+    for (shard::GridAxesAttr axes : result.getSplitAxes())
+      loops.emplace_back(axes.asArrayRef());
+    return shard::ShardingOption(std::move(loops), result.getGridAttr());
+  }
+
+  FailureOr<std::vector<shard::Sharding>>
+  getShardingAnnotations(Operation *op,
+                         const shard::ShardingOption &option) const {
+    std::vector<shard::Sharding> shardings(op->getNumOperands());
+    shardings.push_back(resultSharding(op, option));
+    return shardings;
+  }
+
+  LogicalResult addShardingAnnotations(
+      Operation *op, OpBuilder &b, const shard::ShardingOption &option) const {
+    if (shard::Sharding sharding = resultSharding(op, option))
+      shard::maybeInsertTargetShardingAnnotation(sharding, op->getResult(0),
+                                                 b);
+    return success();
+  }
+
+  LogicalResult partition(Operation *op, ArrayRef<Value> partitionedOperands,
+                          ArrayRef<shard::Sharding>,
+                          ArrayRef<shard::Sharding> resultShardings,
+                          IRMapping &mapping,
+                          SymbolTableCollection &symbolTables,
+                          OpBuilder &builder) const {
+    auto empty = cast<tensor::EmptyOp>(op);
+    RankedTensorType type = empty.getType();
+    const shard::Sharding &sharding = resultShardings.front();
+    if (sharding) {
+      ArrayRef<shard::GridAxesAttr> axes = sharding.getSplitAxes();
+      for (auto [dim, dimAxes] : llvm::enumerate(axes))
+        if (!dimAxes.empty() && type.isDynamicDim(dim))
+          return op->emitOpError()
+                 << "cannot split dynamic dimension " << dim
+                 << " over processes";
+      shard::GridOp grid =
+          shard::getGrid(op, sharding.getGridAttr(), symbolTables);
+      type = cast<RankedTensorType>(shard::shardType(type, grid, sharding));
+    }
+    auto local = tensor::EmptyOp::create(builder, op->getLoc(), type,
+                                         partitionedOperands);
+    mapping.map(op->getResult(0), local.getResult());
+    return success();
+  }
+
+private:
+  static shard::Sharding resultSharding(Operation *op,
+                                        const shard::ShardingOption &option) {
+    if (option.empty || !option.grid)
+      return shard::Sharding();
+    SmallVector<shard::GridAxesAttr> axes;
+    Builder b(op->getContext());
+    for (ArrayRef<shard::GridAxis> loopAxes : option.shardingArray)
+      axes.push_back(b.getDenseI16ArrayAttr(loopAxes));
+    while (axes.size() > 1 && axes.back().empty())
+      axes.pop_back();
+    return shard::Sharding::get(option.grid, axes);
+  }
+};
+
+/// An op computed whole on every process. `linalg.generic`: the layers'
+/// generics (router normalisation, routing-weight gathers, rank-slot scaling)
+/// work on T x E or T x R values that are replicated anyway, and some read a
+/// tensor from above, which upstream's model loses when it rebuilds the op.
+/// `arith.constant`: upstream's model partitions only splat constants, and
+/// the routers' group tables are not.
+template <typename OpTy>
+struct ReplicatedShardingModel
+    : public shard::ShardingInterface::ExternalModel<
+          ReplicatedShardingModel<OpTy>, OpTy> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
+    if (auto generic = dyn_cast<linalg::GenericOp>(op))
+      return generic.getIteratorTypesArray();
+    return SmallVector<utils::IteratorType>(resultRank(op),
+                                            utils::IteratorType::parallel);
+  }
+  SmallVector<AffineMap> getIndexingMaps(Operation *op) const {
+    if (auto generic = dyn_cast<linalg::GenericOp>(op))
+      return generic.getIndexingMapsArray();
+    return {AffineMap::getMultiDimIdentityMap(resultRank(op),
+                                              op->getContext())};
+  }
+
+  FailureOr<shard::ShardingOption>
+  getShardingOption(Operation *op, ArrayRef<shard::Sharding> operandShardings,
+                    ArrayRef<shard::Sharding> resultShardings) const {
+    for (ArrayRef<shard::Sharding> shardings :
+         {operandShardings, resultShardings})
+      for (const shard::Sharding &sharding : shardings)
+        if (sharding)
+          return shard::ShardingOption(
+              shard::ShardingArray(getLoopIteratorTypes(op).size()),
+              sharding.getGridAttr());
+    return shard::ShardingOption::makeEmpty();
+  }
+
+  FailureOr<std::vector<shard::Sharding>>
+  getShardingAnnotations(Operation *op,
+                         const shard::ShardingOption &option) const {
+    std::vector<shard::Sharding> shardings;
+    for (Type type : llvm::concat<Type>(op->getOperandTypes(),
+                                        op->getResultTypes()))
+      shardings.push_back(isa<RankedTensorType>(type) ? replicated(option)
+                                                      : shard::Sharding());
+    return shardings;
+  }
+
+  LogicalResult addShardingAnnotations(
+      Operation *op, OpBuilder &b, const shard::ShardingOption &option) const {
+    shard::Sharding whole = replicated(option);
+    for (OpOperand &operand : op->getOpOperands())
+      if (isa<RankedTensorType>(operand.get().getType()))
+        shard::maybeInsertSourceShardingAnnotation(whole, operand, b);
+    for (OpResult result : op->getResults())
+      shard::maybeInsertTargetShardingAnnotation(whole, result, b);
+    return success();
+  }
+
+  LogicalResult partition(Operation *op, ArrayRef<Value> partitionedOperands,
+                          ArrayRef<shard::Sharding> operandShardings,
+                          ArrayRef<shard::Sharding> resultShardings,
+                          IRMapping &mapping,
+                          SymbolTableCollection &symbolTables,
+                          OpBuilder &builder) const {
+    shard::partitionFullyReplicatedOperation(*op, partitionedOperands,
+                                             operandShardings, resultShardings,
+                                             mapping, symbolTables, builder);
+    return success();
+  }
+
+private:
+  static int64_t resultRank(Operation *op) {
+    auto type = dyn_cast<RankedTensorType>(op->getResult(0).getType());
+    return type ? type.getRank() : 0;
+  }
+  static shard::Sharding replicated(const shard::ShardingOption &option) {
+    Builder b(option.grid.getContext());
+    return shard::Sharding::get(option.grid, {b.getDenseI16ArrayAttr({})});
+  }
+};
+
+} // namespace
+
+void mlir::atmoe::registerShardingInterfaceExternalModels(
+    DialectRegistry &registry) {
+  registry.addExtension(+[](MLIRContext *ctx, tensor::TensorDialect *) {
+    tensor::DimOp::attachInterface<DimOpShardingModel>(*ctx);
+    tensor::EmptyOp::attachInterface<EmptyOpShardingModel>(*ctx);
+  });
+  // Added before upstream's models: the first model attached wins.
+  registry.addExtension(+[](MLIRContext *ctx, linalg::LinalgDialect *) {
+    linalg::GenericOp::attachInterface<
+        ReplicatedShardingModel<linalg::GenericOp>>(*ctx);
+  });
+  registry.addExtension(+[](MLIRContext *ctx, arith::ArithDialect *) {
+    arith::ConstantOp::attachInterface<
+        ReplicatedShardingModel<arith::ConstantOp>>(*ctx);
+  });
+}
