@@ -33,7 +33,7 @@ llvm_config.add_tool_substitutions(
     [ToolSubst("atmoe-compile", unresolved="fatal"),
      ToolSubst("atmoe-package", unresolved="fatal"),
      ToolSubst("atmoe-quantize", unresolved="fatal")], [config.atmoe_tools_dir])
-llvm_config.add_tool_substitutions(["llvm-nm"], [config.llvm_tools_dir])
+llvm_config.add_tool_substitutions(["llvm-nm", "llvm-objcopy"], [config.llvm_tools_dir])
 # mlir-runner executes lowered test programs (test/Integration/GPUEmulation)
 # with MLIR's C runner utilities for printing.
 llvm_config.add_tool_substitutions(

@@ -128,7 +128,7 @@ FaultOr<> Compilation::run() {
   default: {
     SmallVector<std::string> libraries = target.target->getLinkLibraries();
     // The MPI whose ABI the mpi dialect's lowering targets: MPICH.
-    if (options.tensorParallelRanks > 1)
+    if (options.parallelRanks > 1)
       libraries.push_back("mpich");
     return linkSharedLibrary(loc, *llvmModule, *machine, options.output,
                              libraries);
@@ -163,7 +163,7 @@ FaultOr<> Compilation::selectTarget() {
   }
   target = *selected;
   codegen.cpuSchedule = options.cpuSchedule;
-  if (options.tensorParallelRanks > 1 &&
+  if (options.parallelRanks > 1 &&
       target.target->getDevice() != atmoe_rt::Device::CPU) {
     emitError(loc) << "--parallel: only CPU targets run split over "
                       "processes; --target="
@@ -194,17 +194,20 @@ FaultOr<> Compilation::lowerToLinalg() {
   if (failed(runPipeline([&](OpPassManager &pm) {
         LowerToLinalgOptions lower;
         lower.sequenceMerge = options.sequenceMerge;
-        lower.tensorParallel = options.tensorParallelRanks;
+        lower.parallelRanks = options.parallelRanks;
+        lower.parallelStrategy = options.parallelStrategy;
         buildLowerToLinalgPipeline(pm, lower);
       })))
     // Splitting over processes refuses shapes the processes do not divide.
-    return options.tensorParallelRanks > 1 ? Fault::Input : Fault::Internal;
+    return options.parallelRanks > 1 ? Fault::Input : Fault::Internal;
   if (options.emit == EmitStage::Linalg)
     return FaultOr<>::success();
   FailureOr<atmoe_rt::Manifest> layers = describeLayers(*module, experts);
   if (failed(layers))
     return Fault::Input;
   manifest = std::move(*layers);
+  if (options.parallelStrategy == ParallelStrategy::Expert)
+    manifest.parallelKind = "expert";
   return FaultOr<>::success();
 }
 

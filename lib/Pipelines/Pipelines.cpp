@@ -42,13 +42,16 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
   pm.addPass(createConvertAtmoeToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
-  if (options.tensorParallel > 1)
-    atmoe::addTensorParallelPasses(pm, options.tensorParallel);
+  if (options.parallelRanks > 1)
+    atmoe::addParallelPasses(pm, options.parallelRanks,
+                             options.parallelStrategy);
 }
 
-void atmoe::addTensorParallelPasses(OpPassManager &pm, int64_t ranks) {
+void atmoe::addParallelPasses(OpPassManager &pm, int64_t ranks,
+                              ParallelStrategy strategy) {
   ShardLayersPassOptions shardLayers;
   shardLayers.ranks = ranks;
+  shardLayers.strategy = strategy;
   pm.addPass(createShardLayersPass(shardLayers));
   pm.addNestedPass<func::FuncOp>(shard::createShardingPropagation());
   pm.addNestedPass<func::FuncOp>(shard::createPartition());

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+// The C API only: MPICH's C++ bindings are deprecated and warn.
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 using namespace atmoe_rt;
@@ -30,7 +32,8 @@ Result<Fn> lookup(void *library, const char *name, const std::string &path) {
 } // namespace
 
 Result<std::unique_ptr<ProcessGroup>>
-ProcessGroup::join(void *library, int64_t ranks, const std::string &path) {
+ProcessGroup::join(void *library, int64_t ranks, const std::string &kind,
+                   const std::string &path) {
   std::unique_ptr<ProcessGroup> group(new ProcessGroup);
   auto initialized = lookup<int (*)(int *)>(library, "MPI_Initialized", path);
   auto init = lookup<int (*)(int *, char ***)>(library, "MPI_Init", path);
@@ -61,7 +64,7 @@ ProcessGroup::join(void *library, int64_t ranks, const std::string &path) {
     return fail(path + ": cannot query MPI_COMM_WORLD");
   if (group->processes != ranks)
     return fail(path + ": the model was compiled for " +
-                std::to_string(ranks) + " processes (--parallel=tensor:" +
+                std::to_string(ranks) + " processes (--parallel=" + kind + ":" +
                 std::to_string(ranks) + "), but this job has " +
                 std::to_string(group->processes) + " (run it with mpiexec -n " +
                 std::to_string(ranks) + ")");

@@ -26,9 +26,11 @@ namespace atmoe_rt {
 class ProcessGroup {
 public:
   /// Joins the MPI job through `library` (initialising MPI unless the host
-  /// program has), which must hold exactly `ranks` processes.
+  /// program has), which must hold exactly `ranks` processes; `kind` (tensor
+  /// or expert) names the split in messages.
   static Result<std::unique_ptr<ProcessGroup>>
-  join(void *library, int64_t ranks, const std::string &modelPath);
+  join(void *library, int64_t ranks, const std::string &kind,
+       const std::string &modelPath);
 
   /// Finalises MPI if join initialised it.
   ~ProcessGroup();

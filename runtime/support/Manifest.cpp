@@ -154,7 +154,8 @@ std::string atmoe_rt::writeManifest(const Manifest &manifest) {
                    {"compiled_for", manifest.compiledFor},
                    {"layers", std::move(layers)}};
   if (manifest.ranks > 1)
-    root["parallel"] = OrderedJson{{"kind", "tensor"}, {"ranks", manifest.ranks}};
+    root["parallel"] =
+        OrderedJson{{"kind", manifest.parallelKind}, {"ranks", manifest.ranks}};
   if (!manifest.sources.empty()) {
     OrderedJson sources = OrderedJson::array();
     for (const SourceFile &source : manifest.sources)
@@ -590,7 +591,7 @@ Status ManifestReader::readHeader(const Json &root, Manifest &manifest) const {
   return readParallel(root, manifest);
 }
 
-/// "parallel" (optional): {"kind": "tensor", "ranks": N >= 2}.
+/// "parallel" (optional): {"kind": "tensor" | "expert", "ranks": N >= 2}.
 Status ManifestReader::readParallel(const Json &root,
                                     Manifest &manifest) const {
   auto parallel = root.find("parallel");
@@ -602,9 +603,11 @@ Status ManifestReader::readParallel(const Json &root,
   Result<std::string> kind = getString(*parallel, "kind", "parallel");
   if (!kind)
     return kind.takeError();
-  if (*kind != "tensor")
+  if (*kind != "tensor" && *kind != "expert")
     return error("parallel.kind",
-                 "expected \"tensor\", found \"" + *kind + "\"");
+                 "expected \"tensor\" or \"expert\", found \"" + *kind +
+                     "\"");
+  manifest.parallelKind = *kind;
   Result<int64_t> ranks = getInteger(*parallel, "ranks", "parallel");
   if (!ranks)
     return ranks.takeError();

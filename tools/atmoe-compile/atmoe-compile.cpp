@@ -67,19 +67,29 @@ static cl::opt<mlir::atmoe::SequenceMergePolicy> sequenceMerge(
 
 static cl::opt<std::string> parallel(
     "parallel", cl::init("none"),
-    cl::desc("Split every layer over MPI processes: none (default) or "
-             "tensor:N (docs/Distributed.md); run with mpiexec -n N"),
-    cl::value_desc("none|tensor:N"), cl::cat(compileCategory));
+    cl::desc("Split every layer over MPI processes: none (default), "
+             "tensor:N or expert:N (docs/Distributed.md); run with "
+             "mpiexec -n N"),
+    cl::value_desc("none|tensor:N|expert:N"), cl::cat(compileCategory));
 
-/// The processes --parallel asks for, or nothing if it is malformed.
-static std::optional<int64_t> parseParallel(llvm::StringRef spelling) {
+struct ParallelChoice {
+  int64_t ranks = 1;
+  mlir::atmoe::ParallelStrategy strategy =
+      mlir::atmoe::ParallelStrategy::Tensor;
+};
+
+/// What --parallel asks for, or nothing if it is malformed.
+static std::optional<ParallelChoice> parseParallel(llvm::StringRef spelling) {
+  ParallelChoice choice;
   if (spelling == "none")
-    return 1;
-  int64_t ranks = 0;
-  if (spelling.consume_front("tensor:") && !spelling.getAsInteger(10, ranks) &&
-      ranks >= 2)
-    return ranks;
-  return std::nullopt;
+    return choice;
+  if (spelling.consume_front("expert:"))
+    choice.strategy = mlir::atmoe::ParallelStrategy::Expert;
+  else if (!spelling.consume_front("tensor:"))
+    return std::nullopt;
+  if (spelling.getAsInteger(10, choice.ranks) || choice.ranks < 2)
+    return std::nullopt;
+  return choice;
 }
 
 static cl::opt<bool> allowUnusedAdapterTensors(
@@ -112,14 +122,10 @@ int main(int argc, char **argv) {
     return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
   }
 
-  std::optional<int64_t> ranks = parseParallel(parallel);
-  if (!ranks) {
+  std::optional<ParallelChoice> split = parseParallel(parallel);
+  if (!split) {
     llvm::errs() << "atmoe-compile: error: --parallel=" << parallel
-                 << ": expected none or tensor:N with N >= 2"
-                 << (llvm::StringRef(parallel).starts_with("expert:")
-                         ? " (expert parallelism is not implemented yet)"
-                         : "")
-                 << "\n";
+                 << ": expected none, tensor:N or expert:N with N >= 2\n";
     return atmoe_rt::exitCode(atmoe_rt::Fault::Usage);
   }
 
@@ -137,7 +143,8 @@ int main(int argc, char **argv) {
   options.target = target;
   options.cpuSchedule = cpuSchedule;
   options.sequenceMerge = sequenceMerge;
-  options.tensorParallelRanks = *ranks;
+  options.parallelRanks = split->ranks;
+  options.parallelStrategy = split->strategy;
   options.import.allowUnusedAdapterTensors = allowUnusedAdapterTensors;
   options.configurePassManager = [](mlir::PassManager &pm) {
     if (mlir::failed(mlir::applyPassManagerCLOptions(pm)))

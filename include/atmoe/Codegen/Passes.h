@@ -7,6 +7,7 @@
 #ifndef ATMOE_CODEGEN_PASSES_H
 #define ATMOE_CODEGEN_PASSES_H
 
+#include "atmoe/Codegen/ParallelStrategy.h"
 #include "atmoe/Dialect/Atmoe/IR/AtmoeDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"

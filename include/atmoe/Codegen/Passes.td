@@ -388,28 +388,37 @@ def GPUHostArgumentsPass
 //===----------------------------------------------------------------------===//
 
 def ShardLayersPass : Pass<"atmoe-shard-layers", "mlir::ModuleOp"> {
-  let summary = "Annotate each layer function for tensor parallelism over N "
-                "processes";
+  let summary = "Annotate each layer function for tensor or expert "
+                "parallelism over N processes";
   let description = [{
     Declares `shard.grid @atmoe_ranks(shape = N)` and gives every layer
     function (one whose arguments carry `atmoe.input` / `atmoe.tensor`) the
-    shardings of Megatron-style tensor parallelism with vLLM's fully sharded
-    LoRA, read off the `atmoe.matmul_role` of the matmuls each weight feeds:
+    shardings of the chosen strategy, read off the `atmoe.matmul_role` of the
+    matmuls each weight feeds. `strategy=tensor` is Megatron-style tensor
+    parallelism with vLLM's fully sharded LoRA; `strategy=expert` divides the
+    experts' rank slots (R = the sum of the experts' ranks) over the
+    processes, so that with equal ranks and E a multiple of N each process
+    holds whole experts:
 
-    | weight | role of its matmul | split along |
-    |---|---|---|
-    | base W [out, in], its bias | `lora_base`, or `projection` returned by the function | out (dim 0) |
-    | stacked B [out, R] | `lora_up` | out (dim 0) |
-    | stacked A [R, in] | `lora_down` | in (dim 1): x A^T is a partial sum, all-reduced |
-    | router weights, anything else | | replicated |
+    | weight | role of its matmul | tensor: split along | expert: split along |
+    |---|---|---|---|
+    | base W [out, in], its bias | `lora_base`, or `projection` returned by the function | out (dim 0) | out (dim 0) |
+    | stacked B [out, R] | `lora_up` | out (dim 0) | R (dim 1) |
+    | stacked A [R, in] | `lora_down` | in (dim 1) | R (dim 0) |
+    | router weights, anything else | | replicated | replicated |
 
     Inputs are replicated and every result is annotated replicated for its
     users, so that `sharding-propagation` and `shard-partition` complete the
-    rest: the T x R down-projection becomes one `shard.all_reduce` and each
-    output one `shard.all_gather` (every rank ends up with the full y). Split
-    arguments get `atmoe.shard_dim`, which the manifest records so that each
-    process binds only its slice. A split dimension that N does not divide
-    is an error naming the tensor.
+    rest. Tensor: the T x R down-projection becomes one `shard.all_reduce`
+    and each output one `shard.all_gather`. Expert: the down-projection and
+    the rank-slot scaling stay local, the up-projection's partial sums (T x
+    out) are all-reduced and the base output gathered. W is column-split in
+    both: it is most of a layer's bytes, and a T <= 16 call costs its bytes
+    over the memory bandwidth, so replicating it would leave each process's
+    memory and time where one process has them. Every rank ends up with the
+    full y. Split arguments get `atmoe.shard_dim`, which the manifest records
+    so that each process binds only its slice. A split dimension that N does
+    not divide is an error naming the tensor.
 
     ```mlir
     func.func @layer0_forward(%x: tensor<?x64xf32> {atmoe.input = "q_proj"},
@@ -425,6 +434,15 @@ def ShardLayersPass : Pass<"atmoe-shard-layers", "mlir::ModuleOp"> {
   let options = [
     Option<"ranks", "ranks", "int64_t", "2",
            "Processes the layers are split over (>= 2)">,
+    Option<"strategy", "strategy", "::mlir::atmoe::ParallelStrategy",
+           "::mlir::atmoe::ParallelStrategy::Tensor",
+           "What each process holds",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::atmoe::ParallelStrategy::Tensor, "tensor",
+                        "W and B split by output, A by input features"),
+             clEnumValN(::mlir::atmoe::ParallelStrategy::Expert, "expert",
+                        "the experts' rank slots split; W by output "
+                        "features"))}]>,
   ];
   let dependentDialects = ["::mlir::shard::ShardDialect"];
 }

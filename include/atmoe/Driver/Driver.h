@@ -14,6 +14,7 @@
 #ifndef ATMOE_DRIVER_DRIVER_H
 #define ATMOE_DRIVER_DRIVER_H
 
+#include "atmoe/Codegen/ParallelStrategy.h"
 #include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 #include "atmoe/Importer/ModelImporter.h"
 #include "atmoe/Support/FaultOr.h"
@@ -60,8 +61,11 @@ struct CompileOptions {
   /// Sequence granularity: when to merge a segment's experts
   /// (--atmoe-merge-sequence-adapters).
   SequenceMergePolicy sequenceMerge = SequenceMergePolicy::Auto;
-  /// Processes each layer is split over (--parallel=tensor:N); 1: one.
-  int64_t tensorParallelRanks = 1;
+  /// Processes each layer is split over (--parallel=tensor:N or
+  /// expert:N); 1: one.
+  int64_t parallelRanks = 1;
+  /// What each process holds when parallelRanks > 1.
+  ParallelStrategy parallelStrategy = ParallelStrategy::Tensor;
   /// What the importer lets through with a warning.
   ImportOptions import;
   /// Hook to apply command-line pass-manager options (--mlir-timing,

@@ -12,6 +12,7 @@
 #ifndef ATMOE_PIPELINES_PIPELINES_H
 #define ATMOE_PIPELINES_PIPELINES_H
 
+#include "atmoe/Codegen/ParallelStrategy.h"
 #include "atmoe/Dialect/Atmoe/Transforms/Transforms.h"
 
 #include "mlir/Pass/PassOptions.h"
@@ -42,11 +43,21 @@ struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
       llvm::cl::desc("With sequence-merge=auto: merge segments of at least "
                      "this many tokens (-1: the cost model's threshold)"),
       llvm::cl::init(-1)};
-  Option<int64_t> tensorParallel{
-      *this, "tensor-parallel",
+  Option<int64_t> parallelRanks{
+      *this, "parallel-ranks",
       llvm::cl::desc("Split every layer over this many MPI processes "
-                     "(Megatron-style, docs/Distributed.md); 1: one process"),
+                     "(docs/Distributed.md); 1: one process"),
       llvm::cl::init(1)};
+  Option<ParallelStrategy> parallelStrategy{
+      *this, "parallel-strategy",
+      llvm::cl::desc("With parallel-ranks > 1: what each process holds "
+                     "(atmoe-shard-layers' strategy)"),
+      llvm::cl::init(ParallelStrategy::Tensor),
+      llvm::cl::values(
+          clEnumValN(ParallelStrategy::Tensor, "tensor",
+                     "Megatron-style tensor parallelism"),
+          clEnumValN(ParallelStrategy::Expert, "expert",
+                     "the experts' rank slots divided"))};
 };
 
 /// Fused linalg on tensors to the LLVM dialect, for the CPU.
@@ -133,15 +144,16 @@ struct ROCDLCodegenOptions : public PassPipelineOptions<ROCDLCodegenOptions> {
 };
 
 /// canonicalize, expand segments, fuse routers and adapters, convert to
-/// linalg; with `tensorParallel` > 1, shard and partition the layers
-/// (addTensorParallelPasses).
+/// linalg; with `parallelRanks` > 1, shard and partition the layers
+/// (addParallelPasses).
 void buildLowerToLinalgPipeline(OpPassManager &pm,
                                 const LowerToLinalgOptions &options);
 
 /// Fused linalg on tensors split over `ranks` processes: atmoe's shardings,
 /// MLIR's propagation and partitioning, the collectives lowered to calls that
 /// bufferize (docs/Distributed.md).
-void addTensorParallelPasses(OpPassManager &pm, int64_t ranks);
+void addParallelPasses(OpPassManager &pm, int64_t ranks,
+                       ParallelStrategy strategy);
 
 /// Bufferize (results become caller-provided out-parameters), lower loops and
 /// memrefs, convert everything to the LLVM dialect with C-interface wrappers

@@ -20,10 +20,17 @@ module attributes {transform.with_named_sequence} {
       %block, %forall = transform.structured.tile_using_forall %up
           tile_sizes [0, 64]
           : (!transform.any_op) -> (!transform.any_op, !transform.any_op)
-      %fused, %containing = transform.structured.fuse_into_containing_op
-          %base into %forall
-          : (!transform.any_op, !transform.any_op)
-          -> (!transform.any_op, !transform.any_op)
+      // Under expert parallelism the init is the base output gathered from
+      // the processes (or zeros), not a product: nothing to fuse.
+      transform.sequence %forall : !transform.any_op failures(suppress) {
+      ^bb1(%loop: !transform.any_op):
+        transform.match.operation_name %base
+            ["linalg.matmul", "linalg.generic"] : !transform.any_op
+        %fused, %containing = transform.structured.fuse_into_containing_op
+            %base into %loop
+            : (!transform.any_op, !transform.any_op)
+            -> (!transform.any_op, !transform.any_op)
+      }
     }
     // The other large products: output features across threads. Router
     // logits and the routing-to-scales expansion are too small to be worth

@@ -1,17 +1,18 @@
-//===- ShardLayers.cpp - tensor-parallel shardings of layer functions ----===//
+//===- ShardLayers.cpp - parallel shardings of layer functions ----------===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //
 //===----------------------------------------------------------------------===//
 //
 // Gives each weight of a layer function the sharding of Megatron-style tensor
-// parallelism (docs/Distributed.md); upstream's sharding-propagation and
-// shard-partition do the rest.
+// parallelism or of expert parallelism (docs/Distributed.md); upstream's
+// sharding-propagation and shard-partition do the rest.
 //
 //===----------------------------------------------------------------------===//
 
 #include "atmoe/Codegen/Passes.h"
 
+#include "mlir/Dialect/Shard/Interfaces/ShardingInterface.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/Transforms/RegionUtils.h"
 
@@ -44,10 +45,13 @@ bool isReturned(Value value) {
   });
 }
 
-/// The dimension of `weight` that tensor parallelism splits, if any: W and B
-/// (and the bias broadcast into a split product) along their output
-/// features, A along its input features.
-std::optional<int64_t> splitDimension(BlockArgument weight) {
+/// The dimension of `weight` that `strategy` splits, if any: W (and the bias
+/// broadcast into a split product) along its output features; tensor: B
+/// along its output and A along its input features; expert: both along the
+/// rank slots.
+std::optional<int64_t> splitDimension(BlockArgument weight,
+                                      ParallelStrategy strategy) {
+  bool expert = strategy == ParallelStrategy::Expert;
   std::optional<int64_t> dim;
   for (OpOperand &use : weight.getUses()) {
     Operation *user = use.getOwner();
@@ -56,11 +60,13 @@ std::optional<int64_t> splitDimension(BlockArgument weight) {
       if (use.getOperandNumber() != 1)
         return std::nullopt;
       StringRef role = matmulRole(matmul);
-      if (role == "lora_base" || role == "lora_up" ||
+      if (role == "lora_base" ||
           (role == "projection" && isReturned(matmul.getResult(0))))
         here = 0;
+      else if (role == "lora_up")
+        here = expert ? 1 : 0;
       else if (role == "lora_down")
-        here = 1;
+        here = expert ? 0 : 1;
     } else if (auto broadcast = dyn_cast<linalg::BroadcastOp>(user)) {
       // A bias: split when every product it initialises is.
       bool allSplit = !broadcast->use_empty();
@@ -159,7 +165,29 @@ struct ShardLayersPass
     }
   }
 
+  /// sharding-propagation stops at the first op without a sharding model
+  /// with a message about MLIR's interfaces; this says what in the model it
+  /// comes from.
+  LogicalResult checkShardable(func::FuncOp func) {
+    for (Operation &op : func.getBody().front()) {
+      if (isa<shard::ShardingInterface, func::ReturnOp>(op))
+        continue;
+      InFlightDiagnostic diag = op.emitError()
+                                << "cannot split this layer over processes: '"
+                                << op.getName() << "' has no sharding model";
+      if (isa<scf::SCFDialect>(op.getDialect()))
+        diag << " (the per-sequence loop of sequence granularity)";
+      else if (isa<tensor::ConcatOp, tensor::ExpandShapeOp>(op))
+        diag << " (PEFT's DoRA magnitudes or lora_bias vectors, stacked at "
+                "run time)";
+      return diag;
+    }
+    return success();
+  }
+
   LogicalResult annotate(func::FuncOp func) {
+    if (failed(checkShardable(func)))
+      return failure();
     Block &entry = func.getBody().front();
     OpBuilder b = OpBuilder::atBlockBegin(&entry);
     for (BlockArgument arg : func.getArguments()) {
@@ -170,13 +198,14 @@ struct ShardLayersPass
         continue;
       std::optional<int64_t> dim;
       if (!func.getArgAttr(arg.getArgNumber(), kInputAttr))
-        dim = splitDimension(arg);
+        dim = splitDimension(arg, strategy);
       if (dim) {
         int64_t extent = type.getDimSize(*dim);
         if (ShapedType::isDynamic(extent) || extent % ranks != 0)
           return func.emitError()
                  << "cannot split " << weightName(func, arg.getArgNumber())
-                 << " over " << ranks.getValue() << " processes: its dimension " << *dim
+                 << " over " << ranks.getValue()
+                 << " processes: its dimension " << *dim
                  << " has " << extent << " entries, not a multiple of "
                  << ranks.getValue();
         func.setArgAttr(arg.getArgNumber(), kShardDimAttr,

@@ -15,8 +15,10 @@
 #include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/Shard/Interfaces/ShardingInterface.h"
+#include "mlir/Dialect/Shard/Interfaces/ShardingInterfaceImpl.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Transforms/RegionUtils.h"
 
 using namespace mlir;
 
@@ -146,84 +148,145 @@ private:
   }
 };
 
-/// An op computed whole on every process. `linalg.generic`: the layers'
-/// generics (router normalisation, routing-weight gathers, rank-slot scaling)
-/// work on T x E or T x R values that are replicated anyway, and some read a
-/// tensor from above, which upstream's model loses when it rebuilds the op.
-/// `arith.constant`: upstream's model partitions only splat constants, and
-/// the routers' group tables are not.
-template <typename OpTy>
-struct ReplicatedShardingModel
-    : public shard::ShardingInterface::ExternalModel<
-          ReplicatedShardingModel<OpTy>, OpTy> {
-  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
-    if (auto generic = dyn_cast<linalg::GenericOp>(op))
-      return generic.getIteratorTypesArray();
-    return SmallVector<utils::IteratorType>(resultRank(op),
-                                            utils::IteratorType::parallel);
-  }
-  SmallVector<AffineMap> getIndexingMaps(Operation *op) const {
-    if (auto generic = dyn_cast<linalg::GenericOp>(op))
-      return generic.getIndexingMapsArray();
-    return {AffineMap::getMultiDimIdentityMap(resultRank(op),
-                                              op->getContext())};
-  }
+/// Replicated: every tensor operand and result whole on every process.
+shard::Sharding replicated(const shard::ShardingOption &option) {
+  Builder b(option.grid.getContext());
+  return shard::Sharding::get(option.grid, {b.getDenseI16ArrayAttr({})});
+}
 
+FailureOr<shard::ShardingOption>
+replicatedOption(Operation *op, int64_t loops,
+                 ArrayRef<shard::Sharding> operandShardings,
+                 ArrayRef<shard::Sharding> resultShardings) {
+  for (ArrayRef<shard::Sharding> shardings :
+       {operandShardings, resultShardings})
+    for (const shard::Sharding &sharding : shardings)
+      if (sharding)
+        return shard::ShardingOption(shard::ShardingArray(loops),
+                                     sharding.getGridAttr());
+  return shard::ShardingOption::makeEmpty();
+}
+
+std::vector<shard::Sharding>
+replicatedAnnotations(Operation *op, const shard::ShardingOption &option) {
+  std::vector<shard::Sharding> shardings;
+  for (Type type :
+       llvm::concat<Type>(op->getOperandTypes(), op->getResultTypes()))
+    shardings.push_back(isa<RankedTensorType>(type) ? replicated(option)
+                                                    : shard::Sharding());
+  return shardings;
+}
+
+void addReplicatedAnnotations(Operation *op, OpBuilder &b,
+                              const shard::ShardingOption &option) {
+  shard::Sharding whole = replicated(option);
+  for (OpOperand &operand : op->getOpOperands())
+    if (isa<RankedTensorType>(operand.get().getType()))
+      shard::maybeInsertSourceShardingAnnotation(whole, operand, b);
+  for (OpResult result : op->getResults())
+    shard::maybeInsertTargetShardingAnnotation(whole, result, b);
+}
+
+/// A model that splits an op like any structured op when
+/// `Model::splits(op)`, and otherwise computes it whole on every process.
+/// `Model` gives the loops and indexing maps.
+template <typename Model, typename OpTy>
+struct SplitOrReplicatedModel
+    : public shard::ShardingInterface::ExternalModel<Model, OpTy> {
   FailureOr<shard::ShardingOption>
   getShardingOption(Operation *op, ArrayRef<shard::Sharding> operandShardings,
                     ArrayRef<shard::Sharding> resultShardings) const {
-    for (ArrayRef<shard::Sharding> shardings :
-         {operandShardings, resultShardings})
-      for (const shard::Sharding &sharding : shardings)
-        if (sharding)
-          return shard::ShardingOption(
-              shard::ShardingArray(getLoopIteratorTypes(op).size()),
-              sharding.getGridAttr());
-    return shard::ShardingOption::makeEmpty();
+    if (Model::splits(op))
+      return shard::detail::defaultGetShardingOption(op, operandShardings,
+                                                     resultShardings);
+    return replicatedOption(op, Model::loops(op), operandShardings,
+                            resultShardings);
   }
-
   FailureOr<std::vector<shard::Sharding>>
   getShardingAnnotations(Operation *op,
                          const shard::ShardingOption &option) const {
-    std::vector<shard::Sharding> shardings;
-    for (Type type : llvm::concat<Type>(op->getOperandTypes(),
-                                        op->getResultTypes()))
-      shardings.push_back(isa<RankedTensorType>(type) ? replicated(option)
-                                                      : shard::Sharding());
-    return shardings;
+    if (Model::splits(op))
+      return shard::detail::defaultGetShardingAnnotations(op, option);
+    return replicatedAnnotations(op, option);
   }
-
   LogicalResult addShardingAnnotations(
       Operation *op, OpBuilder &b, const shard::ShardingOption &option) const {
-    shard::Sharding whole = replicated(option);
-    for (OpOperand &operand : op->getOpOperands())
-      if (isa<RankedTensorType>(operand.get().getType()))
-        shard::maybeInsertSourceShardingAnnotation(whole, operand, b);
-    for (OpResult result : op->getResults())
-      shard::maybeInsertTargetShardingAnnotation(whole, result, b);
+    if (Model::splits(op))
+      return shard::detail::defaultAddShardingAnnotations(op, b, option);
+    addReplicatedAnnotations(op, b, option);
     return success();
   }
-
   LogicalResult partition(Operation *op, ArrayRef<Value> partitionedOperands,
                           ArrayRef<shard::Sharding> operandShardings,
                           ArrayRef<shard::Sharding> resultShardings,
                           IRMapping &mapping,
                           SymbolTableCollection &symbolTables,
                           OpBuilder &builder) const {
-    shard::partitionFullyReplicatedOperation(*op, partitionedOperands,
-                                             operandShardings, resultShardings,
-                                             mapping, symbolTables, builder);
+    if (Model::splits(op))
+      shard::partitionTriviallyShardableOperation(
+          *op, partitionedOperands, operandShardings, resultShardings,
+          mapping, symbolTables, builder);
+    else
+      shard::partitionFullyReplicatedOperation(
+          *op, partitionedOperands, operandShardings, resultShardings,
+          mapping, symbolTables, builder);
     return success();
   }
+};
 
-private:
-  static int64_t resultRank(Operation *op) {
+/// `arith.constant`, computed whole on every process: upstream's model
+/// partitions only splat constants, and the routers' group tables are not.
+struct ConstantShardingModel
+    : public SplitOrReplicatedModel<ConstantShardingModel, arith::ConstantOp> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
+    return SmallVector<utils::IteratorType>(loops(op),
+                                            utils::IteratorType::parallel);
+  }
+  SmallVector<AffineMap> getIndexingMaps(Operation *op) const {
+    return {AffineMap::getMultiDimIdentityMap(loops(op), op->getContext())};
+  }
+  static bool splits(Operation *) { return false; }
+  static int64_t loops(Operation *op) {
     auto type = dyn_cast<RankedTensorType>(op->getResult(0).getType());
     return type ? type.getRank() : 0;
   }
-  static shard::Sharding replicated(const shard::ShardingOption &option) {
-    Builder b(option.grid.getContext());
-    return shard::Sharding::get(option.grid, {b.getDenseI16ArrayAttr({})});
+};
+
+/// `linalg.generic`. An elementwise one (parallel loops, projected
+/// permutation maps, a body that reads neither its position nor values from
+/// above) splits like any structured op, so that expert parallelism scales
+/// its split rank slots locally. Every other one is computed whole on every
+/// process: the layers' other generics (router normalisation, routing-weight
+/// gathers) work on replicated T x E values, index them by position, or read
+/// a tensor from above, which upstream's model loses when it rebuilds the op.
+struct GenericShardingModel
+    : public SplitOrReplicatedModel<GenericShardingModel, linalg::GenericOp> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *op) const {
+    return cast<linalg::GenericOp>(op).getIteratorTypesArray();
+  }
+  /// The operands' maps, then each result's (its init's).
+  SmallVector<AffineMap> getIndexingMaps(Operation *op) const {
+    auto generic = cast<linalg::GenericOp>(op);
+    SmallVector<AffineMap> maps = generic.getIndexingMapsArray();
+    for (OpOperand &init : generic.getDpsInitsMutable())
+      maps.push_back(generic.getMatchingIndexingMap(&init));
+    return maps;
+  }
+  static int64_t loops(Operation *op) {
+    return cast<linalg::GenericOp>(op).getNumLoops();
+  }
+  static bool splits(Operation *op) {
+    auto generic = cast<linalg::GenericOp>(op);
+    if (generic.getNumReductionLoops() != 0 || generic.hasIndexSemantics() ||
+        !llvm::all_of(generic.getIndexingMapsArray(), [](AffineMap map) {
+          return map.isProjectedPermutation();
+        }))
+      return false;
+    llvm::SetVector<Value> captured;
+    getUsedValuesDefinedAbove(generic->getRegions(), captured);
+    return llvm::none_of(captured, [](Value value) {
+      return isa<ShapedType>(value.getType());
+    });
   }
 };
 
@@ -237,11 +300,9 @@ void mlir::atmoe::registerShardingInterfaceExternalModels(
   });
   // Added before upstream's models: the first model attached wins.
   registry.addExtension(+[](MLIRContext *ctx, linalg::LinalgDialect *) {
-    linalg::GenericOp::attachInterface<
-        ReplicatedShardingModel<linalg::GenericOp>>(*ctx);
+    linalg::GenericOp::attachInterface<GenericShardingModel>(*ctx);
   });
   registry.addExtension(+[](MLIRContext *ctx, arith::ArithDialect *) {
-    arith::ConstantOp::attachInterface<
-        ReplicatedShardingModel<arith::ConstantOp>>(*ctx);
+    arith::ConstantOp::attachInterface<ConstantShardingModel>(*ctx);
   });
 }

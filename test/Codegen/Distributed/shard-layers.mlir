@@ -77,3 +77,21 @@ func.func @odd(%x: tensor<?x8xf32> {atmoe.input = "q_proj"},
   %y = linalg.matmul indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>] {atmoe.matmul_role = "projection"} ins(%x, %w : tensor<?x8xf32>, tensor<63x8xf32>) outs(%f : tensor<?x63xf32>) -> tensor<?x63xf32>
   return %y : tensor<?x63xf32>
 }
+
+// -----
+
+// An op sharding-propagation cannot see through (the segment loop of
+// sequence granularity) is refused up front, naming what it comes from.
+
+func.func @segments(%x: tensor<?x8xf32> {atmoe.input = "q_proj"},
+    %w: tensor<8x8xf32> {atmoe.file = "w.safetensors", atmoe.source = "q.weight", atmoe.tensor = "q.weight"})
+    -> (tensor<?x8xf32> {atmoe.output = "q_proj"}) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %t = tensor.dim %x, %c0 : tensor<?x8xf32>
+  // expected-error @below {{cannot split this layer over processes: 'scf.for' has no sharding model (the per-sequence loop of sequence granularity)}}
+  %y = scf.for %i = %c0 to %t step %c1 iter_args(%acc = %x) -> (tensor<?x8xf32>) {
+    scf.yield %acc : tensor<?x8xf32>
+  }
+  return %y : tensor<?x8xf32>
+}

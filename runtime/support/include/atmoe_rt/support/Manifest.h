@@ -146,9 +146,11 @@ struct SourceFile {
 
 struct Manifest {
   std::string model;
-  /// Processes each layer is split over (tensor parallelism, "parallel":
-  /// {"kind": "tensor", "ranks": N}); 1: one process.
+  /// Processes each layer is split over ("parallel": {"kind": K, "ranks":
+  /// N}); 1: one process.
   int64_t ranks = 1;
+  /// How: "tensor" or "expert" (atmoe-compile --parallel=K:N).
+  std::string parallelKind = "tensor";
   /// Empty for a model compiled from IR rather than from a package.
   std::vector<SourceFile> sources;
   /// The target triple of the host code and the `--target` spelling.
