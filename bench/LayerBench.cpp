@@ -17,7 +17,8 @@
 // every projection); H.bin the router input (T x d_h, or S x d_h with
 // sequence granularity; default: X). Prints one line per set (BenchCommon.h);
 // with --dump, writes DIR/NAME.bin, the first projection's output of the
-// set's first layer, for bench/run_bench.py's cross-check.
+// set's first layer, for bench/run_bench.py's cross-check. A model split over
+// processes runs under mpiexec; rank 0 prints and dumps.
 //
 //===----------------------------------------------------------------------===//
 
@@ -51,6 +52,12 @@ int main(int argc, char **argv) {
   check(atmoe_rt_model_open(args.get("model").c_str(), &model), "open");
   check(atmoe_rt_model_bind_weights(model, args.get("package").c_str()),
         "bind");
+  // A model split over processes (mpiexec): every rank makes the same calls
+  // (use --min-rounds = --max-rounds), rank 0 alone prints and dumps.
+  int rank = 0;
+  check(atmoe_rt_model_get_process(model, &rank, nullptr), "process");
+  if (rank != 0 && !std::freopen("/dev/null", "w", stdout))
+    fail("cannot silence rank " + std::to_string(rank));
 
   int64_t tokens = std::atoll(args.get("tokens").c_str());
   std::vector<int64_t> segments = parseList(args.get("segments", ""));
@@ -134,8 +141,9 @@ int main(int argc, char **argv) {
   if (args.has("dump")) {
     for (size_t s = 0; s < sets.size(); ++s) {
       call(s, 0);
-      writeFloats(args.get("dump") + "/" + sets[s].name + ".bin", ys[0],
-                  tokens * layers[s][0].dOut);
+      if (rank == 0)
+        writeFloats(args.get("dump") + "/" + sets[s].name + ".bin", ys[0],
+                    tokens * layers[s][0].dOut);
     }
   }
   atmoe_rt_model_close(model);

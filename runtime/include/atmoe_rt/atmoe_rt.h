@@ -139,9 +139,9 @@ ATMOE_RT_API atmoe_rt_status_t atmoe_rt_model_get_info(
     const atmoe_rt_model_t *model, const char **name, const char **target);
 
 /// This process's place in the MPI job of a model compiled with
-/// --parallel=tensor:N (docs/Distributed.md): its rank in MPI_COMM_WORLD and
-/// the number of processes; 0 and 1 for a one-process model. Either pointer
-/// may be NULL.
+/// --parallel=tensor:N or expert:N (docs/Distributed.md): its rank in
+/// MPI_COMM_WORLD and the number of processes; 0 and 1 for a one-process
+/// model. Either pointer may be NULL.
 ATMOE_RT_API atmoe_rt_status_t atmoe_rt_model_get_process(
     const atmoe_rt_model_t *model, int *rank, int *num_processes);
 
