@@ -67,6 +67,16 @@ private:
   Result<const void *> resolve(const Layer &layer, const Argument &arg,
                                ElementType type);
   Result<const void *> stack(const Layer &layer, const Argument &arg);
+  Result<const void *> stackSlice(const Layer &layer, const Argument &arg);
+  /// A stacked weight's part: its stored tensor and its bytes in the
+  /// stack's element type.
+  struct Part {
+    const TensorInfo *info;
+    const std::byte *bytes;
+  };
+  Result<Part> readPart(const Layer &layer, const Argument &part,
+                        const Argument &arg, HeapBuffer &widened);
+  void releaseIfOnlyStacked(const Argument &part, const TensorInfo &info);
   Result<const void *> doraScale(const Layer &layer, const Argument &arg);
   Result<const float *> doraFactors(const Layer &layer, const Argument &arg);
   Result<const float *> widenedF32(const TensorInfo &tensor,
@@ -108,13 +118,17 @@ Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
     std::vector<const void *> &layerData = weights->data.emplace_back();
     for (size_t w = 0; w < layer.numWeights; ++w) {
       const Argument &arg = layer.arguments[layer.firstWeight + w];
+      // A split stack is built as this process's slice only.
+      bool slicedStack = arg.shardDim >= 0 && !arg.parts.empty() &&
+                         !arg.doraScale && arg.shape.size() == 2;
       Result<const void *> data = arg.parts.empty()
                                       ? resolve(layer, arg, arg.elementType)
                                   : arg.doraScale ? doraScale(layer, arg)
+                                  : slicedStack   ? stackSlice(layer, arg)
                                                   : stack(layer, arg);
       if (!data)
         return data.takeError();
-      if (arg.shardDim >= 0)
+      if (arg.shardDim >= 0 && !slicedStack)
         data = slice(*data, arg);
       if (!data)
         return data.takeError();
@@ -245,11 +259,33 @@ Result<const void *> WeightBinder::resolve(const Layer &layer,
   return cached = *copy;
 }
 
+/// Stacked weight `arg`'s part `part`, in `arg`'s element type: in place,
+/// or widened into `widened` when stored in another type.
+Result<WeightBinder::Part> WeightBinder::readPart(const Layer &layer,
+                                                  const Argument &part,
+                                                  const Argument &arg,
+                                                  HeapBuffer &widened) {
+  Result<const TensorInfo *> info = find(layer, part, arg.elementType);
+  if (!info)
+    return info.takeError();
+  if (elementTypeOf((*info)->dtype) == arg.elementType)
+    return Part{*info, reinterpret_cast<const std::byte *>((*info)->data)};
+  Result<const float *> values = widenedF32(**info, part, widened);
+  if (!values)
+    return values.takeError();
+  return Part{*info, reinterpret_cast<const std::byte *>(*values)};
+}
+
+/// A part no layer uses unstacked has its pages released once copied.
+void WeightBinder::releaseIfOnlyStacked(const Argument &part,
+                                        const TensorInfo &info) {
+  if (!usedUnstacked.count({part.file, part.source}))
+    filesByName[part.file]->release(info);
+}
+
 /// A stacked weight: each part copied into its slab of one buffer. Rows of
 /// the stacked tensor are `outer` runs of `inner` elements, each part
-/// filling `partInner` of them at `offset`. A part stored in another type
-/// is widened into a temporary; a part no layer uses unstacked has its
-/// pages released once copied.
+/// filling `partInner` of them at `offset`.
 Result<const void *> WeightBinder::stack(const Layer &layer,
                                          const Argument &arg) {
   int64_t outer = 1, inner = 1;
@@ -262,28 +298,64 @@ Result<const void *> WeightBinder::stack(const Layer &layer,
   std::byte *stacked = *stackedBuffer;
   int64_t offset = 0;
   for (const Argument &part : arg.parts) {
-    Result<const TensorInfo *> info = find(layer, part, arg.elementType);
-    if (!info)
-      return info.takeError();
-    SafeTensorsFile *file = filesByName[part.file];
-    const auto *source = reinterpret_cast<const std::byte *>((*info)->data);
     HeapBuffer widened;
-    if (elementTypeOf((*info)->dtype) != arg.elementType) {
-      Result<const float *> values = widenedF32(**info, part, widened);
-      if (!values)
-        return values.takeError();
-      source = reinterpret_cast<const std::byte *>(*values);
-    }
+    Result<Part> source = readPart(layer, part, arg, widened);
+    if (!source)
+      return source.takeError();
     int64_t partInner =
         inner / arg.shape[arg.concatDim] * part.shape[arg.concatDim];
     for (int64_t o = 0; o < outer; ++o)
       std::memcpy(stacked + (o * inner + offset) * size,
-                  source + o * partInner * size, partInner * size);
+                  source->bytes + o * partInner * size, partInner * size);
     offset += partInner;
-    if (!usedUnstacked.count({part.file, part.source}))
-      file->release(**info);
+    releaseIfOnlyStacked(part, *source->info);
   }
   return stacked;
+}
+
+/// This process's slice of a two-dimensional stacked weight split over the
+/// processes, copied straight from the parts: neither the whole stack nor
+/// the other processes' rows or columns are built. Each part covers
+/// [rowBegin, rowEnd) x [colBegin, colEnd) of the stack, cut to the slice's
+/// window along the split dimension.
+Result<const void *> WeightBinder::stackSlice(const Layer &layer,
+                                              const Argument &arg) {
+  int64_t ranks = model.manifest.ranks, rank = model.processes->rank();
+  int64_t width = arg.shape[arg.shardDim] / ranks;
+  int64_t begin = rank * width, end = begin + width;
+  bool splitRows = arg.shardDim == 0;
+  int64_t localCols = splitRows ? arg.shape[1] : width;
+  size_t size = elementSize(arg.elementType);
+  Result<std::byte *> buffer =
+      allocate((splitRows ? width : arg.shape[0]) * localCols * size, arg);
+  if (!buffer)
+    return buffer.takeError();
+  int64_t offset = 0;
+  for (const Argument &part : arg.parts) {
+    HeapBuffer widened;
+    Result<Part> source = readPart(layer, part, arg, widened);
+    if (!source)
+      return source.takeError();
+    // The part's rectangle in the stack, then cut to this slice's window.
+    int64_t rowBegin = arg.concatDim == 0 ? offset : 0;
+    int64_t colBegin = arg.concatDim == 1 ? offset : 0;
+    int64_t firstRow = rowBegin, lastRow = rowBegin + part.shape[0];
+    int64_t firstCol = colBegin, lastCol = colBegin + part.shape[1];
+    int64_t &first = splitRows ? firstRow : firstCol;
+    int64_t &last = splitRows ? lastRow : lastCol;
+    first = std::max(first, begin);
+    last = std::min(last, end);
+    int64_t rowOrigin = splitRows ? begin : 0, colOrigin = splitRows ? 0 : begin;
+    for (int64_t r = firstRow; r < lastRow && firstCol < lastCol; ++r) {
+      int64_t to = (r - rowOrigin) * localCols + (firstCol - colOrigin);
+      int64_t from = (r - rowBegin) * part.shape[1] + (firstCol - colBegin);
+      std::memcpy(*buffer + to * size, source->bytes + from * size,
+                  (lastCol - firstCol) * size);
+    }
+    offset += part.shape[arg.concatDim];
+    releaseIfOnlyStacked(part, *source->info);
+  }
+  return *buffer;
 }
 
 /// `tensor` (of weight `part`) widened to f32 into `widened`, a temporary
