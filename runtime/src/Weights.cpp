@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -77,6 +78,10 @@ private:
   Result<Part> readPart(const Layer &layer, const Argument &part,
                         const Argument &arg, HeapBuffer &widened);
   void releaseIfOnlyStacked(const Argument &part, const TensorInfo &info);
+  Status forEachPart(
+      const Layer &layer, const Argument &arg,
+      const std::function<void(const Argument &, const std::byte *, int64_t)>
+          &copy);
   Result<const void *> doraScale(const Layer &layer, const Argument &arg);
   Result<const float *> doraFactors(const Layer &layer, const Argument &arg);
   Result<const float *> widenedF32(const TensorInfo &tensor,
@@ -283,41 +288,57 @@ void WeightBinder::releaseIfOnlyStacked(const Argument &part,
     filesByName[part.file]->release(info);
 }
 
-/// A stacked weight: each part copied into its slab of one buffer. Rows of
-/// the stacked tensor are `outer` runs of `inner` elements, each part
-/// filling `partInner` of them at `offset`.
-Result<const void *> WeightBinder::stack(const Layer &layer,
-                                         const Argument &arg) {
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < int64_t(arg.shape.size()); ++d)
-    (d < arg.concatDim ? outer : inner) *= arg.shape[d];
-  size_t size = elementSize(arg.elementType);
-  Result<std::byte *> stackedBuffer = allocate(outer * inner * size, arg);
-  if (!stackedBuffer)
-    return stackedBuffer.takeError();
-  std::byte *stacked = *stackedBuffer;
+/// Calls `copy(part, bytes, offset)` for each part of stacked weight `arg`
+/// in order, with its bytes in `arg`'s element type and its first index
+/// along the stacking dimension.
+Status WeightBinder::forEachPart(
+    const Layer &layer, const Argument &arg,
+    const std::function<void(const Argument &, const std::byte *, int64_t)>
+        &copy) {
   int64_t offset = 0;
   for (const Argument &part : arg.parts) {
     HeapBuffer widened;
     Result<Part> source = readPart(layer, part, arg, widened);
     if (!source)
       return source.takeError();
-    int64_t partInner =
-        inner / arg.shape[arg.concatDim] * part.shape[arg.concatDim];
-    for (int64_t o = 0; o < outer; ++o)
-      std::memcpy(stacked + (o * inner + offset) * size,
-                  source->bytes + o * partInner * size, partInner * size);
-    offset += partInner;
+    copy(part, source->bytes, offset);
+    offset += part.shape[arg.concatDim];
     releaseIfOnlyStacked(part, *source->info);
   }
-  return stacked;
+  return Status::success();
+}
+
+/// A stacked weight: each part copied into its slab of one buffer. Rows of
+/// the stacked tensor are `outer` runs of `inner` elements, each part
+/// filling `partInner` of them.
+Result<const void *> WeightBinder::stack(const Layer &layer,
+                                         const Argument &arg) {
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < int64_t(arg.shape.size()); ++d)
+    (d < arg.concatDim ? outer : inner) *= arg.shape[d];
+  int64_t slab = inner / arg.shape[arg.concatDim];
+  size_t size = elementSize(arg.elementType);
+  Result<std::byte *> stacked = allocate(outer * inner * size, arg);
+  if (!stacked)
+    return stacked.takeError();
+  Status status = forEachPart(
+      layer, arg,
+      [&](const Argument &part, const std::byte *bytes, int64_t offset) {
+        int64_t partInner = slab * part.shape[arg.concatDim];
+        for (int64_t o = 0; o < outer; ++o)
+          std::memcpy(*stacked + (o * inner + offset * slab) * size,
+                      bytes + o * partInner * size, partInner * size);
+      });
+  if (!status)
+    return status.takeError();
+  return *stacked;
 }
 
 /// This process's slice of a two-dimensional stacked weight split over the
 /// processes, copied straight from the parts: neither the whole stack nor
-/// the other processes' rows or columns are built. Each part covers
-/// [rowBegin, rowEnd) x [colBegin, colEnd) of the stack, cut to the slice's
-/// window along the split dimension.
+/// the other processes' rows or columns are built. Each part covers a
+/// rectangle of the stack, cut to the slice's window along the split
+/// dimension.
 Result<const void *> WeightBinder::stackSlice(const Layer &layer,
                                               const Argument &arg) {
   int64_t ranks = model.manifest.ranks, rank = model.processes->rank();
@@ -325,36 +346,32 @@ Result<const void *> WeightBinder::stackSlice(const Layer &layer,
   int64_t begin = rank * width, end = begin + width;
   bool splitRows = arg.shardDim == 0;
   int64_t localCols = splitRows ? arg.shape[1] : width;
+  int64_t rowOrigin = splitRows ? begin : 0, colOrigin = splitRows ? 0 : begin;
   size_t size = elementSize(arg.elementType);
   Result<std::byte *> buffer =
       allocate((splitRows ? width : arg.shape[0]) * localCols * size, arg);
   if (!buffer)
     return buffer.takeError();
-  int64_t offset = 0;
-  for (const Argument &part : arg.parts) {
-    HeapBuffer widened;
-    Result<Part> source = readPart(layer, part, arg, widened);
-    if (!source)
-      return source.takeError();
-    // The part's rectangle in the stack, then cut to this slice's window.
-    int64_t rowBegin = arg.concatDim == 0 ? offset : 0;
-    int64_t colBegin = arg.concatDim == 1 ? offset : 0;
-    int64_t firstRow = rowBegin, lastRow = rowBegin + part.shape[0];
-    int64_t firstCol = colBegin, lastCol = colBegin + part.shape[1];
-    int64_t &first = splitRows ? firstRow : firstCol;
-    int64_t &last = splitRows ? lastRow : lastCol;
-    first = std::max(first, begin);
-    last = std::min(last, end);
-    int64_t rowOrigin = splitRows ? begin : 0, colOrigin = splitRows ? 0 : begin;
-    for (int64_t r = firstRow; r < lastRow && firstCol < lastCol; ++r) {
-      int64_t to = (r - rowOrigin) * localCols + (firstCol - colOrigin);
-      int64_t from = (r - rowBegin) * part.shape[1] + (firstCol - colBegin);
-      std::memcpy(*buffer + to * size, source->bytes + from * size,
-                  (lastCol - firstCol) * size);
-    }
-    offset += part.shape[arg.concatDim];
-    releaseIfOnlyStacked(part, *source->info);
-  }
+  Status status = forEachPart(
+      layer, arg,
+      [&](const Argument &part, const std::byte *bytes, int64_t offset) {
+        int64_t rowBegin = arg.concatDim == 0 ? offset : 0;
+        int64_t colBegin = arg.concatDim == 1 ? offset : 0;
+        int64_t firstRow = rowBegin, lastRow = rowBegin + part.shape[0];
+        int64_t firstCol = colBegin, lastCol = colBegin + part.shape[1];
+        int64_t &first = splitRows ? firstRow : firstCol;
+        int64_t &last = splitRows ? lastRow : lastCol;
+        first = std::max(first, begin);
+        last = std::min(last, end);
+        for (int64_t r = firstRow; r < lastRow && firstCol < lastCol; ++r) {
+          int64_t to = (r - rowOrigin) * localCols + (firstCol - colOrigin);
+          int64_t from = (r - rowBegin) * part.shape[1] + (firstCol - colBegin);
+          std::memcpy(*buffer + to * size, bytes + from * size,
+                      (lastCol - firstCol) * size);
+        }
+      });
+  if (!status)
+    return status.takeError();
   return *buffer;
 }
 
