@@ -22,16 +22,16 @@ E * r = 8 * 16 = 128), with T tokens:
                     2 T (d^2 + 2 R d) / N / peak)
   all_reduce(S) = min(2 (N-1) a + 2 (N-1)/N S / b,      ring
                       log2(N) (a + S / b))              recursive doubling
-  all_gather(S) = log2(N) a + (N-1)/N S / b
+  all_gather(S) = log2(N) a + (N-1)/N S / b             recursive doubling
 
-with a the latency, b the bandwidth, S bytes. The collectives per call:
+with a the latency, b the bandwidth, S bytes (atmoe's gather is recursive
+doubling for a power-of-two N, atmoe-collectives-to-mpi). The collectives
+per call:
 
-  tensor:N   all_reduce(4 T R)  + gather of y (4 T d)
-  expert:N   gather of the base y (4 T d) + all_reduce(4 T d)
+  tensor:N   all_reduce(4 T R)  + all_gather(4 T d)   (y)
+  expert:N   all_gather(4 T d)  + all_reduce(4 T d)   (base y; partial sums)
 
-atmoe lowers a gather as an all-reduce of the zero-padded y today
-(docs/Distributed.md); the "gather" columns use that cost, the
-"MPI_Allgather" ones what an all-gather would cost. Printed as markdown.
+Printed as markdown.
 """
 
 import argparse
@@ -59,14 +59,11 @@ def layer(d, slots, tokens, n, limits, alpha, beta):
     if n == 1:
         return {"compute": compute}
     y, down = 4 * tokens * d, 4 * tokens * slots
-    gather_now = all_reduce(y, n, alpha, beta)
-    gather_ideal = all_gather(y, n, alpha, beta)
+    gather = all_gather(y, n, alpha, beta)
     return {
         "compute": compute,
-        "tensor": all_reduce(down, n, alpha, beta) + gather_now,
-        "tensor_allgather": all_reduce(down, n, alpha, beta) + gather_ideal,
-        "expert": all_reduce(y, n, alpha, beta) + gather_now,
-        "expert_allgather": all_reduce(y, n, alpha, beta) + gather_ideal,
+        "tensor": all_reduce(down, n, alpha, beta) + gather,
+        "expert": all_reduce(y, n, alpha, beta) + gather,
     }
 
 
@@ -98,10 +95,7 @@ def main():
         for slots in map(int, args.slots.split(",")):
             for tokens in map(int, args.tokens.split(",")):
                 single = layer(d, slots, tokens, 1, limits, alpha, beta)["compute"]
-                for kind, label in [("tensor", "tensor (atmoe)"),
-                                    ("tensor_allgather", "tensor, MPI_Allgather"),
-                                    ("expert", "expert (atmoe)"),
-                                    ("expert_allgather", "expert, MPI_Allgather")]:
+                for kind, label in [("tensor", "tensor"), ("expert", "expert")]:
                     cells = []
                     for n in ranks:
                         cost = layer(d, slots, tokens, n, limits, alpha, beta)

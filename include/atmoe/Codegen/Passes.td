@@ -460,11 +460,14 @@ def LowerCollectivesPass : Pass<"atmoe-lower-collectives", "mlir::ModuleOp"> {
 
     - `shard.all_slice`: upstream's pattern (a slice at this process's
       offset).
-    - `shard.all_gather`: the local part inserted at its offset into zeros,
-      then an all-reduce (adding zeros is exact).
+    - `shard.all_gather` (f32): the local part and a new [N, local shape]
+      buffer passed, flattened, to `@atmoe_all_gather_f32`, which receives
+      every process's part in rank order; a `linalg.transpose` moves the rank
+      axis next to the gather axis and a `tensor.collapse_shape` merges them.
     - `shard.all_reduce` (sum, f32): the tensor's buffer and a new one
-      passed, flattened, to `@atmoe_all_reduce_sum_f32`, a private function
-      that `atmoe-collectives-to-mpi` fills in after deallocation.
+      passed, flattened, to `@atmoe_all_reduce_sum_f32`.
+    Both functions are private declarations that `atmoe-collectives-to-mpi`
+    fills in after deallocation.
     The process index stays for `convert-shard-to-mpi`, after bufferization
     (`mpi.comm_rank` on `MPI_COMM_WORLD`). Any other collective left is an
     error.
@@ -474,6 +477,7 @@ def LowerCollectivesPass : Pass<"atmoe-lower-collectives", "mlir::ModuleOp"> {
     "::mlir::bufferization::BufferizationDialect",
     "::mlir::cf::ControlFlowDialect",
     "::mlir::func::FuncDialect",
+    "::mlir::linalg::LinalgDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::tensor::TensorDialect",
   ];
@@ -497,8 +501,30 @@ def CollectivesToMPIPass : Pass<"atmoe-collectives-to-mpi", "mlir::ModuleOp"> {
       return
     }
     ```
+
+    `@atmoe_all_gather_f32(%send, %recv)` copies the local part into its
+    block of `recv` (N blocks of `send`'s size, in rank order), then
+    exchanges blocks with blocking `mpi.send` / `mpi.recv` (MLIR 22's mpi
+    dialect has neither an all-gather nor a wait for `mpi.isend`), N taken
+    from the module's `atmoe.ranks`:
+    - N a power of two: recursive doubling, log2(N) steps; at distance 2^k
+      the processes rank and rank ^ 2^k swap the 2^k blocks each holds, the
+      lower rank sending first;
+    - otherwise a ring, N - 1 steps; at step k each process sends block
+      (rank - k) mod N to rank + 1 and receives block (rank - k - 1) mod N
+      from rank - 1, even ranks sending first so that no cycle of blocked
+      sends forms.
+    Either way each process receives (N - 1) / N of the gathered bytes, half
+    of what an all-reduce of the zero-padded result would move.
   }];
-  let dependentDialects = ["::mlir::DLTIDialect", "::mlir::mpi::MPIDialect"];
+  let dependentDialects = [
+    "::mlir::DLTIDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::mpi::MPIDialect",
+    "::mlir::scf::SCFDialect",
+  ];
 }
 
 #endif // ATMOE_CODEGEN_PASSES_TD

@@ -15,6 +15,7 @@
 #include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Utils/IndexingUtils.h"
 #include "mlir/Dialect/Shard/Transforms/Transforms.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -30,6 +31,7 @@ using namespace mlir::atmoe;
 namespace {
 
 constexpr StringLiteral kAllReduceFunction = "atmoe_all_reduce_sum_f32";
+constexpr StringLiteral kAllGatherFunction = "atmoe_all_gather_f32";
 
 /// The dynamic extents of `value`'s tensor type, for tensor.empty and
 /// memref.alloc of the same shape.
@@ -47,60 +49,16 @@ bool onWholeGrid(ArrayRef<int16_t> axes) {
   return axes.size() == 1 && axes.front() == 0;
 }
 
-/// all_gather: the local part written at this process's offset into zeros,
-/// summed over the processes.
-struct AllGatherToAllReduce : OpRewritePattern<shard::AllGatherOp> {
-  using OpRewritePattern::OpRewritePattern;
-
-  LogicalResult matchAndRewrite(shard::AllGatherOp op,
-                                PatternRewriter &rewriter) const override {
-    if (!onWholeGrid(op.getGridAxes()))
-      return rewriter.notifyMatchFailure(op, "not on the whole grid");
-    Location loc = op.getLoc();
-    Value local = op.getInput();
-    auto localType = cast<RankedTensorType>(local.getType());
-    auto fullType = cast<RankedTensorType>(op.getResult().getType());
-    int64_t axis = op.getGatherAxis().getSExtValue();
-    if (localType.isDynamicDim(axis))
-      return rewriter.notifyMatchFailure(op, "dynamic gather axis");
-
-    SmallVector<Value> sizes = dynamicSizes(rewriter, loc, local);
-    Value empty = tensor::EmptyOp::create(rewriter, loc, fullType, sizes);
-    Value zero = arith::ConstantOp::create(
-        rewriter, loc, rewriter.getZeroAttr(fullType.getElementType()));
-    Value zeros =
-        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
-
-    Value rank = shard::ProcessLinearIndexOp::create(rewriter, loc,
-                                                     op.getGridAttr().getValue());
-    Value extent =
-        arith::ConstantIndexOp::create(rewriter, loc, localType.getDimSize(axis));
-    Value offset = arith::MulIOp::create(rewriter, loc, rank, extent);
-    SmallVector<OpFoldResult> offsets(localType.getRank(),
-                                      rewriter.getIndexAttr(0));
-    offsets[axis] = offset;
-    SmallVector<OpFoldResult> strides(localType.getRank(),
-                                      rewriter.getIndexAttr(1));
-    SmallVector<OpFoldResult> extents =
-        tensor::getMixedSizes(rewriter, loc, local);
-    Value placed = tensor::InsertSliceOp::create(rewriter, loc, local, zeros,
-                                                 offsets, extents, strides);
-    rewriter.replaceOpWithNewOp<shard::AllReduceOp>(
-        op, placed, op.getGridAttr().getValue(), op.getGridAxes(),
-        shard::ReductionKind::Sum);
-    return success();
-  }
-};
-
-/// `func.func private @atmoe_all_reduce_sum_f32(memref<?xf32>, memref<?xf32>)`
+/// `func.func private @NAME(memref<?xf32> send, memref<?xf32> recv)`
 /// declared once; atmoe-collectives-to-mpi gives it its body.
-func::FuncOp getOrDeclareAllReduce(ModuleOp module, OpBuilder &builder) {
-  if (auto existing = module.lookupSymbol<func::FuncOp>(kAllReduceFunction))
+func::FuncOp getOrDeclareCollective(ModuleOp module, OpBuilder &builder,
+                                    StringRef name) {
+  if (auto existing = module.lookupSymbol<func::FuncOp>(name))
     return existing;
   OpBuilder::InsertionGuard guard(builder);
   builder.setInsertionPointToEnd(module.getBody());
   auto flat = MemRefType::get({ShapedType::kDynamic}, builder.getF32Type());
-  auto func = func::FuncOp::create(builder, module.getLoc(), kAllReduceFunction,
+  auto func = func::FuncOp::create(builder, module.getLoc(), name,
                                    builder.getFunctionType({flat, flat}, {}));
   func.setPrivate();
   return func;
@@ -119,6 +77,29 @@ Value flatten(OpBuilder &b, Location loc, Value buffer) {
   return memref::CastOp::create(b, loc, flat, buffer);
 }
 
+/// Calls collective function `name` on `input`'s buffer and a new buffer of
+/// `resultShape` (`input`'s dynamic sizes), both flattened; returns the new
+/// buffer as a tensor.
+Value callCollective(PatternRewriter &rewriter, Operation *op, StringRef name,
+                     Value input, ArrayRef<int64_t> resultShape) {
+  Location loc = op->getLoc();
+  auto type = cast<RankedTensorType>(input.getType());
+  Value send = bufferization::ToBufferOp::create(
+      rewriter, loc, MemRefType::get(type.getShape(), type.getElementType()),
+      input, rewriter.getUnitAttr());
+  auto resultBuffer = MemRefType::get(resultShape, type.getElementType());
+  Value recv = memref::AllocOp::create(rewriter, loc, resultBuffer,
+                                       dynamicSizes(rewriter, loc, input));
+  func::FuncOp callee = getOrDeclareCollective(
+      op->getParentOfType<ModuleOp>(), rewriter, name);
+  func::CallOp::create(
+      rewriter, loc, callee,
+      ValueRange{flatten(rewriter, loc, send), flatten(rewriter, loc, recv)});
+  return bufferization::ToTensorOp::create(
+      rewriter, loc, RankedTensorType::get(resultShape, type.getElementType()),
+      recv, rewriter.getUnitAttr(), rewriter.getUnitAttr());
+}
+
 /// all_reduce (sum, f32): the operand's buffer reduced into a new one by the
 /// collective function.
 struct AllReduceToCall : OpRewritePattern<shard::AllReduceOp> {
@@ -131,22 +112,70 @@ struct AllReduceToCall : OpRewritePattern<shard::AllReduceOp> {
         !type.getElementType().isF32() ||
         op.getReduction() != shard::ReductionKind::Sum)
       return rewriter.notifyMatchFailure(op, "not an f32 sum on the grid");
-    Location loc = op.getLoc();
-    auto bufferType = MemRefType::get(type.getShape(), type.getElementType());
-    Value send = bufferization::ToBufferOp::create(
-        rewriter, loc, bufferType, op.getInput(), rewriter.getUnitAttr());
-    Value recv = memref::AllocOp::create(
-        rewriter, loc, bufferType, dynamicSizes(rewriter, loc, op.getInput()));
-    func::FuncOp callee = getOrDeclareAllReduce(
-        op->getParentOfType<ModuleOp>(), rewriter);
-    func::CallOp::create(
-        rewriter, loc, callee,
-        ValueRange{flatten(rewriter, loc, send), flatten(rewriter, loc, recv)});
-    rewriter.replaceOpWithNewOp<bufferization::ToTensorOp>(
-        op, op.getResult().getType(), recv, rewriter.getUnitAttr(),
-        rewriter.getUnitAttr());
+    rewriter.replaceOp(op, callCollective(rewriter, op, kAllReduceFunction,
+                                          op.getInput(), type.getShape()));
     return success();
   }
+};
+
+/// all_gather (f32): every process's part received, in rank order, into a
+/// new buffer [N, local shape...] by the collective function; the rank axis
+/// is then moved next to the gather axis and merged with it.
+struct AllGatherToCall : OpRewritePattern<shard::AllGatherOp> {
+  AllGatherToCall(MLIRContext *context, SymbolTableCollection &symbols)
+      : OpRewritePattern(context), symbols(symbols) {}
+
+  LogicalResult matchAndRewrite(shard::AllGatherOp op,
+                                PatternRewriter &rewriter) const override {
+    auto localType = dyn_cast<RankedTensorType>(op.getInput().getType());
+    if (!onWholeGrid(op.getGridAxes()) || !localType ||
+        !localType.getElementType().isF32())
+      return rewriter.notifyMatchFailure(op, "not an f32 gather on the grid");
+    auto grid = shard::getGridOrNull(op, op.getGridAttr(), symbols);
+    if (!grid || ShapedType::isDynamic(grid.getShape().front()))
+      return rewriter.notifyMatchFailure(op, "grid of unknown size");
+    SmallVector<int64_t> partsShape{grid.getShape().front()};
+    llvm::append_range(partsShape, localType.getShape());
+    Value parts = callCollective(rewriter, op, kAllGatherFunction,
+                                 op.getInput(), partsShape);
+    int64_t axis = op.getGatherAxis().getSExtValue();
+    if (axis != 0)
+      parts = moveRankAxis(rewriter, op.getLoc(), parts, axis);
+    // [.., N, s_axis, ..] -> [.., N * s_axis, ..]
+    SmallVector<ReassociationIndices> merge;
+    for (int64_t d = 0; d <= localType.getRank(); ++d) {
+      if (d == axis + 1)
+        merge.back().push_back(d);
+      else
+        merge.push_back({d});
+    }
+    rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(
+        op, op.getResult().getType(), parts, merge);
+    return success();
+  }
+
+private:
+  /// [N, s0, .., s_axis, ..] -> [s0, .., N, s_axis, ..]
+  static Value moveRankAxis(PatternRewriter &rewriter, Location loc,
+                            Value parts, int64_t axis) {
+    auto type = cast<RankedTensorType>(parts.getType());
+    SmallVector<int64_t> permutation;
+    for (int64_t d = 1; d <= axis; ++d)
+      permutation.push_back(d);
+    permutation.push_back(0);
+    for (int64_t d = axis + 1; d < type.getRank(); ++d)
+      permutation.push_back(d);
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, parts);
+    Value init = tensor::EmptyOp::create(
+        rewriter, loc, applyPermutation(sizes, permutation),
+        type.getElementType());
+    return linalg::TransposeOp::create(rewriter, loc, parts, init, permutation)
+        .getResult()
+        .front();
+  }
+
+  SymbolTableCollection &symbols;
 };
 
 struct LowerCollectivesPass
@@ -156,7 +185,8 @@ struct LowerCollectivesPass
     SymbolTableCollection symbols;
     RewritePatternSet patterns(&getContext());
     shard::populateAllSliceOpLoweringPatterns(patterns, symbols);
-    patterns.add<AllGatherToAllReduce, AllReduceToCall>(&getContext());
+    patterns.add<AllReduceToCall>(&getContext());
+    patterns.add<AllGatherToCall>(&getContext(), symbols);
     if (failed(applyPatternsGreedily(module, std::move(patterns))))
       return signalPassFailure();
     WalkResult left = module.walk([](Operation *op) {

@@ -23,23 +23,44 @@ func.func @reduce(%partial: tensor<?x32xf32>) -> tensor<?x32xf32> {
 
 // -----
 
-// A gather along the features: the local columns placed at this process's
-// offset into zeros, then summed.
+// A gather along the features: every process's columns received rank-major
+// into [N, T, 32] by the collective function, the rank axis moved next to
+// the features and merged with them.
 
 shard.grid @atmoe_ranks(shape = 2)
 
 // CHECK-LABEL: func.func @gather
 // CHECK-SAME: (%[[LOCAL:.*]]: tensor<?x32xf32>)
-// CHECK: %[[ZEROS:.*]] = linalg.fill
-// CHECK: %[[RANK:.*]] = shard.process_linear_index on @atmoe_ranks
-// CHECK: %[[OFFSET:.*]] = arith.muli %[[RANK]], %c32
-// CHECK: %[[PLACED:.*]] = tensor.insert_slice %[[LOCAL]] into %[[ZEROS]][0, %[[OFFSET]]] [%{{.*}}, 32] [1, 1]
-// CHECK: bufferization.to_buffer %[[PLACED]]
-// CHECK: call @atmoe_all_reduce_sum_f32
+// CHECK: %[[SEND:.*]] = bufferization.to_buffer %[[LOCAL]] read_only : tensor<?x32xf32> to memref<?x32xf32>
+// CHECK: %[[PARTS:.*]] = memref.alloc(%{{.*}}) : memref<2x?x32xf32>
+// CHECK: %[[SEND_FLAT:.*]] = memref.collapse_shape %[[SEND]] {{\[\[}}0, 1]]
+// CHECK: %[[PARTS_FLAT:.*]] = memref.collapse_shape %[[PARTS]] {{\[\[}}0, 1, 2]]
+// CHECK: call @atmoe_all_gather_f32(%[[SEND_FLAT]], %[[PARTS_FLAT]])
+// CHECK: %[[RECEIVED:.*]] = bufferization.to_tensor %[[PARTS]] restrict writable : memref<2x?x32xf32> to tensor<2x?x32xf32>
+// CHECK: %[[MOVED:.*]] = linalg.transpose ins(%[[RECEIVED]] : tensor<2x?x32xf32>) outs(%{{.*}} : tensor<?x2x32xf32>) permutation = [1, 0, 2]
+// CHECK: %[[WHOLE:.*]] = tensor.collapse_shape %[[MOVED]] {{\[\[}}0], [1, 2]] : tensor<?x2x32xf32> into tensor<?x64xf32>
+// CHECK: return %[[WHOLE]]
 // CHECK-NOT: shard.all_gather
+// CHECK: func.func private @atmoe_all_gather_f32(memref<?xf32>, memref<?xf32>)
 func.func @gather(%local: tensor<?x32xf32>) -> tensor<?x64xf32> {
   %whole = shard.all_gather %local on @atmoe_ranks grid_axes = [0] gather_axis = 1 : tensor<?x32xf32> -> tensor<?x64xf32>
   return %whole : tensor<?x64xf32>
+}
+
+// -----
+
+// A gather along the leading dimension needs no transpose.
+
+shard.grid @atmoe_ranks(shape = 2)
+
+// CHECK-LABEL: func.func @gather_rows
+// CHECK: call @atmoe_all_gather_f32
+// CHECK: %[[RECEIVED:.*]] = bufferization.to_tensor %{{.*}} : memref<2x4x8xf32> to tensor<2x4x8xf32>
+// CHECK-NOT: linalg.transpose
+// CHECK: tensor.collapse_shape %[[RECEIVED]] {{\[\[}}0, 1], [2]] : tensor<2x4x8xf32> into tensor<8x8xf32>
+func.func @gather_rows(%local: tensor<4x8xf32>) -> tensor<8x8xf32> {
+  %whole = shard.all_gather %local on @atmoe_ranks grid_axes = [0] gather_axis = 0 : tensor<4x8xf32> -> tensor<8x8xf32>
+  return %whole : tensor<8x8xf32>
 }
 
 // -----
