@@ -170,6 +170,14 @@ FaultOr<> Compilation::selectTarget() {
                    << options.target << " is a GPU";
     return Fault::Usage;
   }
+  if (options.parallelRanks > 1 &&
+      options.sequenceMerge == SequenceMergePolicy::Merge) {
+    emitError(loc) << "--sequence-merge=merge: a layer split over processes "
+                      "runs sequence granularity unmerged (merging a "
+                      "segment's experts into its slice of W is not "
+                      "implemented)";
+    return Fault::Usage;
+  }
   if (llvm::Error error = target.target->checkOptions(codegen)) {
     emitError(loc) << llvm::toString(std::move(error));
     return Fault::Usage;
@@ -193,7 +201,11 @@ FaultOr<> Compilation::lowerToLinalg() {
   // The input verified: a pass that fails on it is the compiler's fault.
   if (failed(runPipeline([&](OpPassManager &pm) {
         LowerToLinalgOptions lower;
-        lower.sequenceMerge = options.sequenceMerge;
+        // Split layers run sequence granularity unmerged: the merged path's
+        // per-segment branches have no sharding.
+        lower.sequenceMerge = options.parallelRanks > 1
+                                  ? SequenceMergePolicy::Unmerged
+                                  : options.sequenceMerge;
         lower.parallelRanks = options.parallelRanks;
         lower.parallelStrategy = options.parallelStrategy;
         buildLowerToLinalgPipeline(pm, lower);

@@ -176,7 +176,8 @@ struct ShardLayersPass
                                 << "cannot split this layer over processes: '"
                                 << op.getName() << "' has no sharding model";
       if (isa<scf::SCFDialect>(op.getDialect()))
-        diag << " (the per-sequence loop of sequence granularity)";
+        diag << " (sequence granularity's merged path: compile it with "
+                "--sequence-merge=unmerged)";
       else if (isa<tensor::ConcatOp, tensor::ExpandShapeOp>(op))
         diag << " (PEFT's DoRA magnitudes or lora_bias vectors, stacked at "
                 "run time)";

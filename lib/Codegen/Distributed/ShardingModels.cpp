@@ -189,10 +189,14 @@ void addReplicatedAnnotations(Operation *op, OpBuilder &b,
 
 /// A model that splits an op like any structured op when
 /// `Model::splits(op)`, and otherwise computes it whole on every process.
-/// `Model` gives the loops and indexing maps.
+/// `Model` gives the loops and indexing maps, and may refuse an op once its
+/// operands are partitioned (`checkPartition`).
 template <typename Model, typename OpTy>
 struct SplitOrReplicatedModel
     : public shard::ShardingInterface::ExternalModel<Model, OpTy> {
+  static LogicalResult checkPartition(Operation *, const IRMapping &) {
+    return success();
+  }
   FailureOr<shard::ShardingOption>
   getShardingOption(Operation *op, ArrayRef<shard::Sharding> operandShardings,
                     ArrayRef<shard::Sharding> resultShardings) const {
@@ -222,6 +226,8 @@ struct SplitOrReplicatedModel
                           IRMapping &mapping,
                           SymbolTableCollection &symbolTables,
                           OpBuilder &builder) const {
+    if (failed(Model::checkPartition(op, mapping)))
+      return failure();
     if (Model::splits(op))
       shard::partitionTriviallyShardableOperation(
           *op, partitionedOperands, operandShardings, resultShardings,
@@ -290,6 +296,31 @@ struct GenericShardingModel
   }
 };
 
+/// `scf.for` over the sequences of a layer with sequence granularity (its
+/// unmerged path: each sequence's routing row copied to its tokens), run
+/// whole on every process. The body is cloned as it is, so it must read
+/// only whole values from above; a split one is refused.
+struct SequenceLoopShardingModel
+    : public SplitOrReplicatedModel<SequenceLoopShardingModel, scf::ForOp> {
+  SmallVector<utils::IteratorType> getLoopIteratorTypes(Operation *) const {
+    return {};
+  }
+  SmallVector<AffineMap> getIndexingMaps(Operation *) const { return {}; }
+  static bool splits(Operation *) { return false; }
+  static int64_t loops(Operation *) { return 0; }
+
+  static LogicalResult checkPartition(Operation *op,
+                                      const IRMapping &mapping) {
+    llvm::SetVector<Value> captured;
+    getUsedValuesDefinedAbove(op->getRegions(), captured);
+    for (Value value : captured)
+      if (mapping.lookupOrDefault(value).getType() != value.getType())
+        return op->emitOpError()
+               << "reads a value split over processes in its body";
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::atmoe::registerShardingInterfaceExternalModels(
@@ -304,5 +335,8 @@ void mlir::atmoe::registerShardingInterfaceExternalModels(
   });
   registry.addExtension(+[](MLIRContext *ctx, arith::ArithDialect *) {
     arith::ConstantOp::attachInterface<ConstantShardingModel>(*ctx);
+  });
+  registry.addExtension(+[](MLIRContext *ctx, scf::SCFDialect *) {
+    scf::ForOp::attachInterface<SequenceLoopShardingModel>(*ctx);
   });
 }

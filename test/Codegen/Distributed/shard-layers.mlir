@@ -80,18 +80,18 @@ func.func @odd(%x: tensor<?x8xf32> {atmoe.input = "q_proj"},
 
 // -----
 
-// An op sharding-propagation cannot see through (the segment loop of
-// sequence granularity) is refused up front, naming what it comes from.
+// An op sharding-propagation cannot see through (a branch of sequence
+// granularity's merged path) is refused up front, naming what it comes from.
 
 func.func @segments(%x: tensor<?x8xf32> {atmoe.input = "q_proj"},
-    %w: tensor<8x8xf32> {atmoe.file = "w.safetensors", atmoe.source = "q.weight", atmoe.tensor = "q.weight"})
+    %w: tensor<8x8xf32> {atmoe.file = "w.safetensors", atmoe.source = "q.weight", atmoe.tensor = "q.weight"},
+    %merge: i1)
     -> (tensor<?x8xf32> {atmoe.output = "q_proj"}) {
-  %c0 = arith.constant 0 : index
-  %c1 = arith.constant 1 : index
-  %t = tensor.dim %x, %c0 : tensor<?x8xf32>
-  // expected-error @below {{cannot split this layer over processes: 'scf.for' has no sharding model (the per-sequence loop of sequence granularity)}}
-  %y = scf.for %i = %c0 to %t step %c1 iter_args(%acc = %x) -> (tensor<?x8xf32>) {
-    scf.yield %acc : tensor<?x8xf32>
+  // expected-error @below {{cannot split this layer over processes: 'scf.if' has no sharding model (sequence granularity's merged path: compile it with --sequence-merge=unmerged)}}
+  %y = scf.if %merge -> (tensor<?x8xf32>) {
+    scf.yield %x : tensor<?x8xf32>
+  } else {
+    scf.yield %x : tensor<?x8xf32>
   }
   return %y : tensor<?x8xf32>
 }
