@@ -44,73 +44,95 @@ struct Layer {
   atmoe_rt_granularity_t granularity;
 };
 
+/// Every layer of every set, and the extents the shared buffers need. All
+/// projections read the same x, so they must share d_in.
+struct Shapes {
+  std::vector<std::vector<Layer>> layers;
+  int64_t dIn = -1, dH = 0, dOutMax = 0;
+  size_t numExpertsMax = 1, numProjectionsMax = 1;
+  bool sequence = false;
+};
+
+Layer describeLayer(atmoe_rt_model_t *model, int64_t index, int64_t &dOutMax) {
+  Layer layer;
+  check(atmoe_rt_model_find_layer(model, index, &layer.position), "find layer");
+  check(atmoe_rt_layer_get_num_projections(model, layer.position,
+                                           &layer.numProjections),
+        "projections");
+  check(atmoe_rt_layer_get_projection(model, layer.position, 0, nullptr,
+                                      &layer.dIn, &layer.dOut),
+        "projection");
+  for (size_t p = 1; p < layer.numProjections; ++p) {
+    int64_t in, out;
+    check(atmoe_rt_layer_get_projection(model, layer.position, p, nullptr, &in,
+                                        &out),
+          "projection");
+    if (in != layer.dIn)
+      fail("projections of one layer must share d_in");
+    dOutMax = std::max(dOutMax, out);
+  }
+  check(atmoe_rt_layer_get_router(model, layer.position, &layer.dH,
+                                  &layer.numExperts, &layer.granularity),
+        "router");
+  return layer;
+}
+
+Shapes describeSets(atmoe_rt_model_t *model,
+                    const std::vector<LayerSet> &sets) {
+  Shapes shapes;
+  shapes.layers.resize(sets.size());
+  for (size_t s = 0; s < sets.size(); ++s) {
+    for (int64_t index : sets[s].layers) {
+      Layer layer = describeLayer(model, index, shapes.dOutMax);
+      if (shapes.dIn >= 0 && layer.dIn != shapes.dIn)
+        fail("every layer must have the same d_in");
+      shapes.dIn = layer.dIn;
+      shapes.dH = std::max(shapes.dH, layer.dH);
+      shapes.dOutMax = std::max(shapes.dOutMax, layer.dOut);
+      shapes.numExpertsMax = std::max(shapes.numExpertsMax, layer.numExperts);
+      shapes.numProjectionsMax =
+          std::max(shapes.numProjectionsMax, layer.numProjections);
+      shapes.sequence |= layer.numExperts &&
+                         layer.granularity == ATMOE_RT_GRANULARITY_SEQUENCE;
+      shapes.layers[s].push_back(layer);
+    }
+  }
+  return shapes;
+}
+
+/// Opens and binds the model; returns this process's rank. A model split
+/// over processes (mpiexec) has every rank make the same calls (use
+/// --min-rounds = --max-rounds); rank 0 alone prints and dumps.
+int openModel(const Args &args, atmoe_rt_model_t *&model) {
+  check(atmoe_rt_model_open(args.get("model").c_str(), &model), "open");
+  check(atmoe_rt_model_bind_weights(model, args.get("package").c_str()),
+        "bind");
+  int rank = 0;
+  check(atmoe_rt_model_get_process(model, &rank, nullptr), "process");
+  if (rank != 0 && !std::freopen("/dev/null", "w", stdout))
+    fail("cannot silence rank " + std::to_string(rank));
+  return rank;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   Args args(argc, argv);
   atmoe_rt_model_t *model = nullptr;
-  check(atmoe_rt_model_open(args.get("model").c_str(), &model), "open");
-  check(atmoe_rt_model_bind_weights(model, args.get("package").c_str()),
-        "bind");
-  // A model split over processes (mpiexec): every rank makes the same calls
-  // (use --min-rounds = --max-rounds), rank 0 alone prints and dumps.
-  int rank = 0;
-  check(atmoe_rt_model_get_process(model, &rank, nullptr), "process");
-  if (rank != 0 && !std::freopen("/dev/null", "w", stdout))
-    fail("cannot silence rank " + std::to_string(rank));
-
+  int rank = openModel(args, model);
   int64_t tokens = std::atoll(args.get("tokens").c_str());
   std::vector<int64_t> segments = parseList(args.get("segments", ""));
   std::vector<LayerSet> sets = parseSets(args);
-
-  // Every layer of every set: its position and shapes. All projections read
-  // the same x, so they must share d_in.
-  std::vector<std::vector<Layer>> layers(sets.size());
-  int64_t dIn = -1, dH = 0, dOutMax = 0;
-  size_t numExpertsMax = 1, numProjectionsMax = 1;
-  for (size_t s = 0; s < sets.size(); ++s) {
-    for (int64_t index : sets[s].layers) {
-      Layer layer;
-      check(atmoe_rt_model_find_layer(model, index, &layer.position),
-            "find layer");
-      check(atmoe_rt_layer_get_num_projections(model, layer.position,
-                                               &layer.numProjections),
-            "projections");
-      check(atmoe_rt_layer_get_projection(model, layer.position, 0, nullptr,
-                                          &layer.dIn, &layer.dOut),
-            "projection");
-      for (size_t p = 1; p < layer.numProjections; ++p) {
-        int64_t in, out;
-        check(atmoe_rt_layer_get_projection(model, layer.position, p, nullptr,
-                                            &in, &out),
-              "projection");
-        if (in != layer.dIn)
-          fail("projections of one layer must share d_in");
-        dOutMax = std::max(dOutMax, out);
-      }
-      check(atmoe_rt_layer_get_router(model, layer.position, &layer.dH,
-                                      &layer.numExperts, &layer.granularity),
-            "router");
-      if (dIn >= 0 && layer.dIn != dIn)
-        fail("every layer must have the same d_in");
-      dIn = layer.dIn;
-      dH = std::max(dH, layer.dH);
-      dOutMax = std::max(dOutMax, layer.dOut);
-      numExpertsMax = std::max(numExpertsMax, layer.numExperts);
-      numProjectionsMax = std::max(numProjectionsMax, layer.numProjections);
-      layers[s].push_back(layer);
-    }
-  }
+  Shapes shapes = describeSets(model, sets);
+  const std::vector<std::vector<Layer>> &layers = shapes.layers;
+  int64_t dIn = shapes.dIn, dH = shapes.dH, dOutMax = shapes.dOutMax;
+  size_t numExpertsMax = shapes.numExpertsMax,
+         numProjectionsMax = shapes.numProjectionsMax;
 
   std::vector<float> x = readFloats(args.get("x"), tokens * dIn);
-  size_t hRows = segments.empty() ? 1 : segments.size();
-  bool sequence = false;
-  for (auto &set : layers)
-    for (Layer &layer : set)
-      sequence |= layer.numExperts &&
-                  layer.granularity == ATMOE_RT_GRANULARITY_SEQUENCE;
-  if (!sequence)
-    hRows = tokens;
+  size_t hRows = !shapes.sequence  ? size_t(tokens)
+                 : segments.empty() ? 1
+                                    : segments.size();
   std::vector<float> h;
   if (args.has("h"))
     h = readFloats(args.get("h"), hRows * dH);

@@ -87,7 +87,7 @@ static void addBufferizationPasses(OpPassManager &pm) {
   pm.addPass(atmoe::createMemRefCopyToLinalgPass());
 }
 
-/// A tensor-parallel layer's process index and collectives, once buffers
+/// A split layer's process index and collectives, once buffers
 /// are final (the deallocation pipeline rejects mpi ops): upstream lowers
 /// the index, atmoe the collective functions and the check that nothing of
 /// the grid is left. Nothing happens to a one-process module.

@@ -327,7 +327,8 @@ atmoe_rt_status_t atmoe_rt_layer_forward(const atmoe_rt_model_t *model,
     return runOnDevice(call, model->entries[layer], buffers);
   DescriptorList &descriptors = scratch.descriptors;
   descriptors.clear();
-  // A process of a tensor-parallel model binds its slice of split weights.
+  // A process of a model split over processes binds its slice of split
+  // weights.
   for (const Buffer &buffer : buffers)
     descriptors.add(buffer.data, buffer.arg->shape, buffer.rows,
                     buffer.arg->shardDim, model->manifest.ranks);

@@ -1,4 +1,4 @@
-//===- Processes.cpp - The MPI job of a tensor-parallel model -------------===//
+//===- Processes.cpp - The MPI job of a model split over processes -------===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //

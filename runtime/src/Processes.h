@@ -1,4 +1,4 @@
-//===- Processes.h - The MPI job of a tensor-parallel model -----*- C++ -*-===//
+//===- Processes.h - The MPI job of a model split over processes-*- C++ -*-===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //

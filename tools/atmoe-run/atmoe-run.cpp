@@ -589,7 +589,7 @@ Status prepare(const Request &request, LayerInfo &layer, Inputs &inputs) {
   return loadRouterInput(*routerFile, request, layer, inputs);
 }
 
-/// The run with the model open. A process of a tensor-parallel model writes
+/// The run with the model open. A process of a model split over processes writes
 /// the outputs and the timing line only on rank 0, where they are whole.
 Status runOpened(const Request &request, atmoe_rt_model_t *model, int rank) {
   Result<LayerInfo> layer = describeLayer(model, request.layerIndex);

@@ -10,6 +10,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CollectiveFunctions.h"
+
 #include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/DLTI/DLTI.h"
@@ -25,9 +27,6 @@ using namespace mlir;
 using namespace mlir::atmoe;
 
 namespace {
-
-constexpr StringLiteral kAllReduceFunction = "atmoe_all_reduce_sum_f32";
-constexpr StringLiteral kAllGatherFunction = "atmoe_all_gather_f32";
 
 /// send and receive buffers are distinct: MPI forbids aliasing them without
 /// MPI_IN_PLACE, which the mpi dialect cannot express.
@@ -188,12 +187,12 @@ struct CollectivesToMPIPass
     : public mlir::atmoe::impl::CollectivesToMPIPassBase<CollectivesToMPIPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (auto allReduce = module.lookupSymbol<func::FuncOp>(kAllReduceFunction);
+    if (auto allReduce = module.lookupSymbol<func::FuncOp>(kAllReduceSumF32Function);
         allReduce && allReduce.isExternal()) {
       defineAllReduce(allReduce);
       declareMPICH(module);
     }
-    if (auto allGather = module.lookupSymbol<func::FuncOp>(kAllGatherFunction);
+    if (auto allGather = module.lookupSymbol<func::FuncOp>(kAllGatherF32Function);
         allGather && allGather.isExternal()) {
       auto ranks =
           module->getAttrOfType<IntegerAttr>(AtmoeDialect::kRanksAttrName);

@@ -12,11 +12,14 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CollectiveFunctions.h"
+
 #include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Utils/IndexingUtils.h"
 #include "mlir/Dialect/Shard/Transforms/Transforms.h"
+#include "mlir/Dialect/Tensor/Utils/Utils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -30,19 +33,6 @@ using namespace mlir::atmoe;
 
 namespace {
 
-constexpr StringLiteral kAllReduceFunction = "atmoe_all_reduce_sum_f32";
-constexpr StringLiteral kAllGatherFunction = "atmoe_all_gather_f32";
-
-/// The dynamic extents of `value`'s tensor type, for tensor.empty and
-/// memref.alloc of the same shape.
-SmallVector<Value> dynamicSizes(OpBuilder &b, Location loc, Value value) {
-  SmallVector<Value> sizes;
-  auto type = cast<RankedTensorType>(value.getType());
-  for (int64_t i = 0, e = type.getRank(); i < e; ++i)
-    if (type.isDynamicDim(i))
-      sizes.push_back(tensor::DimOp::create(b, loc, value, i));
-  return sizes;
-}
 
 /// Whether a collective spans the one axis of atmoe-shard-layers' grid.
 bool onWholeGrid(ArrayRef<int16_t> axes) {
@@ -89,7 +79,7 @@ Value callCollective(PatternRewriter &rewriter, Operation *op, StringRef name,
       input, rewriter.getUnitAttr());
   auto resultBuffer = MemRefType::get(resultShape, type.getElementType());
   Value recv = memref::AllocOp::create(rewriter, loc, resultBuffer,
-                                       dynamicSizes(rewriter, loc, input));
+                                       tensor::createDynamicDimValues(rewriter, loc, input));
   func::FuncOp callee = getOrDeclareCollective(
       op->getParentOfType<ModuleOp>(), rewriter, name);
   func::CallOp::create(
@@ -112,7 +102,7 @@ struct AllReduceToCall : OpRewritePattern<shard::AllReduceOp> {
         !type.getElementType().isF32() ||
         op.getReduction() != shard::ReductionKind::Sum)
       return rewriter.notifyMatchFailure(op, "not an f32 sum on the grid");
-    rewriter.replaceOp(op, callCollective(rewriter, op, kAllReduceFunction,
+    rewriter.replaceOp(op, callCollective(rewriter, op, kAllReduceSumF32Function,
                                           op.getInput(), type.getShape()));
     return success();
   }
@@ -136,7 +126,7 @@ struct AllGatherToCall : OpRewritePattern<shard::AllGatherOp> {
       return rewriter.notifyMatchFailure(op, "grid of unknown size");
     SmallVector<int64_t> partsShape{grid.getShape().front()};
     llvm::append_range(partsShape, localType.getShape());
-    Value parts = callCollective(rewriter, op, kAllGatherFunction,
+    Value parts = callCollective(rewriter, op, kAllGatherF32Function,
                                  op.getInput(), partsShape);
     int64_t axis = op.getGatherAxis().getSExtValue();
     if (axis != 0)

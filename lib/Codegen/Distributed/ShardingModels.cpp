@@ -155,8 +155,7 @@ shard::Sharding replicated(const shard::ShardingOption &option) {
 }
 
 FailureOr<shard::ShardingOption>
-replicatedOption(Operation *op, int64_t loops,
-                 ArrayRef<shard::Sharding> operandShardings,
+replicatedOption(int64_t loops, ArrayRef<shard::Sharding> operandShardings,
                  ArrayRef<shard::Sharding> resultShardings) {
   for (ArrayRef<shard::Sharding> shardings :
        {operandShardings, resultShardings})
@@ -203,7 +202,7 @@ struct SplitOrReplicatedModel
     if (Model::splits(op))
       return shard::detail::defaultGetShardingOption(op, operandShardings,
                                                      resultShardings);
-    return replicatedOption(op, Model::loops(op), operandShardings,
+    return replicatedOption(Model::loops(op), operandShardings,
                             resultShardings);
   }
   FailureOr<std::vector<shard::Sharding>>

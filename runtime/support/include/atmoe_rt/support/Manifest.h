@@ -97,7 +97,7 @@ struct Argument {
   /// m / ||W + s B A|| per row, from the parts W, A, B and m, with s this
   /// scale; `concatDim` is unused.
   std::optional<double> doraScale;
-  /// A weight split over the processes of a tensor-parallel model: each
+  /// A weight split over the processes of a parallel model: each
   /// binds only its slice, `shape[shardDim] / ranks` entries at
   /// `rank * shape[shardDim] / ranks` ("shard_dim"); `shape` is the whole
   /// stored tensor's.
