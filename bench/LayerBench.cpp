@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
          numProjectionsMax = shapes.numProjectionsMax;
 
   std::vector<float> x = readFloats(args.get("x"), tokens * dIn);
-  size_t hRows = !shapes.sequence  ? size_t(tokens)
+  size_t hRows = !shapes.sequence   ? size_t(tokens)
                  : segments.empty() ? 1
                                     : segments.size();
   std::vector<float> h;

@@ -258,14 +258,14 @@ driver::collectExperts(ModuleOp module) {
 FailureOr<atmoe_rt::Manifest> driver::describeLayers(
     ModuleOp module, const llvm::StringMap<SmallVector<std::string>> &experts) {
   atmoe_rt::Manifest manifest;
-  if (auto ranks = module->getAttrOfType<IntegerAttr>(
-          AtmoeDialect::kRanksAttrName))
+  if (auto ranks =
+          module->getAttrOfType<IntegerAttr>(AtmoeDialect::kRanksAttrName))
     manifest.ranks = ranks.getInt();
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isPrivate() || func.isExternal())
       continue;
-    FailureOr<atmoe_rt::Layer> layer = describeLayer(
-        func, int64_t(manifest.layers.size()), manifest.ranks);
+    FailureOr<atmoe_rt::Layer> layer =
+        describeLayer(func, int64_t(manifest.layers.size()), manifest.ranks);
     if (failed(layer))
       return failure();
     auto it = experts.find(layer->function);

@@ -238,9 +238,9 @@ atmoe_rt_status_t atmoe_rt_model_open(const char *path,
   if (Status status = resolveEntryPoints(*model); !status)
     return fail(ATMOE_RT_INPUT_ERROR, status.takeError());
   if (model->manifest.ranks > 1) {
-    Result<std::unique_ptr<ProcessGroup>> group = ProcessGroup::join(
-        model->library, model->manifest.ranks, model->manifest.parallelKind,
-        model->path);
+    Result<std::unique_ptr<ProcessGroup>> group =
+        ProcessGroup::join(model->library, model->manifest.ranks,
+                           model->manifest.parallelKind, model->path);
     if (!group)
       return fail(ATMOE_RT_INPUT_ERROR, group.takeError());
     model->processes = std::move(*group);

@@ -53,11 +53,10 @@ struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
       llvm::cl::desc("With parallel-ranks > 1: what each process holds "
                      "(atmoe-shard-layers' strategy)"),
       llvm::cl::init(ParallelStrategy::Tensor),
-      llvm::cl::values(
-          clEnumValN(ParallelStrategy::Tensor, "tensor",
-                     "Megatron-style tensor parallelism"),
-          clEnumValN(ParallelStrategy::Expert, "expert",
-                     "the experts' rank slots divided"))};
+      llvm::cl::values(clEnumValN(ParallelStrategy::Tensor, "tensor",
+                                  "Megatron-style tensor parallelism"),
+                       clEnumValN(ParallelStrategy::Expert, "expert",
+                                  "the experts' rank slots divided"))};
 };
 
 /// Fused linalg on tensors to the LLVM dialect, for the CPU.

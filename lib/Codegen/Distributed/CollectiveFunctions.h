@@ -1,4 +1,4 @@
-//===- CollectiveFunctions.h - names of the collective functions -*- C++ -*-===//
+//===- CollectiveFunctions.h - the collective functions' names -*- C++ -*-===//
 //
 // Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
 //

@@ -58,8 +58,8 @@ public:
     send = body->getArgument(0);
     parts = body->getArgument(1);
     world = mpi::CommWorldOp::create(b, mpi::CommType::get(b.getContext()));
-    rank = toIndex(mpi::CommRankOp::create(b, Type(), b.getI32Type(), world)
-                       .getRank());
+    rank = toIndex(
+        mpi::CommRankOp::create(b, Type(), b.getI32Type(), world).getRank());
     size = memref::DimOp::create(b, send, constant(0));
     tag = arith::ConstantIntOp::create(b, b.getI32Type(), 0);
   }
@@ -80,12 +80,10 @@ private:
   /// the 2^k blocks each holds; the lower one sends first.
   void buildRecursiveDoubling() {
     for (int64_t distance = 1; distance < processes; distance *= 2) {
-      Value partner =
-          arith::XOrIOp::create(b, rank, constant(distance));
+      Value partner = arith::XOrIOp::create(b, rank, constant(distance));
       Value groupMask = constant(~(distance - 1));
       Value count = constant(distance);
-      Value outgoing =
-          blocks(arith::AndIOp::create(b, rank, groupMask), count);
+      Value outgoing = blocks(arith::AndIOp::create(b, rank, groupMask), count);
       Value incoming =
           blocks(arith::AndIOp::create(b, partner, groupMask), count);
       Value lower =
@@ -105,13 +103,16 @@ private:
     Value parity = arith::RemUIOp::create(b, rank, constant(2));
     Value even =
         arith::CmpIOp::create(b, arith::CmpIPredicate::eq, parity, constant(0));
-    auto loop = scf::ForOp::create(b, constant(0), constant(processes - 1), one);
+    auto loop =
+        scf::ForOp::create(b, constant(0), constant(processes - 1), one);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     // N - k, so that the block indices stay in [0, 2N).
     Value back = arith::SubIOp::create(b, ranks, loop.getInductionVar());
-    Value outgoing = blocks(addMod(rank, arith::RemUIOp::create(b, back, ranks)), one);
-    Value incoming = blocks(addMod(rank, arith::SubIOp::create(b, back, one)), one);
+    Value outgoing =
+        blocks(addMod(rank, arith::RemUIOp::create(b, back, ranks)), one);
+    Value incoming =
+        blocks(addMod(rank, arith::SubIOp::create(b, back, one)), one);
     exchange(even, outgoing, right, incoming, left);
   }
 
@@ -137,10 +138,9 @@ private:
   Value blocks(Value first, Value count) {
     Value offset = arith::MulIOp::create(b, first, size);
     Value length = arith::MulIOp::create(b, count, size);
-    return memref::SubViewOp::create(
-        b, parts, ArrayRef<OpFoldResult>{offset},
-        ArrayRef<OpFoldResult>{length},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    return memref::SubViewOp::create(b, parts, ArrayRef<OpFoldResult>{offset},
+                                     ArrayRef<OpFoldResult>{length},
+                                     ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
   }
 
   /// (rank + offset) mod N, offset in [0, 2N).
@@ -177,29 +177,32 @@ void declareMPICH(ModuleOp module) {
   if (module->hasAttr(DLTIDialect::kMapAttrName))
     return;
   MLIRContext *ctx = module.getContext();
-  module->setAttr(DLTIDialect::kMapAttrName,
-                  MapAttr::get(ctx, {DataLayoutEntryAttr::get(
-                                        StringAttr::get(ctx, "MPI:Implementation"),
-                                        StringAttr::get(ctx, "MPICH"))}));
+  module->setAttr(
+      DLTIDialect::kMapAttrName,
+      MapAttr::get(ctx, {DataLayoutEntryAttr::get(
+                            StringAttr::get(ctx, "MPI:Implementation"),
+                            StringAttr::get(ctx, "MPICH"))}));
 }
 
 struct CollectivesToMPIPass
     : public mlir::atmoe::impl::CollectivesToMPIPassBase<CollectivesToMPIPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (auto allReduce = module.lookupSymbol<func::FuncOp>(kAllReduceSumF32Function);
+    if (auto allReduce =
+            module.lookupSymbol<func::FuncOp>(kAllReduceSumF32Function);
         allReduce && allReduce.isExternal()) {
       defineAllReduce(allReduce);
       declareMPICH(module);
     }
-    if (auto allGather = module.lookupSymbol<func::FuncOp>(kAllGatherF32Function);
+    if (auto allGather =
+            module.lookupSymbol<func::FuncOp>(kAllGatherF32Function);
         allGather && allGather.isExternal()) {
       auto ranks =
           module->getAttrOfType<IntegerAttr>(AtmoeDialect::kRanksAttrName);
       if (!ranks) {
-        allGather.emitError() << "needs the module's "
-                              << AtmoeDialect::kRanksAttrName
-                              << " (the number of processes)";
+        allGather.emitError()
+            << "needs the module's " << AtmoeDialect::kRanksAttrName
+            << " (the number of processes)";
         return signalPassFailure();
       }
       defineAllGather(allGather, ranks.getInt());

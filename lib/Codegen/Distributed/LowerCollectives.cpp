@@ -17,9 +17,9 @@
 #include "atmoe/Codegen/Passes.h"
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Utils/IndexingUtils.h"
 #include "mlir/Dialect/Shard/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/Utils/Utils.h"
+#include "mlir/Dialect/Utils/IndexingUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -32,7 +32,6 @@ using namespace mlir;
 using namespace mlir::atmoe;
 
 namespace {
-
 
 /// Whether a collective spans the one axis of atmoe-shard-layers' grid.
 bool onWholeGrid(ArrayRef<int16_t> axes) {
@@ -78,10 +77,11 @@ Value callCollective(PatternRewriter &rewriter, Operation *op, StringRef name,
       rewriter, loc, MemRefType::get(type.getShape(), type.getElementType()),
       input, rewriter.getUnitAttr());
   auto resultBuffer = MemRefType::get(resultShape, type.getElementType());
-  Value recv = memref::AllocOp::create(rewriter, loc, resultBuffer,
-                                       tensor::createDynamicDimValues(rewriter, loc, input));
-  func::FuncOp callee = getOrDeclareCollective(
-      op->getParentOfType<ModuleOp>(), rewriter, name);
+  Value recv = memref::AllocOp::create(
+      rewriter, loc, resultBuffer,
+      tensor::createDynamicDimValues(rewriter, loc, input));
+  func::FuncOp callee =
+      getOrDeclareCollective(op->getParentOfType<ModuleOp>(), rewriter, name);
   func::CallOp::create(
       rewriter, loc, callee,
       ValueRange{flatten(rewriter, loc, send), flatten(rewriter, loc, recv)});
@@ -102,8 +102,9 @@ struct AllReduceToCall : OpRewritePattern<shard::AllReduceOp> {
         !type.getElementType().isF32() ||
         op.getReduction() != shard::ReductionKind::Sum)
       return rewriter.notifyMatchFailure(op, "not an f32 sum on the grid");
-    rewriter.replaceOp(op, callCollective(rewriter, op, kAllReduceSumF32Function,
-                                          op.getInput(), type.getShape()));
+    rewriter.replaceOp(op,
+                       callCollective(rewriter, op, kAllReduceSumF32Function,
+                                      op.getInput(), type.getShape()));
     return success();
   }
 };
@@ -157,9 +158,9 @@ private:
       permutation.push_back(d);
     SmallVector<OpFoldResult> sizes =
         tensor::getMixedSizes(rewriter, loc, parts);
-    Value init = tensor::EmptyOp::create(
-        rewriter, loc, applyPermutation(sizes, permutation),
-        type.getElementType());
+    Value init = tensor::EmptyOp::create(rewriter, loc,
+                                         applyPermutation(sizes, permutation),
+                                         type.getElementType());
     return linalg::TransposeOp::create(rewriter, loc, parts, init, permutation)
         .getResult()
         .front();

@@ -33,8 +33,8 @@ constexpr StringLiteral kTensorAttr = AtmoeDialect::kTensorAttrName;
 constexpr StringLiteral kPartsAttr = AtmoeDialect::kPartsAttrName;
 
 StringRef matmulRole(Operation *op) {
-  if (auto role = op->getAttrOfType<StringAttr>(
-          AtmoeDialect::kMatmulRoleAttrName))
+  if (auto role =
+          op->getAttrOfType<StringAttr>(AtmoeDialect::kMatmulRoleAttrName))
     return role.getValue();
   return {};
 }
@@ -72,8 +72,8 @@ std::optional<int64_t> splitDimension(BlockArgument weight,
       bool allSplit = !broadcast->use_empty();
       for (Operation *product : broadcast->getResult(0).getUsers()) {
         auto matmul = dyn_cast<linalg::MatmulOp>(product);
-        allSplit &= matmul && matmul.getDpsInits()[0] ==
-                                  broadcast->getResult(0) &&
+        allSplit &= matmul &&
+                    matmul.getDpsInits()[0] == broadcast->getResult(0) &&
                     (matmulRole(matmul) == "lora_base" ||
                      (matmulRole(matmul) == "projection" &&
                       isReturned(matmul.getResult(0))));
@@ -205,16 +205,15 @@ struct ShardLayersPass
         if (ShapedType::isDynamic(extent) || extent % ranks != 0)
           return func.emitError()
                  << "cannot split " << weightName(func, arg.getArgNumber())
-                 << " over " << ranks.getValue()
-                 << " processes: its dimension " << *dim
-                 << " has " << extent << " entries, not a multiple of "
+                 << " over " << ranks.getValue() << " processes: its dimension "
+                 << *dim << " has " << extent << " entries, not a multiple of "
                  << ranks.getValue();
         func.setArgAttr(arg.getArgNumber(), kShardDimAttr,
                         b.getI64IntegerAttr(*dim));
       }
-      Value split = shard::ShardOp::create(
-          b, arg.getLoc(), arg, sharding(b, arg.getLoc(), dim),
-          /*annotate_for_users=*/false);
+      Value split = shard::ShardOp::create(b, arg.getLoc(), arg,
+                                           sharding(b, arg.getLoc(), dim),
+                                           /*annotate_for_users=*/false);
       arg.replaceAllUsesExcept(split, split.getDefiningOp());
     }
     annotateCapturedTensors(func);
@@ -224,10 +223,10 @@ struct ShardLayersPass
       for (OpOperand &operand : ret->getOpOperands()) {
         if (!isa<RankedTensorType>(operand.get().getType()))
           continue;
-        operand.set(shard::ShardOp::create(
-            rb, ret.getLoc(), operand.get(),
-            sharding(rb, ret.getLoc(), std::nullopt),
-            /*annotate_for_users=*/true));
+        operand.set(
+            shard::ShardOp::create(rb, ret.getLoc(), operand.get(),
+                                   sharding(rb, ret.getLoc(), std::nullopt),
+                                   /*annotate_for_users=*/true));
       }
     });
     return success();

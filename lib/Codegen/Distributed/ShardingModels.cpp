@@ -49,8 +49,8 @@ struct DimOpShardingModel
     if (const shard::Sharding &sharding = operandShardings.front()) {
       std::optional<int64_t> index = dim.getConstantIndex();
       ArrayRef<shard::GridAxesAttr> axes = sharding.getSplitAxes();
-      if (!index || (*index < static_cast<int64_t>(axes.size()) &&
-                     !axes[*index].empty()))
+      if (!index ||
+          (*index < static_cast<int64_t>(axes.size()) && !axes[*index].empty()))
         return op->emitOpError()
                << "reads a dimension that is split over processes";
     }
@@ -99,11 +99,11 @@ struct EmptyOpShardingModel
     return shardings;
   }
 
-  LogicalResult addShardingAnnotations(
-      Operation *op, OpBuilder &b, const shard::ShardingOption &option) const {
+  LogicalResult
+  addShardingAnnotations(Operation *op, OpBuilder &b,
+                         const shard::ShardingOption &option) const {
     if (shard::Sharding sharding = resultSharding(op, option))
-      shard::maybeInsertTargetShardingAnnotation(sharding, op->getResult(0),
-                                                 b);
+      shard::maybeInsertTargetShardingAnnotation(sharding, op->getResult(0), b);
     return success();
   }
 
@@ -120,9 +120,8 @@ struct EmptyOpShardingModel
       ArrayRef<shard::GridAxesAttr> axes = sharding.getSplitAxes();
       for (auto [dim, dimAxes] : llvm::enumerate(axes))
         if (!dimAxes.empty() && type.isDynamicDim(dim))
-          return op->emitOpError()
-                 << "cannot split dynamic dimension " << dim
-                 << " over processes";
+          return op->emitOpError() << "cannot split dynamic dimension " << dim
+                                   << " over processes";
       shard::GridOp grid =
           shard::getGrid(op, sharding.getGridAttr(), symbolTables);
       type = cast<RankedTensorType>(shard::shardType(type, grid, sharding));
@@ -212,8 +211,9 @@ struct SplitOrReplicatedModel
       return shard::detail::defaultGetShardingAnnotations(op, option);
     return replicatedAnnotations(op, option);
   }
-  LogicalResult addShardingAnnotations(
-      Operation *op, OpBuilder &b, const shard::ShardingOption &option) const {
+  LogicalResult
+  addShardingAnnotations(Operation *op, OpBuilder &b,
+                         const shard::ShardingOption &option) const {
     if (Model::splits(op))
       return shard::detail::defaultAddShardingAnnotations(op, b, option);
     addReplicatedAnnotations(op, b, option);
@@ -229,12 +229,12 @@ struct SplitOrReplicatedModel
       return failure();
     if (Model::splits(op))
       shard::partitionTriviallyShardableOperation(
-          *op, partitionedOperands, operandShardings, resultShardings,
-          mapping, symbolTables, builder);
+          *op, partitionedOperands, operandShardings, resultShardings, mapping,
+          symbolTables, builder);
     else
       shard::partitionFullyReplicatedOperation(
-          *op, partitionedOperands, operandShardings, resultShardings,
-          mapping, symbolTables, builder);
+          *op, partitionedOperands, operandShardings, resultShardings, mapping,
+          symbolTables, builder);
     return success();
   }
 };
@@ -289,9 +289,8 @@ struct GenericShardingModel
       return false;
     llvm::SetVector<Value> captured;
     getUsedValuesDefinedAbove(generic->getRegions(), captured);
-    return llvm::none_of(captured, [](Value value) {
-      return isa<ShapedType>(value.getType());
-    });
+    return llvm::none_of(
+        captured, [](Value value) { return isa<ShapedType>(value.getType()); });
   }
 };
 
@@ -308,8 +307,7 @@ struct SequenceLoopShardingModel
   static bool splits(Operation *) { return false; }
   static int64_t loops(Operation *) { return 0; }
 
-  static LogicalResult checkPartition(Operation *op,
-                                      const IRMapping &mapping) {
+  static LogicalResult checkPartition(Operation *op, const IRMapping &mapping) {
     llvm::SetVector<Value> captured;
     getUsedValuesDefinedAbove(op->getRegions(), captured);
     for (Value value : captured)

@@ -186,9 +186,9 @@ LogicalResult AtmoeDialect::verifyOperationAttribute(Operation *op,
   if (name == kRanksAttrName) {
     auto integer = dyn_cast<IntegerAttr>(value);
     if (!isa<ModuleOp>(op) || !integer || integer.getInt() < 2)
-      return op->emitOpError() << "expects " << name
-                               << " to be an integer >= 2 on a module, found "
-                               << value;
+      return op->emitOpError()
+             << "expects " << name
+             << " to be an integer >= 2 on a module, found " << value;
     return success();
   }
   if (name == kHostArgumentsAttrName) {
