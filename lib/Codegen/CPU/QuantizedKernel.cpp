@@ -511,11 +511,14 @@ bool cpu::isQuantizedMatmul(linalg::GenericOp op) {
       !isRowMajor(ops.qweight, isI32) || !isRowMajor(ops.scales, isFloat) ||
       (ops.zeros && !isRowMajor(ops.zeros, isI32)))
     return false;
-  // The k extent of x must be whole groups of packed rows.
+  // The k extent of x must be whole groups of whole packed rows (a group
+  // smaller than a word, e.g. 4 with 4 bits, keeps the generic).
   int64_t k = cast<MemRefType>(ops.x.getType()).getDimSize(1);
   int64_t words = cast<MemRefType>(ops.qweight.getType()).getDimSize(0);
   return !ShapedType::isDynamic(k) && !ShapedType::isDynamic(words) &&
-         k == words * quant.getValuesPerWord() && k % quant.getGroupSize() == 0;
+         k == words * quant.getValuesPerWord() &&
+         k % quant.getGroupSize() == 0 &&
+         quant.getGroupSize() % quant.getValuesPerWord() == 0;
 }
 
 void cpu::lowerQuantizedMatmul(RewriterBase &rewriter, linalg::GenericOp op,

@@ -153,3 +153,34 @@ func.func @gptq_tile(%x: memref<?x256xf32>, %q: memref<32x40xi32, strided<[128, 
   }
   return
 }
+
+// -----
+
+// A group smaller than a packed word (4 values of 4 bits: two groups per
+// word) does not fit the kernel's per-group word loops: the generic stays,
+// unmarked, and becomes loops.
+#x = affine_map<(t, n, k) -> (t, k)>
+#qw = affine_map<(t, n, k) -> (k floordiv 8, n)>
+#sc = affine_map<(t, n, k) -> (k floordiv 4, n)>
+#y = affine_map<(t, n, k) -> (t, n)>
+// CHECK-LABEL: func.func @gptq_group_below_word
+// CHECK-NOT: vector.load
+// CHECK: linalg.generic
+// CHECK-SAME: atmoe.quantization = #atmoe.gptq<bits = 4, group_size = 4, zero_offset = 1>
+// CHECK-NOT: scf.if
+// CHECK: return
+func.func @gptq_group_below_word(%x: memref<?x64xf32>, %q: memref<8x32xi32>,
+                                 %s: memref<16x32xf32>, %y: memref<?x32xf32>) {
+  linalg.generic {indexing_maps = [#x, #qw, #sc, #y],
+                  iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %q, %s : memref<?x64xf32>, memref<8x32xi32>, memref<16x32xf32>)
+      outs(%y : memref<?x32xf32>)
+      attrs = {atmoe.matmul_role = "projection",
+               atmoe.quantization = #atmoe.gptq<bits = 4, group_size = 4, zero_offset = 1>} {
+  ^bb0(%in: f32, %word: i32, %scale: f32, %out: f32):
+    %p = arith.mulf %in, %scale : f32
+    %r = arith.addf %out, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}
