@@ -19,6 +19,8 @@ last-level cache, so that each call reads its weights from DRAM) with
   int8   a GPTQ base (8 bits, group size 128, symmetric) with bf16 adapters
          and router (atmoe-quantize of the bf16 package);
   int4   the same with 4 bits;
+  int8-a8, int4-a8  the same packages compiled with --int8-activations
+         (opt-in, not exact: docs/Numerics.md);
 compiles it, and times atmoe_moe (the LoRA-MoE layer) and atmoe_base (the
 base linear) round-robin over the copies with atmoe-layer-bench. It reports
 each time, time(f32) / time(p) and the read bandwidth of the stored bytes as
@@ -41,19 +43,25 @@ import run_bench as rb
 
 np = rb.np
 
+INT8 = ["--bits", "8", "--group-size", "128", "--sym"]
+INT4 = ["--bits", "4", "--group-size", "128", "--sym"]
 PRECISIONS = {
-    # name: (model_package.py arguments, atmoe-quantize arguments or None)
-    "f32": (["--dtype", "f32"], None),
-    "bf16": (["--dtype", "bf16"], None),
-    "int8": (["--dtype", "bf16"], ["--bits", "8", "--group-size", "128", "--sym"]),
-    "int4": (["--dtype", "bf16"], ["--bits", "4", "--group-size", "128", "--sym"]),
+    # name: (model_package.py arguments, atmoe-quantize arguments or None,
+    #        atmoe-compile arguments)
+    "f32": (["--dtype", "f32"], None, []),
+    "bf16": (["--dtype", "bf16"], None, []),
+    "int8": (["--dtype", "bf16"], INT8, []),
+    "int4": (["--dtype", "bf16"], INT4, []),
+    # Opt-in, not exact (docs/Numerics.md): int8-rounded activations, VNNI.
+    "int8-a8": (["--dtype", "bf16"], INT8, ["--int8-activations"]),
+    "int4-a8": (["--dtype", "bf16"], INT4, ["--int8-activations"]),
 }
 
 
 def stored_bytes(d, precision, lora):
     """Bytes of weights one call reads, as stored."""
-    if precision in ("int8", "int4"):
-        bits = 8 if precision == "int8" else 4
+    if precision.startswith("int"):
+        bits = 8 if precision.startswith("int8") else 4
         base = d * d * bits // 8 + (d // 128) * d * (2 + bits // 8)
     else:
         base = d * d * (4 if precision == "f32" else 2)
@@ -67,7 +75,7 @@ def make_package(work, d, copies, precision, quantize_tool):
     description = os.path.join(work, "d%d.json" % d)
     subprocess.run([sys.executable, os.path.join(rb.HERE, "workload.py"), "--d", str(d),
                     "--copies", str(copies), description], check=True)
-    gen_args, quantize = PRECISIONS[precision]
+    gen_args, quantize, _ = PRECISIONS[precision]
     package = os.path.join(work, "d%d-%s" % (d, precision))
     subprocess.run([sys.executable, os.path.join(rb.ROOT, "test", "helpers",
                                                  "model_package.py"),
@@ -172,7 +180,8 @@ def main():
             for precision in precisions:
                 copies = max(2, -(-4 * rb.l3_bytes() // stored_bytes(d, precision, False)))
                 package = make_package(work, d, copies, precision, quantize_tool)
-                compiled, seconds = rb.compile_package(compiler, package)
+                compiled, seconds = rb.compile_package(compiler, package,
+                                                       extra=PRECISIONS[precision][2])
                 rb.log("d=%d %s: %d copies, compiled in %.1f s" % (d, precision, copies, seconds))
                 for tokens in [int(v) for v in args.tokens.split(",")]:
                     for threads in threads_list:

@@ -307,11 +307,13 @@ def write_package(work, d, granularity, copies):
     return package
 
 
-def compile_package(compiler, package, target="host"):
-    """Compiles `package` for `target`; returns the .so and the seconds it took."""
+def compile_package(compiler, package, target="host", extra=()):
+    """Compiles `package` for `target` (with `extra` atmoe-compile arguments);
+    returns the .so and the seconds it took."""
     compiled = "%s.%s.so" % (package, target.replace(":", "-"))
     start = time.monotonic()
-    subprocess.run([compiler, package, "--target=" + target, "-o", compiled], check=True)
+    subprocess.run([compiler, package, "--target=" + target, "-o", compiled] + list(extra),
+                   check=True)
     return compiled, time.monotonic() - start
 
 

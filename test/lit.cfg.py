@@ -98,6 +98,22 @@ if config.atmoe_enable_tsan:
     config.available_features.add("tsan")
     sanitizer_options("TSAN_OPTIONS", "abort_on_error=1:halt_on_error=1")
 
+# --int8-activations runs on hosts with VNNI dot products (AVX512-VNNI on an
+# AVX-512 CPU, AVX-VNNI on an AVX2 one), as the CPU target decides.
+def host_has_vnni():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    if "avx512f" in flags:
+        return "avx512_vnni" in flags
+    return "avx_vnni" in flags
+
+if host_has_vnni():
+    config.available_features.add("vnni")
+
 # GPU targets (docs/targets.md). Compiling for nvptx needs ptxas (cubin
 # inside the fatbin); running needs the CUDA support library, the NVIDIA
 # driver and a device. Tests that need a GPU are UNSUPPORTED elsewhere.

@@ -163,6 +163,7 @@ FaultOr<> Compilation::selectTarget() {
   }
   target = *selected;
   codegen.cpuSchedule = options.cpuSchedule;
+  codegen.int8Activations = options.int8Activations;
   if (options.parallelRanks > 1 &&
       target.target->getDevice() != atmoe_rt::Device::CPU) {
     emitError(loc) << "--parallel: only CPU targets run split over "
@@ -178,7 +179,7 @@ FaultOr<> Compilation::selectTarget() {
                       "implemented)";
     return Fault::Usage;
   }
-  if (llvm::Error error = target.target->checkOptions(codegen)) {
+  if (llvm::Error error = target.target->checkOptions(target.chip, codegen)) {
     emitError(loc) << llvm::toString(std::move(error));
     return Fault::Usage;
   }

@@ -114,6 +114,7 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   // what is left (elementwise ops, other matmul layouts) becomes loops.
   LowerCPUMatmulsPassOptions kernels;
   kernels.vectorWidth = options.vectorWidth;
+  kernels.int8Activations = options.int8Activations;
   pm.addPass(createLowerCPUMatmulsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   // Vector code from the schedule: masked transfers to loads/stores, the

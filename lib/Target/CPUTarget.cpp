@@ -28,7 +28,14 @@ public:
   ArrayRef<StringRef> getChips() const override { return chips; }
   ArrayRef<StringRef> getAliases() const override { return chips; }
   atmoe_rt::Device getDevice() const override { return atmoe_rt::Device::CPU; }
-  llvm::Error checkOptions(const CodegenOptions &) const override {
+  llvm::Error checkOptions(StringRef chip,
+                           const CodegenOptions &options) const override {
+    if (options.int8Activations && !hasVNNI(chip))
+      return llvm::createStringError(
+          "--int8-activations: --target=" + chip.str() +
+          " has no VNNI dot products for its vectors (AVX512-VNNI on an "
+          "AVX-512 CPU, AVX-VNNI on an AVX2 one; named x86-64 levels have "
+          "none: compile with --target=host on such a CPU)");
     return llvm::Error::success();
   }
   void buildCodegenPipeline(OpPassManager &pm, StringRef chip,
@@ -36,6 +43,7 @@ public:
     CPUCodegenOptions codegen;
     codegen.transformSchedule = options.cpuSchedule;
     codegen.vectorWidth = vectorWidth(chip);
+    codegen.int8Activations = options.int8Activations;
     buildCPUCodegenPipeline(pm, codegen);
   }
   HostCPU getHostCPU(StringRef chip) const override {
@@ -65,6 +73,17 @@ private:
     if (features.lookup("avx512f"))
       return 16;
     return features.lookup("avx2") || features.lookup("avx") ? 8 : 4;
+  }
+
+  /// Whether the kernels' vectors (vectorWidth) have VPDPBUSD: named
+  /// x86-64 levels do not include VNNI.
+  static bool hasVNNI(StringRef chip) {
+    if (chip != "host")
+      return false;
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    return vectorWidth(chip) == 16
+               ? features.lookup("avx512vnni")
+               : vectorWidth(chip) == 8 && features.lookup("avxvnni");
   }
 
   static constexpr StringRef chips[] = {"host", "x86-64", "x86-64-v2",

@@ -18,10 +18,15 @@ using namespace mlir::atmoe;
 
 Target::~Target() = default;
 
-llvm::Error Target::checkOptions(const CodegenOptions &options) const {
+llvm::Error Target::checkOptions(StringRef,
+                                 const CodegenOptions &options) const {
   if (!options.cpuSchedule.empty())
     return llvm::createStringError(
         "--cpu-schedule applies to CPU targets only, not to '" + getName() +
+        "'");
+  if (options.int8Activations)
+    return llvm::createStringError(
+        "--int8-activations applies to CPU targets only, not to '" + getName() +
         "'");
   return llvm::Error::success();
 }

@@ -37,6 +37,8 @@ def main():
                         help="runs atmoe-run under it (a model split over "
                         "processes); the outputs must come from rank 0 alone")
     parser.add_argument("--work", required=True)
+    parser.add_argument("--int8-activations", action="store_true",
+                        help="checked with reference.py --int8-activations")
     args = parser.parse_args()
 
     layer = reference.Layer(args.model, args.layer)
@@ -81,6 +83,8 @@ def main():
         sys.stderr.write(result.stdout + result.stderr)
         sys.exit("atmoe-run failed with exit code %d" % result.returncode)
     sys.argv = ["reference.py"] + check + ["--check", os.path.join(args.work, "out")]
+    if args.int8_activations:
+        sys.argv.append("--int8-activations")
     reference.main()
 
 

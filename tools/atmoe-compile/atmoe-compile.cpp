@@ -53,6 +53,13 @@ static cl::opt<std::string> cpuSchedule(
     cl::desc("Transform script (entry @__transform_main) to tile the "
              "matmuls with instead of the built-in CPU schedule"),
     cl::value_desc("file"), cl::cat(compileCategory));
+static cl::opt<bool> int8Activations(
+    "int8-activations", cl::init(false),
+    cl::desc("GPTQ bases: with fewer than 8 tokens, round each block of "
+             "activations to int8 and multiply with VNNI integer dot "
+             "products (opt-in, not exact: error bound in docs/Numerics.md; "
+             "the CPU must have VNNI)"),
+    cl::cat(compileCategory));
 static cl::opt<mlir::atmoe::SequenceMergePolicy> sequenceMerge(
     "sequence-merge", cl::init(mlir::atmoe::SequenceMergePolicy::Auto),
     cl::desc("Sequence granularity: when to merge a segment's experts into "
@@ -65,12 +72,13 @@ static cl::opt<mlir::atmoe::SequenceMergePolicy> sequenceMerge(
                           "unmerged", "never")),
     cl::cat(compileCategory));
 
-static cl::opt<std::string> parallel(
-    "parallel", cl::init("none"),
-    cl::desc("Split every layer over MPI processes: none (default), "
-             "tensor:N or expert:N (docs/Distributed.md); run with "
-             "mpiexec -n N"),
-    cl::value_desc("none|tensor:N|expert:N"), cl::cat(compileCategory));
+static cl::opt<std::string>
+    parallel("parallel", cl::init("none"),
+             cl::desc("Split every layer over MPI processes: none (default), "
+                      "tensor:N or expert:N (docs/Distributed.md); run with "
+                      "mpiexec -n N"),
+             cl::value_desc("none|tensor:N|expert:N"),
+             cl::cat(compileCategory));
 
 struct ParallelChoice {
   int64_t ranks = 1;
@@ -142,6 +150,7 @@ int main(int argc, char **argv) {
   options.emit = *stage;
   options.target = target;
   options.cpuSchedule = cpuSchedule;
+  options.int8Activations = int8Activations;
   options.sequenceMerge = sequenceMerge;
   options.parallelRanks = split->ranks;
   options.parallelStrategy = split->strategy;

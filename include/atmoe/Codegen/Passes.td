@@ -213,7 +213,17 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     a conversion and an FMA with the group's scale and zero point (loaded
     once per group) give the weights, and broadcast activations multiply
     them in. Tiles whose first output feature does not start a word of zero
-    points (only a custom schedule makes them) keep the generic.
+    points (only a custom schedule makes them), and groups smaller than a
+    packed word, keep the generic.
+
+    With `int8-activations` (opt-in, not exact: docs/Numerics.md), fewer
+    tokens than a register tile over whole vectors of features take another
+    kernel: each row of `x` is rounded to int8 per block of up to 128
+    activations (scale max|x| / 127; for 4 bits reordered so that each
+    word's low and high nibbles meet their activations), and each packed
+    row is multiplied in with VNNI dot products (`vpdpbusd` through
+    `llvm.call_intrinsic`: one for an 8-bit word vector, two for a 4-bit
+    one) into i32 sums that are scaled once per block.
 
     Other matmuls (other layouts, element types, non-unit inner strides)
     are left to `convert-linalg-to-loops`.
@@ -255,9 +265,15 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
            "2", "Vectors of output features per register tile of a GPTQ "
            "product">,
     Option<"quantizedPrefetch", "quantized-prefetch", "int64_t", "16",
-           "Packed rows a GPTQ product prefetches ahead (0: off)">
+           "Packed rows a GPTQ product prefetches ahead (0: off)">,
+    Option<"int8Activations", "int8-activations", "bool", "false",
+           "GPTQ products with fewer tokens than a register tile round each "
+           "block of activations to int8 and use VNNI integer dot products "
+           "(opt-in: not exact; the target must have VNNI)">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::math::MathDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::vector::VectorDialect"];

@@ -58,6 +58,8 @@ struct CompileOptions {
   std::string target = "host";
   /// A transform script replacing the built-in CPU schedule ("" = built-in).
   std::string cpuSchedule;
+  /// GPTQ products of few tokens on int8-rounded activations (opt-in).
+  bool int8Activations = false;
   /// Sequence granularity: when to merge a segment's experts
   /// (--atmoe-merge-sequence-adapters).
   SequenceMergePolicy sequenceMerge = SequenceMergePolicy::Auto;

@@ -71,6 +71,11 @@ struct CPUCodegenOptions : public PassPipelineOptions<CPUCodegenOptions> {
       llvm::cl::desc("f32 lanes of the target's vector registers (16: "
                      "AVX-512, 8: AVX2, 4: SSE)"),
       llvm::cl::init(16)};
+  Option<bool> int8Activations{
+      *this, "int8-activations",
+      llvm::cl::desc("GPTQ products of few tokens on int8-rounded "
+                     "activations with VNNI dot products (not exact)"),
+      llvm::cl::init(false)};
 };
 
 /// Fused linalg on tensors to GPU kernels in the host function: bufferize,

@@ -38,6 +38,9 @@ namespace mlir::atmoe {
 struct CodegenOptions {
   /// A transform script replacing the built-in CPU schedule ("" = built-in).
   std::string cpuSchedule;
+  /// GPTQ products of few tokens on int8-rounded activations with VNNI dot
+  /// products (--int8-activations; CPU targets with VNNI only).
+  bool int8Activations = false;
 };
 
 /// The CPU the host code is compiled for: LLVM's CPU name and features.
@@ -64,8 +67,9 @@ public:
   /// runtime picks its device support.
   virtual atmoe_rt::Device getDevice() const = 0;
 
-  /// Rejects options the target cannot honour (a usage error).
-  virtual llvm::Error checkOptions(const CodegenOptions &options) const;
+  /// Rejects options the target cannot honour with `chip` (a usage error).
+  virtual llvm::Error checkOptions(llvm::StringRef chip,
+                                   const CodegenOptions &options) const;
   /// Adds the passes from fused linalg on tensors (the output of
   /// --atmoe-lower-to-linalg-pipeline) to the LLVM dialect: host functions
   /// with the layer ABI, device code (if any) embedded as gpu.binary.

@@ -335,7 +335,7 @@ struct LowerCPUMatmulsPass
       atmoe::cpu::lowerQuantizedMatmul(rewriter, op,
                                        {vectorWidth, quantizedTokenTile,
                                         quantizedFeatureVectors,
-                                        quantizedPrefetch});
+                                        quantizedPrefetch, int8Activations});
   }
 
   void lower(ImplicitLocOpBuilder &b, Operands ops) {

@@ -22,6 +22,8 @@
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -55,6 +57,7 @@ public:
       : b(b), ops(ops), quant(quant), width(options.vectorWidth),
         vectors(options.featureVectors), tokenTile(options.tokenTile),
         prefetch(options.prefetchRows),
+        int8Activations(options.int8Activations),
         f32Vector(VectorType::get({width}, b.getF32Type())),
         i32Vector(VectorType::get({width}, b.getI32Type())) {}
 
@@ -74,16 +77,21 @@ public:
     b.setInsertionPoint(choice.thenBlock()->getTerminator());
     // One token over whole vectors of features: rows streamed whole.
     Value features = memref::DimOp::create(b, ops.y, 1);
+    Value wholeVectors = arith::CmpIOp::create(
+        b, arith::CmpIPredicate::eq,
+        arith::RemUIOp::create(b, features, index(width)), index(0));
     Value oneToken = arith::AndIOp::create(
         b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tokens, index(1)),
-        arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                              arith::RemUIOp::create(b, features, index(width)),
-                              index(0)));
-    auto decode = scf::IfOp::create(b, oneToken, /*withElseRegion=*/true);
+        wholeVectors);
+    auto decode = scf::IfOp::create(
+        b, int8Activations ? wholeVectors : oneToken, /*withElseRegion=*/true);
     b.setInsertionPoint(decode.thenBlock()->getTerminator());
-    // Its stack buffer lives for one tile: --convert-scf-to-openmp puts
+    // Its stack buffers live for one tile: --convert-scf-to-openmp puts
     // each iteration of a thread's loop in an alloca scope.
-    emitOneToken(features);
+    if (int8Activations)
+      emitRowsInt8(tokens, features);
+    else
+      emitOneToken(features);
     b.setInsertionPoint(decode.elseBlock()->getTerminator());
     emitBlocks(tokens, 2 * vectors, /*tiles=*/false);
     b.setInsertionPoint(choice.elseBlock()->getTerminator());
@@ -167,21 +175,251 @@ public:
           memref::LoadOp::create(
               b, ops.x,
               ValueRange{c0, arith::AddIOp::create(b, k0, index(p))})));
+    forEachPackedVector(word, features, [&](Value n, Value packed) {
+      Value acc = vector::LoadOp::create(b, f32Vector, part, ValueRange{n});
+      for (int64_t p = 0; p < perWord; ++p)
+        acc = vector::FMAOp::create(b, xs[p], unpack(packed, p), acc);
+      vector::StoreOp::create(b, acc, part, ValueRange{n});
+    });
+  }
+
+  /// body(n, the words of packed row `word` at features [n, n + width)) for
+  /// each whole vector of `features`, the row `prefetch` ahead requested.
+  void forEachPackedVector(Value word, Value features,
+                           function_ref<void(Value, Value)> body) {
     Value lastRow = arith::SubIOp::create(
         b, memref::DimOp::create(b, ops.qweight, 0), index(1));
     Value ahead = arith::MinUIOp::create(
         b, arith::AddIOp::create(b, word, index(prefetch)), lastRow);
-    forLoop(c0, features, width, [&](Value n) {
+    forLoop(index(0), features, width, [&](Value n) {
       Value packed = vector::LoadOp::create(b, i32Vector, ops.qweight,
                                             ValueRange{word, n});
       if (prefetch > 0)
         memref::PrefetchOp::create(b, ops.qweight, ValueRange{ahead, n},
                                    /*isWrite=*/false, /*localityHint=*/1,
                                    /*isDataCache=*/true);
-      Value acc = vector::LoadOp::create(b, f32Vector, part, ValueRange{n});
-      for (int64_t p = 0; p < perWord; ++p)
-        acc = vector::FMAOp::create(b, xs[p], unpack(packed, p), acc);
+      body(n, packed);
+    });
+  }
+
+  /// Activations per int8 block: the largest divisor of the group size up
+  /// to 128 that holds whole packed words. A block has one group's scales,
+  /// and its i32 sums stay far from overflow (128 * 255 * 127 < 2^23).
+  int64_t activationBlock() const {
+    int64_t group = quant.getGroupSize(), perWord = quant.getValuesPerWord();
+    for (int64_t size = std::min<int64_t>(group, 128); size > perWord; --size)
+      if (group % size == 0 && size % perWord == 0)
+        return size;
+    return perWord;
+  }
+
+  /// Each row: x rounded to int8 per block, then y[t] += x[t] W^T with VNNI
+  /// dot products of the packed unsigned weights and the signed activations
+  /// into i32 sums, scaled per block: y += s sx (sum q xq - z sum xq).
+  void emitRowsInt8(Value tokens, Value features) {
+    int64_t block = activationBlock();
+    int64_t wordsPerBlock = block / quant.getValuesPerWord();
+    Value c0 = index(0);
+    Value reduction = memref::DimOp::create(b, ops.x, 1);
+    Value blocks = arith::DivUIOp::create(b, reduction, index(block));
+    auto buffer = [&](Type element, Value size) -> Value {
+      return memref::AllocaOp::create(
+          b, MemRefType::get({ShapedType::kDynamic}, element),
+          ValueRange{size});
+    };
+    Value quantized =
+        buffer(b.getI32Type(), arith::DivUIOp::create(b, reduction, index(4)));
+    Value blockScales = buffer(b.getF32Type(), blocks);
+    Value blockSums = buffer(b.getF32Type(), blocks);
+    Value part = buffer(b.getI32Type(), features);
+    Value zeroVector = splatI32(0);
+    forLoop(c0, tokens, 1, [&](Value t) {
+      quantizeRow(t, block, quantized, blockScales, blockSums);
+      forLoop(c0, blocks, 1, [&](Value blk) {
+        forLoop(c0, features, width, [&](Value n) {
+          vector::StoreOp::create(b, zeroVector, part, ValueRange{n});
+        });
+        Value firstWord = arith::MulIOp::create(b, blk, index(wordsPerBlock));
+        forLoop(firstWord,
+                arith::AddIOp::create(b, firstWord, index(wordsPerBlock)), 1,
+                [&](Value word) {
+                  streamWordInt8(word, features, part, quantized);
+                });
+        scaleBlock(t, blk, block, features, part, blockScales, blockSums);
+      });
+    });
+  }
+
+  /// Row `t` of x rounded to int8 per block of `block` activations: scale
+  /// max|x| / 127, values round(x / scale), four to an i32 in `quantized`
+  /// (for 4 bits each word's even k before its odd k, the order in which
+  /// the kernel unpacks nibbles); per block its scale and the sum of its
+  /// rounded values.
+  void quantizeRow(Value t, int64_t block, Value quantized, Value blockScales,
+                   Value blockSums) {
+    int64_t lanes = std::min<int64_t>(width, block & -block);
+    forLoop(
+        index(0), memref::DimOp::create(b, blockScales, 0), 1, [&](Value blk) {
+          Value first = arith::MulIOp::create(b, blk, index(block));
+          Value last = arith::AddIOp::create(b, first, index(block));
+          Value amax = blockAbsMax(t, first, last, lanes);
+          Value zero = constantF32(0.0f), limit = constantF32(127.0f);
+          Value inverse = arith::SelectOp::create(
+              b,
+              arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, amax, zero),
+              arith::DivFOp::create(b, limit, amax), zero);
+          memref::StoreOp::create(b, arith::DivFOp::create(b, amax, limit),
+                                  blockScales, ValueRange{blk});
+          memref::StoreOp::create(
+              b, roundBlock(t, first, last, lanes, inverse, quantized),
+              blockSums, ValueRange{blk});
+        });
+  }
+
+  Value constantF32(float v) {
+    return arith::ConstantOp::create(b, b.getF32FloatAttr(v));
+  }
+
+  /// max |x[t, k]| over k in [first, last), `lanes` at a time.
+  Value blockAbsMax(Value t, Value first, Value last, int64_t lanes) {
+    auto f32Lanes = VectorType::get({lanes}, b.getF32Type());
+    Value largest = reduceBlock(
+        first, last, lanes,
+        arith::ConstantOp::create(b, f32Lanes, b.getZeroAttr(f32Lanes)),
+        [&](Value k, Value acc) {
+          Value v =
+              vector::LoadOp::create(b, f32Lanes, ops.x, ValueRange{t, k});
+          return arith::MaximumFOp::create(b, acc, math::AbsFOp::create(b, v));
+        });
+    return vector::ReductionOp::create(b, vector::CombiningKind::MAXIMUMF,
+                                       largest);
+  }
+
+  /// Stores round(x[t, k] * inverse) for k in [first, last) as bytes in
+  /// `quantized` (nibble order for 4 bits); returns their sum as f32.
+  Value roundBlock(Value t, Value first, Value last, int64_t lanes,
+                   Value inverse, Value quantized) {
+    auto f32Lanes = VectorType::get({lanes}, b.getF32Type());
+    auto i32Lanes = VectorType::get({lanes}, b.getI32Type());
+    auto i8Lanes = VectorType::get({lanes}, b.getI8Type());
+    auto words = VectorType::get({lanes / 4}, b.getI32Type());
+    Value inverseLanes = vector::BroadcastOp::create(b, f32Lanes, inverse);
+    Value sums = reduceBlock(
+        first, last, lanes,
+        arith::ConstantOp::create(b, i32Lanes, b.getZeroAttr(i32Lanes)),
+        [&](Value k, Value acc) {
+          Value v =
+              vector::LoadOp::create(b, f32Lanes, ops.x, ValueRange{t, k});
+          Value rounded = arith::FPToSIOp::create(
+              b, i32Lanes,
+              math::RoundEvenOp::create(
+                  b, arith::MulFOp::create(b, v, inverseLanes)));
+          Value bytes = arith::TruncIOp::create(b, i8Lanes, rounded);
+          if (quant.getBits() == 4)
+            bytes = vector::ShuffleOp::create(b, bytes, bytes,
+                                              evenThenOddNibbles(lanes));
+          vector::StoreOp::create(
+              b, vector::BitCastOp::create(b, words, bytes), quantized,
+              ValueRange{arith::DivUIOp::create(b, k, index(4))});
+          return arith::AddIOp::create(b, acc, rounded);
+        });
+    return arith::SIToFPOp::create(
+        b, b.getF32Type(),
+        vector::ReductionOp::create(b, vector::CombiningKind::ADD, sums));
+  }
+
+  /// Lane order [0, 2, 4, 6, 1, 3, 5, 7, 8, ...]: per 4-bit word, the
+  /// activations of its low nibbles, then of its high ones.
+  static SmallVector<int64_t> evenThenOddNibbles(int64_t lanes) {
+    SmallVector<int64_t> order;
+    for (int64_t word = 0; word < lanes; word += 8)
+      for (int64_t half = 0; half < 2; ++half)
+        for (int64_t j = 0; j < 4; ++j)
+          order.push_back(word + 2 * j + half);
+    return order;
+  }
+
+  /// for k = first to last step `step`: acc = body(k, acc); returns acc.
+  Value reduceBlock(Value first, Value last, int64_t step, Value init,
+                    function_ref<Value(Value, Value)> body) {
+    auto loop = scf::ForOp::create(b, first, last, index(step), init);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    scf::YieldOp::create(
+        b, body(loop.getInductionVar(), loop.getRegionIterArgs()[0]));
+    return loop.getResult(0);
+  }
+
+  /// part[n] += the products of packed row `word` with its rounded
+  /// activations, across all features: one VNNI dot product per vector of
+  /// 8-bit words, two (low and high nibbles) per vector of 4-bit ones.
+  void streamWordInt8(Value word, Value features, Value part, Value quantized) {
+    int64_t pieces = quant.getBits() == 4 ? 2 : 1;
+    auto bytes = VectorType::get({4 * width}, b.getI8Type());
+    SmallVector<Value> activations;
+    for (int64_t p = 0; p < pieces; ++p) {
+      Value four = memref::LoadOp::create(
+          b, quantized,
+          ValueRange{arith::AddIOp::create(
+              b, arith::MulIOp::create(b, word, index(pieces)), index(p))});
+      activations.push_back(vector::BitCastOp::create(
+          b, bytes, vector::BroadcastOp::create(b, i32Vector, four)));
+    }
+    Value nibbles = splatI32(0x0F0F0F0F);
+    forEachPackedVector(word, features, [&](Value n, Value packed) {
+      Value acc = vector::LoadOp::create(b, i32Vector, part, ValueRange{n});
+      if (pieces == 1) {
+        acc = dotBytes(acc, packed, activations[0]);
+      } else {
+        acc = dotBytes(acc, arith::AndIOp::create(b, packed, nibbles),
+                       activations[0]);
+        Value high = arith::ShRUIOp::create(b, packed, splatI32(4));
+        acc = dotBytes(acc, arith::AndIOp::create(b, high, nibbles),
+                       activations[1]);
+      }
       vector::StoreOp::create(b, acc, part, ValueRange{n});
+    });
+  }
+
+  /// acc + per i32 lane the four products of `weights`' unsigned bytes with
+  /// `activations`' signed ones (VPDPBUSD).
+  Value dotBytes(Value acc, Value weights, Value activations) {
+    auto bytes = VectorType::get({4 * width}, b.getI8Type());
+    StringRef name = width == 16 ? "llvm.x86.avx512.vpdpbusd.512"
+                                 : "llvm.x86.avx512.vpdpbusd.256";
+    return LLVM::CallIntrinsicOp::create(
+               b, i32Vector, b.getStringAttr(name),
+               ValueRange{acc, vector::BitCastOp::create(b, bytes, weights),
+                          activations})
+        .getResult(0);
+  }
+
+  /// y[t] += s sx (part - z sum xq) for block `blk` of the row.
+  void scaleBlock(Value t, Value blk, int64_t block, Value features, Value part,
+                  Value blockScales, Value blockSums) {
+    Value g =
+        arith::DivUIOp::create(b, arith::MulIOp::create(b, blk, index(block)),
+                               index(quant.getGroupSize()));
+    Value activationScale = vector::BroadcastOp::create(
+        b, f32Vector, memref::LoadOp::create(b, blockScales, ValueRange{blk}));
+    Value activationSum = vector::BroadcastOp::create(
+        b, f32Vector, memref::LoadOp::create(b, blockSums, ValueRange{blk}));
+    forLoop(index(0), features, width, [&](Value n) {
+      SmallVector<Value> scales, negZeroScales;
+      groupConstants(g, n, 1, /*mask=*/{}, scales, negZeroScales);
+      Value products = arith::SIToFPOp::create(
+          b, f32Vector,
+          vector::LoadOp::create(b, i32Vector, part, ValueRange{n}));
+      Value old = vector::LoadOp::create(b, f32Vector, ops.y, ValueRange{t, n});
+      Value withZeros = vector::FMAOp::create(
+          b, arith::MulFOp::create(b, negZeroScales[0], activationScale),
+          activationSum, old);
+      vector::StoreOp::create(
+          b,
+          vector::FMAOp::create(
+              b, arith::MulFOp::create(b, scales[0], activationScale), products,
+              withZeros),
+          ops.y, ValueRange{t, n});
     });
   }
 
@@ -465,6 +703,7 @@ private:
   Operands ops;
   GptqAttr quant;
   int64_t width, vectors, tokenTile, prefetch;
+  bool int8Activations;
   VectorType f32Vector, i32Vector;
 };
 

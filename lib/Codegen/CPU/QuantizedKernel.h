@@ -27,6 +27,9 @@ struct QuantizedKernelOptions {
   int64_t featureVectors = 2;
   /// Packed rows to prefetch ahead (0: off).
   int64_t prefetchRows = 16;
+  /// Fewer tokens than a tile: activations rounded to int8 per block and
+  /// multiplied with VNNI dot products (not exact; see docs/Numerics.md).
+  bool int8Activations = false;
 };
 
 /// Whether `op` is a GPTQ product on buffers: y[t, n] += x[t, k] *

@@ -1,5 +1,6 @@
 // RUN: atmoe-opt %s --split-input-file --atmoe-apply-cpu-schedule | FileCheck %s --check-prefix=SCHEDULE
 // RUN: atmoe-opt %s --split-input-file --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --atmoe-lower-cpu-matmuls="vector-width=16 quantized-token-tile=2 quantized-feature-vectors=2 quantized-prefetch=4" --canonicalize | FileCheck %s
+// RUN: atmoe-opt %s --split-input-file --one-shot-bufferize="bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map" --atmoe-lower-cpu-matmuls="vector-width=16 quantized-token-tile=2 quantized-prefetch=0 int8-activations=true" --canonicalize | FileCheck %s --check-prefix=INT8
 
 #x = affine_map<(t, n, k) -> (t, k)>
 #qw = affine_map<(t, n, k) -> (k floordiv 8, n)>
@@ -64,6 +65,30 @@
 // CHECK: vector.store {{.+}} : memref<?x128xf32>, vector<16xf32>
 // CHECK-NOT: linalg.generic
 // CHECK: return
+// With int8-activations, fewer tokens than a tile: per row, each block of
+// 128 activations (one group) is rounded to int8 with scale max|x| / 127,
+// reordered per 4-bit word (even k, then odd k) and packed four to an i32;
+// each packed row's low and high nibbles meet those bytes in two VNNI dot
+// products into i32 sums, which are scaled once per block.
+// INT8-LABEL: func.func @gptq(
+// INT8: scf.if
+// INT8: memref.alloca() : memref<64xi32>
+// INT8: arith.maximumf {{.+}} : vector<16xf32>
+// INT8: vector.reduction <maximumf>
+// INT8: math.roundeven {{.+}} : vector<16xf32>
+// INT8: vector.shuffle {{.+}} [0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15] : vector<16xi8>
+// INT8: vector.bitcast {{.+}} : vector<16xi8> to vector<4xi32>
+// INT8: vector.reduction <add>
+// INT8: vector.bitcast {{.+}} : vector<16xi32> to vector<64xi8>
+// INT8: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// INT8: arith.shrui
+// INT8: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// INT8: arith.sitofp {{.+}} : vector<16xi32> to vector<16xf32>
+// INT8: vector.fma
+// INT8: vector.fma
+// INT8: } else {
+// INT8-NOT: llvm.call_intrinsic
+// INT8: return
 func.func @gptq(%x: tensor<?x256xf32>, %q: tensor<32x128xi32>, %s: tensor<2x128xf16>,
                 %z: tensor<2x16xi32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
   %y = linalg.generic {indexing_maps = [#x, #qw, #sc, #zp, #y],
