@@ -8,8 +8,9 @@
 one run (issue 12's precision axis).
 
   python3 bench/precision_bench.py [--build build] [--d 4096]
-      [--tokens 1,16,128,512] [--threads 2] [--precisions f32,bf16,int8,int4]
-      [--budget 2] [--no-torch] [--json FILE]
+      [--tokens 1,16,128,512] [--threads 2]
+      [--precisions f32,bf16,int8,int4,int8-a8,int4-a8] [--budget 2]
+      [--wait-policies PASSIVE,ACTIVE] [--no-torch] [--json FILE]
 
 Per precision it writes bench/workload.py's package (token granularity,
 K copies so that the stored base weights of all copies are >= 4x the
@@ -87,7 +88,8 @@ def make_package(work, d, copies, precision, quantize_tool):
     return package
 
 
-def time_layers(drivers, package, compiled, d, tokens, threads, copies, work, budget):
+def time_layers(drivers, package, compiled, d, tokens, threads, copies, work, budget,
+                policy):
     x_path = os.path.join(work, "x.bin")
     rng = np.random.default_rng(tokens)
     rng.standard_normal((tokens, d)).astype(np.float32).tofile(x_path)
@@ -96,7 +98,8 @@ def time_layers(drivers, package, compiled, d, tokens, threads, copies, work, bu
     return rb.run_driver_once(
         [drivers["atmoe-layer-bench"], "--model", compiled, "--package", package,
          "--tokens", str(tokens), "--x", x_path, "--set", "atmoe_moe=" + moe,
-         "--set", "atmoe_base=" + base, "--budget", str(budget)], rb.thread_env(threads))
+         "--set", "atmoe_base=" + base, "--budget", str(budget)],
+        dict(rb.thread_env(threads), OMP_WAIT_POLICY=policy))
 
 
 TORCH_BF16 = r"""
@@ -128,16 +131,17 @@ def time_torch(torch_python, d, tokens, threads, copies, budget):
 
 def report(rows, limits):
     print("\nprecision axis (token granularity; weights from DRAM; medians in us)")
-    header = ["d", "T", "thr", "precision", "moe_us", "base_us", "f32/p base", "f32/p moe",
-              "base %BW", "moe/base", "torch_bf16_us"]
+    header = ["d", "T", "thr", "wait", "precision", "moe_us", "base_us", "f32/p base",
+              "f32/p moe", "base %BW", "moe/base", "torch_bf16_us"]
     print(" | ".join(header))
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["d"], r["tokens"], r["threads"], r["wait_policy"])):
         f32 = next(x for x in rows if x["d"] == r["d"] and x["tokens"] == r["tokens"]
-                   and x["threads"] == r["threads"] and x["precision"] == "f32")
+                   and x["threads"] == r["threads"] and x["precision"] == "f32"
+                   and x["wait_policy"] == r["wait_policy"])
         bw = limits[r["threads"]]["read_GBps"] * 1e3  # bytes per us
         frac = r["base_bytes"] / r["base_us"] / bw
         print(" | ".join([
-            str(r["d"]), str(r["tokens"]), str(r["threads"]), r["precision"],
+            str(r["d"]), str(r["tokens"]), str(r["threads"]), r["wait_policy"], r["precision"],
             "%.1f" % r["moe_us"], "%.1f" % r["base_us"],
             "%.2f" % (f32["base_us"] / r["base_us"]), "%.2f" % (f32["moe_us"] / r["moe_us"]),
             "%.0f%%" % (100 * frac), "%.3f" % (r["moe_us"] / r["base_us"]),
@@ -150,8 +154,12 @@ def main():
     parser.add_argument("--d", default="4096")
     parser.add_argument("--tokens", default="1,16,128,512")
     parser.add_argument("--threads", default="2")
-    parser.add_argument("--precisions", default="f32,bf16,int8,int4")
+    parser.add_argument("--precisions", default="f32,bf16,int8,int4,int8-a8,int4-a8")
     parser.add_argument("--budget", type=float, default=2.0)
+    parser.add_argument("--wait-policies", default="PASSIVE,ACTIVE",
+                        help="OMP_WAIT_POLICY values to time each row with: PASSIVE "
+                        "(threads sleep between calls: a wake-up per call) and ACTIVE "
+                        "(they spin, as libomp's default does between back-to-back calls)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-install", action="store_true",
                         help="do not apt-get install python3-torch when it is missing")
@@ -183,17 +191,20 @@ def main():
                 compiled, seconds = rb.compile_package(compiler, package,
                                                        extra=PRECISIONS[precision][2])
                 rb.log("d=%d %s: %d copies, compiled in %.1f s" % (d, precision, copies, seconds))
-                for tokens in [int(v) for v in args.tokens.split(",")]:
-                    for threads in threads_list:
+                for tokens, threads, policy in [
+                        (int(t), th, p) for t in args.tokens.split(",") for th in threads_list
+                        for p in args.wait_policies.split(",")]:
                         times = time_layers(drivers, package, compiled, d, tokens, threads,
-                                            copies, work, args.budget)
+                                            copies, work, args.budget, policy)
                         row = {"d": d, "tokens": tokens, "threads": threads,
+                               "wait_policy": policy,
                                "precision": precision, "copies": copies,
                                "moe_us": times["atmoe_moe"]["median_us"],
                                "base_us": times["atmoe_base"]["median_us"],
                                "base_bytes": stored_bytes(d, precision, False),
                                "moe_bytes": stored_bytes(d, precision, True)}
-                        if torch_python and precision == "bf16":
+                        if (torch_python and precision == "bf16"
+                                and policy == args.wait_policies.split(",")[0]):
                             row["torch_bf16_us"] = time_torch(torch_python, d, tokens, threads,
                                                               copies, args.budget)
                         rows.append(row)

@@ -209,6 +209,10 @@ FaultOr<> Compilation::lowerToLinalg() {
                                   : options.sequenceMerge;
         lower.parallelRanks = options.parallelRanks;
         lower.parallelStrategy = options.parallelStrategy;
+        // A split layer's replicated GPTQ base keeps the stored layout.
+        if (options.parallelRanks == 1)
+          lower.quantizedPanelWidth =
+              target.target->getQuantizedPanelWidth(codegen);
         buildLowerToLinalgPipeline(pm, lower);
       })))
     // Splitting over processes refuses shapes the processes do not divide.

@@ -60,7 +60,8 @@ LogicalResult addEntryPoint(Location loc, llvm::Module &module,
   SmallVector<llvm::Value *> operands;
   for (auto [i, arg] : llvm::enumerate(layer.arguments)) {
     llvm::Value *slot = b.CreateConstInBoundsGEP1_64(ptr, entry->getArg(0), i);
-    unpackDescriptor(b, b.CreateLoad(ptr, slot), arg.shape.size(), operands);
+    unpackDescriptor(b, b.CreateLoad(ptr, slot), atmoe_rt::compiledRank(arg),
+                     operands);
   }
   if (operands.size() != callee->arg_size())
     return emitError(loc) << "internal error: @" << layer.function << " takes "

@@ -94,6 +94,22 @@ void describeShard(DictionaryAttr attrs, int64_t ranks, Argument &info) {
   info.shape[info.shardDim] *= ranks;
 }
 
+/// A GPTQ qweight in panels: the manifest gives the stored [words, n],
+/// which the function sees as [n / width, words, width].
+LogicalResult describePanels(Location loc, DictionaryAttr attrs,
+                             const Twine &what, Argument &info) {
+  auto width = attrs.getAs<IntegerAttr>(AtmoeDialect::kPanelWidthAttrName);
+  if (!width)
+    return success();
+  if (info.shape.size() != 3 || info.shape[2] != width.getInt())
+    return emitError(loc) << what << " (" << info.name << ") has "
+                          << AtmoeDialect::kPanelWidthAttrName
+                          << " but is not [n / width, words, width]";
+  info.panelWidth = width.getInt();
+  info.shape = {info.shape[1], info.shape[0] * info.shape[2]};
+  return success();
+}
+
 /// One argument or result of a layer function.
 FailureOr<Argument> describe(Location loc, Type type, DictionaryAttr attrs,
                              int64_t ranks, const Twine &what) {
@@ -138,6 +154,8 @@ FailureOr<Argument> describe(Location loc, Type type, DictionaryAttr attrs,
   if (info.file.empty() || info.source.empty())
     return emitError(loc) << what << " (" << info.name
                           << ") needs atmoe.file and atmoe.source";
+  if (failed(describePanels(loc, attrs, what, info)))
+    return failure();
   return info;
 }
 

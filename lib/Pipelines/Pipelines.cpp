@@ -45,6 +45,11 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
   if (options.parallelRanks > 1)
     atmoe::addParallelPasses(pm, options.parallelRanks,
                              options.parallelStrategy);
+  if (options.quantizedPanelWidth > 0) {
+    PackQuantizedWeightsPassOptions pack;
+    pack.panelWidth = options.quantizedPanelWidth;
+    pm.addNestedPass<func::FuncOp>(createPackQuantizedWeightsPass(pack));
+  }
 }
 
 void atmoe::addParallelPasses(OpPassManager &pm, int64_t ranks,

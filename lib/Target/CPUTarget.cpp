@@ -38,6 +38,12 @@ public:
           "none: compile with --target=host on such a CPU)");
     return llvm::Error::success();
   }
+  /// The built-in schedule's tile of output features, so that each thread's
+  /// tile reads one panel as one stream; a custom schedule may tile
+  /// differently and reads the stored layout.
+  int64_t getQuantizedPanelWidth(const CodegenOptions &options) const override {
+    return options.cpuSchedule.empty() ? kScheduleTileWidth : 0;
+  }
   void buildCodegenPipeline(OpPassManager &pm, StringRef chip,
                             const CodegenOptions &options) const override {
     CPUCodegenOptions codegen;
@@ -60,6 +66,10 @@ public:
   }
 
 private:
+  /// `tile_sizes [0, 64]` of the projections and up-projections in
+  /// lib/Codegen/CPU/CPUSchedule.mlir.
+  static constexpr int64_t kScheduleTileWidth = 64;
+
   /// f32 lanes of the widest vector registers `chip` has: the kernels'
   /// vectors are one register wide.
   static int64_t vectorWidth(StringRef chip) {

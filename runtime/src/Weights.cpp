@@ -90,6 +90,7 @@ private:
                                 HeapBuffer &widened);
   Result<std::byte *> allocate(size_t bytes, const Argument &arg);
   Result<const void *> slice(const void *data, const Argument &arg);
+  Result<const void *> panels(const Layer &layer, const Argument &arg);
   Status upload(const DeviceSupport &device);
 
   const atmoe_rt_model &model;
@@ -103,6 +104,12 @@ private:
   /// The (file, tensor) pairs some layer uses unstacked: the pages of
   /// other stacked parts are released once copied.
   std::set<std::pair<std::string, std::string>> usedUnstacked;
+  /// The (file, tensor) pairs some layer reads as stored: the pages of the
+  /// others are released once repacked in panels.
+  std::set<std::pair<std::string, std::string>> usedAsStored;
+  /// One repacked copy per (file, tensor, panel width).
+  std::map<std::tuple<std::string, std::string, int64_t>, const void *>
+      panelData;
   /// DoRA's c per (parts, scale): the scale argument and the scaled lora_B
   /// of one adapter need it once.
   std::map<std::string, const float *> doraFactorsByParts;
@@ -114,6 +121,8 @@ Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
       const Argument &arg = layer.arguments[layer.firstWeight + w];
       if (arg.parts.empty())
         usedUnstacked.insert({arg.file, arg.source});
+      if (arg.parts.empty() && arg.panelWidth == 0)
+        usedAsStored.insert({arg.file, arg.source});
       // A DoRA scale reads its parts, which the layer also uses.
       if (arg.doraScale)
         for (const Argument &part : arg.parts)
@@ -126,7 +135,8 @@ Result<std::unique_ptr<BoundWeights>> WeightBinder::run() {
       // A split stack is built as this process's slice only.
       bool slicedStack = arg.shardDim >= 0 && !arg.parts.empty() &&
                          !arg.doraScale && arg.shape.size() == 2;
-      Result<const void *> data = arg.parts.empty()
+      Result<const void *> data = arg.panelWidth > 0 ? panels(layer, arg)
+                                  : arg.parts.empty()
                                       ? resolve(layer, arg, arg.elementType)
                                   : arg.doraScale ? doraScale(layer, arg)
                                   : slicedStack   ? stackSlice(layer, arg)
@@ -505,6 +515,36 @@ Result<const void *> WeightBinder::slice(const void *data,
     std::memcpy(*copy + o * partBytes,
                 whole + (o * extent + rank * part) * inner * size, partBytes);
   return *copy;
+}
+
+/// GPTQ qweight `arg` ([words, n] as stored) repacked in panels of
+/// `arg.panelWidth` output features, [n / width, words, width], so that the
+/// tile computing a panel reads it as one stream; the stored pages are
+/// released when nothing reads them as stored.
+Result<const void *> WeightBinder::panels(const Layer &layer,
+                                          const Argument &arg) {
+  const void *&cached = panelData[{arg.file, arg.source, arg.panelWidth}];
+  if (cached)
+    return cached;
+  Result<const TensorInfo *> info = find(layer, arg, arg.elementType);
+  if (!info)
+    return info.takeError();
+  const TensorInfo &tensor = **info;
+  int64_t words = arg.shape[0], features = arg.shape[1];
+  int64_t width = arg.panelWidth;
+  size_t size = elementSize(arg.elementType);
+  Result<std::byte *> copy = allocate(tensor.numBytes(), arg);
+  if (!copy)
+    return copy.takeError();
+  const auto *stored = reinterpret_cast<const std::byte *>(tensor.data);
+  for (int64_t panel = 0; panel < features / width; ++panel)
+    for (int64_t row = 0; row < words; ++row)
+      std::memcpy(*copy + ((panel * words + row) * width) * size,
+                  stored + (row * features + panel * width) * size,
+                  width * size);
+  if (!usedAsStored.count({arg.file, arg.source}))
+    filesByName[arg.file]->release(tensor);
+  return cached = *copy;
 }
 
 /// Uploads each distinct buffer once; the layers then see device pointers.

@@ -121,6 +121,8 @@ OrderedJson writeArgument(const Argument &arg, bool onDevice) {
   }
   if (arg.shardDim >= 0)
     object["shard_dim"] = arg.shardDim;
+  if (arg.panelWidth > 0)
+    object["panel"] = arg.panelWidth;
   if (onDevice)
     object["memory"] = arg.inHostMemory ? "host" : "device";
   return object;
@@ -387,15 +389,16 @@ static Status validateShards(const Layer &layer, int64_t ranks,
     const Argument &arg = layer.arguments[i];
     if (arg.shardDim < 0)
       continue;
-    std::string path = prefix + jsonElementPath(".arguments", i) + ".shard_dim: ";
+    std::string path =
+        prefix + jsonElementPath(".arguments", i) + ".shard_dim: ";
     int64_t rank = int64_t(arg.shape.size());
     if (ranks == 1 || arg.role != ArgumentRole::Weight)
       return fail(path + "only the weights of a model split over processes "
                          "(\"parallel\") are split");
     if (arg.shardDim >= rank || arg.shape[arg.shardDim] % ranks != 0)
       return fail(path + "expected a dimension of " + formatShape(arg.shape) +
-                  " that " + std::to_string(ranks) + " processes divide, found " +
-                  std::to_string(arg.shardDim));
+                  " that " + std::to_string(ranks) +
+                  " processes divide, found " + std::to_string(arg.shardDim));
   }
   return Status::success();
 }
@@ -417,11 +420,19 @@ Status atmoe_rt::validateManifest(Manifest &manifest,
     if (Status status = validateShards(layer, manifest.ranks, prefix + path);
         !status)
       return status;
+    for (size_t a = 0; a < layer.arguments.size(); ++a)
+      if (layer.arguments[a].panelWidth > 0 && manifest.device != Device::CPU)
+        return fail(prefix + path + jsonElementPath(".arguments", a) +
+                    ".panel: only CPU models read weights in panels");
     if (!indices.insert(layer.index).second)
       return fail(prefix + path + ".index: duplicate layer index " +
                   std::to_string(layer.index));
   }
   return Status::success();
+}
+
+size_t atmoe_rt::compiledRank(const Argument &arg) {
+  return arg.panelWidth > 0 ? 3 : arg.shape.size();
 }
 
 std::vector<int64_t> atmoe_rt::localShape(const Argument &arg, int64_t ranks) {
@@ -598,15 +609,14 @@ Status ManifestReader::readParallel(const Json &root,
   if (parallel == root.end())
     return Status::success();
   if (!parallel->is_object())
-    return error("parallel", "expected an object, found " +
-                                 describeJson(*parallel));
+    return error("parallel",
+                 "expected an object, found " + describeJson(*parallel));
   Result<std::string> kind = getString(*parallel, "kind", "parallel");
   if (!kind)
     return kind.takeError();
   if (*kind != "tensor" && *kind != "expert")
     return error("parallel.kind",
-                 "expected \"tensor\" or \"expert\", found \"" + *kind +
-                     "\"");
+                 "expected \"tensor\" or \"expert\", found \"" + *kind + "\"");
   manifest.parallelKind = *kind;
   Result<int64_t> ranks = getInteger(*parallel, "ranks", "parallel");
   if (!ranks)
@@ -847,6 +857,22 @@ Result<Argument> ManifestReader::readArgument(const Json &value,
       return error(path + ".shard_dim",
                    "expected a dimension, found " + std::to_string(*dim));
     argument.shardDim = *dim;
+  }
+  if (value.contains("panel")) {
+    Result<int64_t> width = getInteger(value, "panel", path);
+    if (!width)
+      return width.takeError();
+    bool packable = argument.elementType == ElementType::I32 &&
+                    argument.parts.empty() && argument.shape.size() == 2 &&
+                    argument.shardDim < 0;
+    if (!packable || *width < 1 || argument.shape[1] % *width != 0)
+      return error(path + ".panel",
+                   "expected a width that divides dimension 1 of an "
+                   "unsplit 2-D i32 weight, found " +
+                       std::to_string(*width) + " for weight '" +
+                       argument.name + "' of shape " +
+                       formatShape(argument.shape));
+    argument.panelWidth = *width;
   }
   return argument;
 }

@@ -463,3 +463,42 @@ TEST(ManifestTest, DeviceAndMemory) {
             "m.so: manifest: layers[0].arguments[3].memory: expected \"host\" "
             "or \"device\", found \"shared\"");
 }
+
+/// A layer whose weight is a GPTQ qweight [2, 8] read in panels of `width`.
+LayerText panelLayer(const std::string &width,
+                     const std::string &dtype = "i32") {
+  LayerText layer;
+  layer.weights = R"({"role": "weight", "tensor": "qweight",
+                      "file": "weights.safetensors", "source": "qweight",
+                      "dtype": ")" +
+                  dtype + R"(", "shape": [2, 8], "panel": )" + width + "}";
+  return layer;
+}
+
+TEST(ManifestTest, PanelWeight) {
+  Result<Manifest> manifest =
+      readManifest(manifestOf(panelLayer("4").str()), "m.so");
+  ASSERT_TRUE(static_cast<bool>(manifest)) << manifest.error();
+  const Argument &weight = manifest->layers[0].arguments[2];
+  EXPECT_EQ(weight.panelWidth, 4);
+  EXPECT_EQ(compiledRank(weight), 3u);
+  EXPECT_EQ(weight.shape, (std::vector<int64_t>{2, 8}));
+  Result<Manifest> again = readManifest(writeManifest(*manifest), "again.so");
+  ASSERT_TRUE(static_cast<bool>(again)) << again.error();
+  EXPECT_EQ(again->layers[0].arguments[2].panelWidth, 4);
+}
+
+TEST(ManifestTest, PanelWeightErrors) {
+  for (const char *width : {"3", "0", "-4"})
+    EXPECT_NE(errorOf(manifestOf(panelLayer(width).str()))
+                  .find("layers[0].arguments[2].panel: expected a width that "
+                        "divides dimension 1 of an unsplit 2-D i32 weight, "
+                        "found " +
+                        std::string(width) +
+                        " for weight 'qweight' of shape [2, 8]"),
+              std::string::npos)
+        << width;
+  EXPECT_NE(errorOf(manifestOf(panelLayer("4", "f32").str()))
+                .find("layers[0].arguments[2].panel: expected a width"),
+            std::string::npos);
+}

@@ -109,6 +109,45 @@ def AllowFPReassociationPass : Pass<"atmoe-allow-fp-reassociation"> {
 // CPU
 //===----------------------------------------------------------------------===//
 
+def PackQuantizedWeightsPass
+    : Pass<"atmoe-pack-quantized-weights", "mlir::func::FuncOp"> {
+  let summary = "Lay GPTQ qweight arguments out in panels of output features";
+  let description = [{
+    GPTQ stores `qweight` as [in_features * bits / 32, out_features] i32:
+    the words of one packed row run along the output features. A CPU
+    thread's tile of output features then reads a short run of every row,
+    a whole row apart: 256 bytes per 16 KiB at d = 4096 with 64-feature
+    tiles, which DRAM and the hardware prefetchers serve at about half the
+    bandwidth of a stream (docs/performance.md measures both).
+
+    This pass gives each `qweight` argument of a layer function whose users
+    are all GPTQ products (`linalg.generic` tagged `atmoe.quantization`,
+    reading it as `(k floordiv (32 / bits), n)`) the layout
+    [out_features / `panel-width`, in_words, `panel-width`]: each panel of
+    `panel-width` output features is one contiguous block, read as one
+    stream by the tile that computes those features. The products read it
+    as `(n floordiv width, k floordiv (32 / bits), n mod width)`, which
+    tiling along n by `panel-width` (the CPU schedule's tile) slices into one
+    panel. The argument gets `atmoe.panel_width`; the manifest records it
+    and the runtime repacks the stored tensor when it binds the weights
+    (docs/RuntimeABI.md, "panel"). Arguments whose out_features
+    `panel-width` does not divide, or that anything else reads, stay as
+    stored.
+
+    ```mlir
+    func.func @layer0_forward(%qw: tensor<512x4096xi32> {atmoe.tensor = ...})
+    // becomes
+    func.func @layer0_forward(%qw: tensor<64x512x64xi32>
+                              {atmoe.panel_width = 64 : i64, atmoe.tensor = ...})
+    ```
+  }];
+  let options = [
+    Option<"panelWidth", "panel-width", "int64_t", "64",
+           "Output features per panel (the CPU schedule's tile width)">
+  ];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def ApplyCPUSchedulePass : Pass<"atmoe-apply-cpu-schedule", "mlir::ModuleOp"> {
   let summary = "Tile linalg on tensors for the CPU with a transform script";
   let description = [{
@@ -212,18 +251,24 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     load of `vector-width` words per vector, then per value a shift, a mask,
     a conversion and an FMA with the group's scale and zero point (loaded
     once per group) give the weights, and broadcast activations multiply
-    them in. Tiles whose first output feature does not start a word of zero
-    points (only a custom schedule makes them), and groups smaller than a
-    packed word, keep the generic.
+    them in. A qweight in panels (`--atmoe-pack-quantized-weights`) is read
+    through its tile's panel as a 2-D view; its rows are contiguous, so few
+    tokens use the register blocks rather than streaming whole rows. Tiles
+    whose first output feature does not start a word of zero points, or
+    that span two panels (only a custom schedule makes them), and groups
+    smaller than a packed word, keep the generic.
 
     With `int8-activations` (opt-in, not exact: docs/Numerics.md), fewer
     tokens than a register tile over whole vectors of features take another
-    kernel: each row of `x` is rounded to int8 per block of up to 128
+    kernel: the rows of `x` are rounded to int8 per block of up to 128
     activations (scale max|x| / 127; for 4 bits reordered so that each
-    word's low and high nibbles meet their activations), and each packed
-    row is multiplied in with VNNI dot products (`vpdpbusd` through
-    `llvm.call_intrinsic`: one for an 8-bit word vector, two for a 4-bit
-    one) into i32 sums that are scaled once per block.
+    word's low and high nibbles meet their activations), once before the
+    parallel loop of the product's tiles when `x` is defined outside it
+    (heap buffers), else in the tile; then per row, block and
+    `2 x quantized-feature-vectors` vectors of features, VNNI dot products
+    (`vpdpbusd` through `llvm.call_intrinsic`: one per vector of 8-bit
+    words, two per vector of 4-bit ones) accumulate i32 register sums that
+    are scaled into f32 register sums once per block.
 
     Other matmuls (other layouts, element types, non-unit inner strides)
     are left to `convert-linalg-to-loops`.

@@ -57,6 +57,12 @@ struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
                                   "Megatron-style tensor parallelism"),
                        clEnumValN(ParallelStrategy::Expert, "expert",
                                   "the experts' rank slots divided"))};
+  Option<int64_t> quantizedPanelWidth{
+      *this, "quantized-panel-width",
+      llvm::cl::desc("GPTQ qweight arguments in panels of this many output "
+                     "features, repacked at bind time "
+                     "(atmoe-pack-quantized-weights); 0: as stored"),
+      llvm::cl::init(0)};
 };
 
 /// Fused linalg on tensors to the LLVM dialect, for the CPU.

@@ -75,6 +75,12 @@ public:
   /// with the layer ABI, device code (if any) embedded as gpu.binary.
   virtual void buildCodegenPipeline(OpPassManager &pm, llvm::StringRef chip,
                                     const CodegenOptions &options) const = 0;
+  /// Output features per panel in which GPTQ qweights are repacked at bind
+  /// time for this target's kernels (atmoe-pack-quantized-weights); 0: the
+  /// kernels read the stored layout.
+  virtual int64_t getQuantizedPanelWidth(const CodegenOptions &) const {
+    return 0;
+  }
   /// The CPU the host code targets; the machine compiling by default.
   virtual HostCPU getHostCPU(llvm::StringRef chip) const;
   /// Libraries (-l names) the shared object links against.

@@ -50,52 +50,73 @@ Operands operandsOf(linalg::GenericOp op) {
   return ops;
 }
 
+/// x rounded to int8 for --int8-activations: `bytes` [rows, k / 4] i32
+/// (four activations each), `scales` and `sums` [rows, blocks] f32.
+struct RoundedActivations {
+  Value bytes, scales, sums;
+};
+
 class QuantizedKernelEmitter {
 public:
   QuantizedKernelEmitter(ImplicitLocOpBuilder &b, Operands ops, GptqAttr quant,
-                         const cpu::QuantizedKernelOptions &options)
-      : b(b), ops(ops), quant(quant), width(options.vectorWidth),
-        vectors(options.featureVectors), tokenTile(options.tokenTile),
-        prefetch(options.prefetchRows),
+                         const cpu::QuantizedKernelOptions &options,
+                         bool panels)
+      : b(b), ops(ops), quant(quant), panels(panels),
+        width(options.vectorWidth), vectors(options.featureVectors),
+        tokenTile(options.tokenTile), prefetch(options.prefetchRows),
         int8Activations(options.int8Activations),
         f32Vector(VectorType::get({width}, b.getF32Type())),
         i32Vector(VectorType::get({width}, b.getI32Type())) {}
 
   /// The whole product: blocks of `vectors` x `width` output features (then
   /// single, masked vectors for the rest), token tiles of `tokenTile` rows
-  /// (then single rows).
-  void emit() {
+  /// (then single rows). With `rounded` activations (--int8-activations),
+  /// fewer tokens than a tile over whole vectors use VNNI dot products.
+  void emit(const RoundedActivations *rounded) {
     Value tokens = memref::DimOp::create(b, ops.x, index(0));
     if (tokenTile == 1)
       return emitBlocks(tokens, vectors, /*tiles=*/true);
-    // Fewer tokens than a tile: one row at a time over twice the features,
-    // so each packed row is read in longer runs.
     Value few = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tokens,
                                       index(tokenTile));
-    auto choice = scf::IfOp::create(b, few, /*withElseRegion=*/true);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(choice.thenBlock()->getTerminator());
-    // One token over whole vectors of features: rows streamed whole.
+    ifElse(
+        few, [&] { emitFewTokens(tokens, rounded); },
+        [&] { emitBlocks(tokens, vectors, /*tiles=*/true); });
+  }
+
+  /// Fewer tokens than a tile: one row at a time over twice the features,
+  /// so each packed row is read in longer runs; in the stored layout one
+  /// token streams each row whole instead.
+  void emitFewTokens(Value tokens, const RoundedActivations *rounded) {
     Value features = memref::DimOp::create(b, ops.y, 1);
     Value wholeVectors = arith::CmpIOp::create(
         b, arith::CmpIPredicate::eq,
         arith::RemUIOp::create(b, features, index(width)), index(0));
+    auto blocks = [&] { emitBlocks(tokens, 2 * vectors, /*tiles=*/false); };
+    if (rounded)
+      return ifElse(
+          wholeVectors, [&] { emitRowsInt8(tokens, features, *rounded); },
+          blocks);
+    // A panel's rows are contiguous: the register blocks stream it.
+    if (panels)
+      return blocks();
     Value oneToken = arith::AndIOp::create(
         b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tokens, index(1)),
         wholeVectors);
-    auto decode = scf::IfOp::create(
-        b, int8Activations ? wholeVectors : oneToken, /*withElseRegion=*/true);
-    b.setInsertionPoint(decode.thenBlock()->getTerminator());
-    // Its stack buffers live for one tile: --convert-scf-to-openmp puts
+    // Its stack buffer lives for one tile: --convert-scf-to-openmp puts
     // each iteration of a thread's loop in an alloca scope.
-    if (int8Activations)
-      emitRowsInt8(tokens, features);
-    else
-      emitOneToken(features);
-    b.setInsertionPoint(decode.elseBlock()->getTerminator());
-    emitBlocks(tokens, 2 * vectors, /*tiles=*/false);
+    ifElse(
+        oneToken, [&] { emitOneToken(features); }, blocks);
+  }
+
+  /// scf.if `condition` with `then` and `otherwise` emitting its branches.
+  void ifElse(Value condition, function_ref<void()> then,
+              function_ref<void()> otherwise) {
+    auto choice = scf::IfOp::create(b, condition, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(choice.thenBlock()->getTerminator());
+    then();
     b.setInsertionPoint(choice.elseBlock()->getTerminator());
-    emitBlocks(tokens, vectors, /*tiles=*/true);
+    otherwise();
   }
 
   /// Value `p` of each lane's packed word, as f32.
@@ -213,67 +234,94 @@ public:
     return perWord;
   }
 
-  /// Each row: x rounded to int8 per block, then y[t] += x[t] W^T with VNNI
-  /// dot products of the packed unsigned weights and the signed activations
-  /// into i32 sums, scaled per block: y += s sx (sum q xq - z sum xq).
-  void emitRowsInt8(Value tokens, Value features) {
+  /// The rounded activations of `rows` rows of x (rows past a call's
+  /// tokens are not filled): per row its bytes, four to an i32, and per
+  /// block its scale and the sum of its rounded values. In heap memory
+  /// (`heap`, freed by the caller) or on the stack.
+  RoundedActivations roundActivations(Value rows, bool heap) {
     int64_t block = activationBlock();
-    int64_t wordsPerBlock = block / quant.getValuesPerWord();
-    Value c0 = index(0);
-    Value reduction = memref::DimOp::create(b, ops.x, 1);
-    Value blocks = arith::DivUIOp::create(b, reduction, index(block));
-    auto buffer = [&](Type element, Value size) -> Value {
-      return memref::AllocaOp::create(
-          b, MemRefType::get({ShapedType::kDynamic}, element),
-          ValueRange{size});
+    int64_t reduction = cast<MemRefType>(ops.x.getType()).getDimSize(1);
+    auto buffer = [&](Type element, int64_t columns) -> Value {
+      auto type = MemRefType::get({ShapedType::kDynamic, columns}, element);
+      if (heap)
+        return memref::AllocOp::create(b, type, ValueRange{rows});
+      return memref::AllocaOp::create(b, type, ValueRange{rows});
     };
-    Value quantized =
-        buffer(b.getI32Type(), arith::DivUIOp::create(b, reduction, index(4)));
-    Value blockScales = buffer(b.getF32Type(), blocks);
-    Value blockSums = buffer(b.getF32Type(), blocks);
-    Value part = buffer(b.getI32Type(), features);
-    Value zeroVector = splatI32(0);
-    forLoop(c0, tokens, 1, [&](Value t) {
-      quantizeRow(t, block, quantized, blockScales, blockSums);
-      forLoop(c0, blocks, 1, [&](Value blk) {
-        forLoop(c0, features, width, [&](Value n) {
-          vector::StoreOp::create(b, zeroVector, part, ValueRange{n});
-        });
-        Value firstWord = arith::MulIOp::create(b, blk, index(wordsPerBlock));
-        forLoop(firstWord,
-                arith::AddIOp::create(b, firstWord, index(wordsPerBlock)), 1,
-                [&](Value word) {
-                  streamWordInt8(word, features, part, quantized);
-                });
-        scaleBlock(t, blk, block, features, part, blockScales, blockSums);
-      });
+    RoundedActivations rounded{buffer(b.getI32Type(), reduction / 4),
+                               buffer(b.getF32Type(), reduction / block),
+                               buffer(b.getF32Type(), reduction / block)};
+    forLoop(index(0), rows, 1, [&](Value t) { quantizeRow(t, rounded); });
+    return rounded;
+  }
+
+  /// Each row: y[t] += x[t] W^T from the rounded activations, over blocks
+  /// of `2 * vectors` vectors of features (then single vectors).
+  void emitRowsInt8(Value tokens, Value features,
+                    const RoundedActivations &rounded) {
+    int64_t count = 2 * vectors;
+    Value fullEnd = roundDown(features, count * width);
+    forLoop(index(0), tokens, 1, [&](Value t) {
+      forLoop(index(0), fullEnd, count * width,
+              [&](Value n) { emitTileInt8(t, n, count, rounded); });
+      forLoop(fullEnd, features, width,
+              [&](Value n) { emitTileInt8(t, n, 1, rounded); });
     });
   }
 
-  /// Row `t` of x rounded to int8 per block of `block` activations: scale
-  /// max|x| / 127, values round(x / scale), four to an i32 in `quantized`
-  /// (for 4 bits each word's even k before its odd k, the order in which
-  /// the kernel unpacks nibbles); per block its scale and the sum of its
-  /// rounded values.
-  void quantizeRow(Value t, int64_t block, Value quantized, Value blockScales,
-                   Value blockSums) {
+  /// y[t, n : n + count*width] += its products: per block of activations,
+  /// VNNI dot products of the packed unsigned weights and the signed
+  /// rounded activations into i32 register sums, then scaled into f32
+  /// register sums, y += s sx (sum q xq - z sum xq); y updated once.
+  void emitTileInt8(Value t, Value n, int64_t count,
+                    const RoundedActivations &rounded) {
+    int64_t block = activationBlock();
+    int64_t wordsPerBlock = block / quant.getValuesPerWord();
+    Value blocks = memref::DimOp::create(b, rounded.scales, 1);
+    SmallVector<Value> init(count, splatF32(0.0f));
+    auto blockLoop = scf::ForOp::create(b, index(0), blocks, index(1), init);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(blockLoop.getBody());
+      Value blk = blockLoop.getInductionVar();
+      Value firstWord = arith::MulIOp::create(b, blk, index(wordsPerBlock));
+      auto wordLoop = scf::ForOp::create(
+          b, firstWord,
+          arith::AddIOp::create(b, firstWord, index(wordsPerBlock)), index(1),
+          SmallVector<Value>(count, splatI32(0)));
+      b.setInsertionPointToStart(wordLoop.getBody());
+      SmallVector<Value> sums(wordLoop.getRegionIterArgs());
+      dotWord(t, n, wordLoop.getInductionVar(), rounded.bytes, sums);
+      scf::YieldOp::create(b, sums);
+      b.setInsertionPointToEnd(blockLoop.getBody());
+      scf::YieldOp::create(b,
+                           scaleBlock(t, blk, n, blockLoop.getRegionIterArgs(),
+                                      wordLoop.getResults(), rounded));
+    }
+    updateOutput(t, 1, n, count, /*mask=*/{}, blockLoop.getResults());
+  }
+
+  /// Row `t` of x rounded to int8 per block: scale max|x| / 127, values
+  /// round(x / scale), four to an i32 (for 4 bits each word's even k before
+  /// its odd k, the order in which the kernel unpacks nibbles); per block
+  /// its scale and the sum of its rounded values.
+  void quantizeRow(Value t, const RoundedActivations &rounded) {
+    int64_t block = activationBlock();
     int64_t lanes = std::min<int64_t>(width, block & -block);
-    forLoop(
-        index(0), memref::DimOp::create(b, blockScales, 0), 1, [&](Value blk) {
-          Value first = arith::MulIOp::create(b, blk, index(block));
-          Value last = arith::AddIOp::create(b, first, index(block));
-          Value amax = blockAbsMax(t, first, last, lanes);
-          Value zero = constantF32(0.0f), limit = constantF32(127.0f);
-          Value inverse = arith::SelectOp::create(
-              b,
-              arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, amax, zero),
-              arith::DivFOp::create(b, limit, amax), zero);
-          memref::StoreOp::create(b, arith::DivFOp::create(b, amax, limit),
-                                  blockScales, ValueRange{blk});
-          memref::StoreOp::create(
-              b, roundBlock(t, first, last, lanes, inverse, quantized),
-              blockSums, ValueRange{blk});
-        });
+    Value blocks = memref::DimOp::create(b, rounded.scales, 1);
+    forLoop(index(0), blocks, 1, [&](Value blk) {
+      Value first = arith::MulIOp::create(b, blk, index(block));
+      Value last = arith::AddIOp::create(b, first, index(block));
+      Value amax = blockAbsMax(t, first, last, lanes);
+      Value zero = constantF32(0.0f), limit = constantF32(127.0f);
+      Value inverse = arith::SelectOp::create(
+          b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, amax, zero),
+          arith::DivFOp::create(b, limit, amax), zero);
+      memref::StoreOp::create(b, arith::DivFOp::create(b, amax, limit),
+                              rounded.scales, ValueRange{t, blk});
+      memref::StoreOp::create(
+          b, roundBlock(t, first, last, lanes, inverse, rounded.bytes),
+          rounded.sums, ValueRange{t, blk});
+    });
   }
 
   Value constantF32(float v) {
@@ -296,7 +344,8 @@ public:
   }
 
   /// Stores round(x[t, k] * inverse) for k in [first, last) as bytes in
-  /// `quantized` (nibble order for 4 bits); returns their sum as f32.
+  /// row t of `quantized` (nibble order for 4 bits); returns their sum as
+  /// f32.
   Value roundBlock(Value t, Value first, Value last, int64_t lanes,
                    Value inverse, Value quantized) {
     auto f32Lanes = VectorType::get({lanes}, b.getF32Type());
@@ -320,7 +369,7 @@ public:
                                               evenThenOddNibbles(lanes));
           vector::StoreOp::create(
               b, vector::BitCastOp::create(b, words, bytes), quantized,
-              ValueRange{arith::DivUIOp::create(b, k, index(4))});
+              ValueRange{t, arith::DivUIOp::create(b, k, index(4))});
           return arith::AddIOp::create(b, acc, rounded);
         });
     return arith::SIToFPOp::create(
@@ -350,35 +399,49 @@ public:
     return loop.getResult(0);
   }
 
-  /// part[n] += the products of packed row `word` with its rounded
-  /// activations, across all features: one VNNI dot product per vector of
-  /// 8-bit words, two (low and high nibbles) per vector of 4-bit ones.
-  void streamWordInt8(Value word, Value features, Value part, Value quantized) {
+  /// sums[j] += the products of packed row `word` at features
+  /// n + j*width with row t's rounded activations: one VNNI dot product per
+  /// vector of 8-bit words, two (low and high nibbles) per vector of 4-bit
+  /// ones.
+  void dotWord(Value t, Value n, Value word, Value bytes,
+               SmallVector<Value> &sums) {
     int64_t pieces = quant.getBits() == 4 ? 2 : 1;
-    auto bytes = VectorType::get({4 * width}, b.getI8Type());
+    auto byteVector = VectorType::get({4 * width}, b.getI8Type());
     SmallVector<Value> activations;
     for (int64_t p = 0; p < pieces; ++p) {
       Value four = memref::LoadOp::create(
-          b, quantized,
-          ValueRange{arith::AddIOp::create(
-              b, arith::MulIOp::create(b, word, index(pieces)), index(p))});
+          b, bytes,
+          ValueRange{t, arith::AddIOp::create(
+                            b, arith::MulIOp::create(b, word, index(pieces)),
+                            index(p))});
       activations.push_back(vector::BitCastOp::create(
-          b, bytes, vector::BroadcastOp::create(b, i32Vector, four)));
+          b, byteVector, vector::BroadcastOp::create(b, i32Vector, four)));
+    }
+    // The stored layout reads a short run of rows a whole row apart.
+    if (prefetch > 0 && !panels) {
+      Value ahead = arith::MinUIOp::create(
+          b, arith::AddIOp::create(b, word, index(prefetch)),
+          arith::SubIOp::create(b, memref::DimOp::create(b, ops.qweight, 0),
+                                index(1)));
+      memref::PrefetchOp::create(b, ops.qweight, ValueRange{ahead, n},
+                                 /*isWrite=*/false, /*localityHint=*/1,
+                                 /*isDataCache=*/true);
     }
     Value nibbles = splatI32(0x0F0F0F0F);
-    forEachPackedVector(word, features, [&](Value n, Value packed) {
-      Value acc = vector::LoadOp::create(b, i32Vector, part, ValueRange{n});
+    for (auto [j, sum] : llvm::enumerate(sums)) {
+      Value packed = vector::LoadOp::create(
+          b, i32Vector, ops.qweight,
+          ValueRange{word, arith::AddIOp::create(b, n, index(j * width))});
       if (pieces == 1) {
-        acc = dotBytes(acc, packed, activations[0]);
-      } else {
-        acc = dotBytes(acc, arith::AndIOp::create(b, packed, nibbles),
-                       activations[0]);
-        Value high = arith::ShRUIOp::create(b, packed, splatI32(4));
-        acc = dotBytes(acc, arith::AndIOp::create(b, high, nibbles),
-                       activations[1]);
+        sum = dotBytes(sum, packed, activations[0]);
+        continue;
       }
-      vector::StoreOp::create(b, acc, part, ValueRange{n});
-    });
+      sum = dotBytes(sum, arith::AndIOp::create(b, packed, nibbles),
+                     activations[0]);
+      Value high = arith::ShRUIOp::create(b, packed, splatI32(4));
+      sum = dotBytes(sum, arith::AndIOp::create(b, high, nibbles),
+                     activations[1]);
+    }
   }
 
   /// acc + per i32 lane the four products of `weights`' unsigned bytes with
@@ -394,33 +457,32 @@ public:
         .getResult(0);
   }
 
-  /// y[t] += s sx (part - z sum xq) for block `blk` of the row.
-  void scaleBlock(Value t, Value blk, int64_t block, Value features, Value part,
-                  Value blockScales, Value blockSums) {
-    Value g =
-        arith::DivUIOp::create(b, arith::MulIOp::create(b, blk, index(block)),
-                               index(quant.getGroupSize()));
+  /// accs + s sx (sums - z sum xq) for block `blk` of row t.
+  SmallVector<Value> scaleBlock(Value t, Value blk, Value n, ValueRange accs,
+                                ValueRange sums,
+                                const RoundedActivations &rounded) {
+    Value g = arith::DivUIOp::create(
+        b, arith::MulIOp::create(b, blk, index(activationBlock())),
+        index(quant.getGroupSize()));
+    SmallVector<Value> scales, negZeroScales;
+    groupConstants(g, n, accs.size(), /*mask=*/{}, scales, negZeroScales);
     Value activationScale = vector::BroadcastOp::create(
-        b, f32Vector, memref::LoadOp::create(b, blockScales, ValueRange{blk}));
+        b, f32Vector,
+        memref::LoadOp::create(b, rounded.scales, ValueRange{t, blk}));
     Value activationSum = vector::BroadcastOp::create(
-        b, f32Vector, memref::LoadOp::create(b, blockSums, ValueRange{blk}));
-    forLoop(index(0), features, width, [&](Value n) {
-      SmallVector<Value> scales, negZeroScales;
-      groupConstants(g, n, 1, /*mask=*/{}, scales, negZeroScales);
-      Value products = arith::SIToFPOp::create(
-          b, f32Vector,
-          vector::LoadOp::create(b, i32Vector, part, ValueRange{n}));
-      Value old = vector::LoadOp::create(b, f32Vector, ops.y, ValueRange{t, n});
+        b, f32Vector,
+        memref::LoadOp::create(b, rounded.sums, ValueRange{t, blk}));
+    SmallVector<Value> result;
+    for (auto [j, acc] : llvm::enumerate(accs)) {
+      Value products = arith::SIToFPOp::create(b, f32Vector, sums[j]);
       Value withZeros = vector::FMAOp::create(
-          b, arith::MulFOp::create(b, negZeroScales[0], activationScale),
-          activationSum, old);
-      vector::StoreOp::create(
-          b,
-          vector::FMAOp::create(
-              b, arith::MulFOp::create(b, scales[0], activationScale), products,
-              withZeros),
-          ops.y, ValueRange{t, n});
-    });
+          b, arith::MulFOp::create(b, negZeroScales[j], activationScale),
+          activationSum, acc);
+      result.push_back(vector::FMAOp::create(
+          b, arith::MulFOp::create(b, scales[j], activationScale), products,
+          withZeros));
+    }
+    return result;
   }
 
   /// Blocks of `count` x `width` output features (then single, masked
@@ -702,15 +764,19 @@ private:
   ImplicitLocOpBuilder &b;
   Operands ops;
   GptqAttr quant;
+  /// qweight is one panel (atmoe-pack-quantized-weights): rows contiguous.
+  bool panels;
   int64_t width, vectors, tokenTile, prefetch;
   bool int8Activations;
   VectorType f32Vector, i32Vector;
 };
 
-/// Whether `value` is a 2-D memref of `element` type with unit inner stride.
-bool isRowMajor(Value value, function_ref<bool(Type)> element) {
+/// Whether `value` is a memref of `rank` dimensions and `element` type with
+/// unit inner stride.
+bool isRowMajor(Value value, function_ref<bool(Type)> element,
+                int64_t rank = 2) {
   auto type = dyn_cast<MemRefType>(value.getType());
-  if (!type || type.getRank() != 2 || !element(type.getElementType()))
+  if (!type || type.getRank() != rank || !element(type.getElementType()))
     return false;
   SmallVector<int64_t> strides;
   int64_t offset;
@@ -720,22 +786,96 @@ bool isRowMajor(Value value, function_ref<bool(Type)> element) {
 
 /// The run-time condition for the kernel: the tile's first output feature
 /// starts a word of zero points and its first packed row is row 0 (whole
-/// groups along k), as the CPU schedule's tiles always are.
+/// groups along k), as the CPU schedule's tiles always are; a qweight in
+/// panels (atmoe-pack-quantized-weights) must also be read within one
+/// panel.
 Value fitsKernel(ImplicitLocOpBuilder &b, Operands ops, GptqAttr quant) {
   auto metadata = memref::ExtractStridedMetadataOp::create(b, ops.qweight);
+  bool panels = metadata.getStrides().size() == 3;
   Value offset = metadata.getOffset();
-  Value rowStride = metadata.getStrides()[0];
+  Value rowStride = metadata.getStrides()[panels ? 1 : 0];
   Value perWord = arith::ConstantIndexOp::create(b, quant.getValuesPerWord());
   Value zero = arith::ConstantIndexOp::create(b, 0);
   Value aligned =
       arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
                             arith::RemUIOp::create(b, offset, perWord), zero);
+  // The offset within the panel when there are panels.
+  Value rowOffset =
+      panels ? arith::RemUIOp::create(b, offset, metadata.getStrides()[0])
+             : offset;
   Value firstRow =
-      arith::CmpIOp::create(b, arith::CmpIPredicate::ult, offset, rowStride);
-  return arith::AndIOp::create(b, aligned, firstRow);
+      arith::CmpIOp::create(b, arith::CmpIPredicate::ult, rowOffset, rowStride);
+  Value fits = arith::AndIOp::create(b, aligned, firstRow);
+  if (!panels)
+    return fits;
+  Value onePanel =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, metadata.getSizes()[0],
+                            arith::ConstantIndexOp::create(b, 1));
+  return arith::AndIOp::create(b, fits, onePanel);
+}
+
+/// The one panel of a qweight in panels as a 2-D [words, features] view
+/// (only valid where fitsKernel holds).
+Value panelRows(ImplicitLocOpBuilder &b, Value qweight) {
+  auto type = cast<MemRefType>(qweight.getType());
+  SmallVector<OpFoldResult> offsets(3, b.getIndexAttr(0));
+  SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
+  SmallVector<OpFoldResult> sizes = {
+      b.getIndexAttr(1), memref::getMixedSize(b, b.getLoc(), qweight, 1),
+      memref::getMixedSize(b, b.getLoc(), qweight, 2)};
+  auto rows = memref::SubViewOp::inferRankReducedResultType(
+      {type.getDimSize(1), type.getDimSize(2)}, type, offsets, sizes, strides);
+  return memref::SubViewOp::create(b, rows, qweight, offsets, sizes, strides);
 }
 
 } // namespace
+
+/// The rows of x to round: its tokens when fewer than a register tile
+/// (the VNNI path), else none.
+Value fewTokenRows(ImplicitLocOpBuilder &b, Value x, int64_t tokenTile) {
+  Value tokens = memref::DimOp::create(b, x, 0);
+  Value few =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tokens,
+                            arith::ConstantIndexOp::create(b, tokenTile));
+  return arith::SelectOp::create(b, few, tokens,
+                                 arith::ConstantIndexOp::create(b, 0));
+}
+
+/// The value `x` is a whole view of, defined outside `loop`, if any.
+Value definedOutside(Value x, Operation *loop) {
+  while (loop->isAncestor(x.getParentRegion()->getParentOp())) {
+    auto view = x.getDefiningOp<memref::SubViewOp>();
+    if (!view || !view.hasZeroOffset() ||
+        view.getSourceType().getShape() != view.getType().getShape())
+      return nullptr;
+    x = view.getSource();
+  }
+  return x;
+}
+
+/// x rounded once before the parallel loop of the product's tiles, which
+/// all read all of it (heap buffers freed after the loop); none when x is
+/// not a whole view of a value defined before the loop.
+std::optional<RoundedActivations>
+roundOnce(RewriterBase &rewriter, linalg::GenericOp op, Operands ops,
+          GptqAttr quant, const cpu::QuantizedKernelOptions &options) {
+  auto loop = op->getParentOfType<scf::ForallOp>();
+  Value whole = loop ? definedOutside(ops.x, loop) : nullptr;
+  if (!whole)
+    return std::nullopt;
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(loop);
+  ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+  ops.x = whole;
+  RoundedActivations rounded =
+      QuantizedKernelEmitter(b, ops, quant, options, /*panels=*/false)
+          .roundActivations(fewTokenRows(b, whole, options.tokenTile),
+                            /*heap=*/true);
+  b.setInsertionPointAfter(loop);
+  for (Value buffer : {rounded.bytes, rounded.scales, rounded.sums})
+    memref::DeallocOp::create(b, buffer);
+  return rounded;
+}
 
 bool cpu::isQuantizedMatmul(linalg::GenericOp op) {
   auto quant = op->getAttrOfType<GptqAttr>(AtmoeDialect::kQuantizationAttrName);
@@ -746,14 +886,18 @@ bool cpu::isQuantizedMatmul(linalg::GenericOp op) {
   auto isF32 = [](Type t) { return t.isF32(); };
   auto isI32 = [](Type t) { return t.isInteger(32); };
   auto isFloat = [](Type t) { return t.isF32() || t.isF16() || t.isBF16(); };
+  // qweight as stored [words, n] or in panels [n / width, words, width].
+  bool panels = isRowMajor(ops.qweight, isI32, 3);
   if (!isRowMajor(ops.x, isF32) || !isRowMajor(ops.y, isF32) ||
-      !isRowMajor(ops.qweight, isI32) || !isRowMajor(ops.scales, isFloat) ||
+      !(panels || isRowMajor(ops.qweight, isI32)) ||
+      !isRowMajor(ops.scales, isFloat) ||
       (ops.zeros && !isRowMajor(ops.zeros, isI32)))
     return false;
   // The k extent of x must be whole groups of whole packed rows (a group
   // smaller than a word, e.g. 4 with 4 bits, keeps the generic).
   int64_t k = cast<MemRefType>(ops.x.getType()).getDimSize(1);
-  int64_t words = cast<MemRefType>(ops.qweight.getType()).getDimSize(0);
+  int64_t words =
+      cast<MemRefType>(ops.qweight.getType()).getDimSize(panels ? 1 : 0);
   return !ShapedType::isDynamic(k) && !ShapedType::isDynamic(words) &&
          k == words * quant.getValuesPerWord() &&
          k % quant.getGroupSize() == 0 &&
@@ -771,6 +915,16 @@ void cpu::lowerQuantizedMatmul(RewriterBase &rewriter, linalg::GenericOp op,
   // The generic itself stays in the else branch: exact for any tiling.
   rewriter.moveOpBefore(op, choice.elseBlock()->getTerminator());
   b.setInsertionPoint(choice.thenBlock()->getTerminator());
-  QuantizedKernelEmitter(b, ops, quant, options).emit();
+  bool panels = cast<MemRefType>(ops.qweight.getType()).getRank() == 3;
+  if (panels)
+    ops.qweight = panelRows(b, ops.qweight);
+  QuantizedKernelEmitter emitter(b, ops, quant, options, panels);
+  std::optional<RoundedActivations> rounded;
+  if (options.int8Activations)
+    rounded = roundOnce(rewriter, op, ops, quant, options);
+  if (options.int8Activations && !rounded)
+    rounded = emitter.roundActivations(
+        fewTokenRows(b, ops.x, options.tokenTile), /*heap=*/false);
+  emitter.emit(rounded ? &*rounded : nullptr);
   op->removeAttr(AtmoeDialect::kQuantizationAttrName);
 }

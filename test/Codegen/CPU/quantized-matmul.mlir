@@ -65,20 +65,26 @@
 // CHECK: vector.store {{.+}} : memref<?x128xf32>, vector<16xf32>
 // CHECK-NOT: linalg.generic
 // CHECK: return
-// With int8-activations, fewer tokens than a tile: per row, each block of
-// 128 activations (one group) is rounded to int8 with scale max|x| / 127,
-// reordered per 4-bit word (even k, then odd k) and packed four to an i32;
-// each packed row's low and high nibbles meet those bytes in two VNNI dot
-// products into i32 sums, which are scaled once per block.
+// With int8-activations, fewer tokens than a tile: the rows of x are rounded
+// to int8 first (here in the tile: no parallel loop encloses it), each block
+// of 128 activations (one group) with scale max|x| / 127, reordered per
+// 4-bit word (even k, then odd k) and packed four to an i32. Then per row,
+// block and 4 x 16 features, each packed row's low and high nibbles meet
+// those bytes in two VNNI dot products into i32 register sums, scaled into
+// f32 sums once per block.
 // INT8-LABEL: func.func @gptq(
-// INT8: scf.if
-// INT8: memref.alloca() : memref<64xi32>
+// INT8: %[[ROWS:.+]] = arith.select
+// INT8: memref.alloca(%[[ROWS]]) : memref<?x64xi32>
+// INT8: scf.for {{.+}} to %[[ROWS]]
 // INT8: arith.maximumf {{.+}} : vector<16xf32>
 // INT8: vector.reduction <maximumf>
 // INT8: math.roundeven {{.+}} : vector<16xf32>
 // INT8: vector.shuffle {{.+}} [0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15] : vector<16xi8>
 // INT8: vector.bitcast {{.+}} : vector<16xi8> to vector<4xi32>
 // INT8: vector.reduction <add>
+// INT8: scf.if
+// INT8: scf.for {{.+}} iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// INT8: scf.for {{.+}} iter_args({{.+}}) -> (vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>)
 // INT8: vector.bitcast {{.+}} : vector<16xi32> to vector<64xi8>
 // INT8: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
 // INT8: arith.shrui

@@ -112,6 +112,12 @@ LogicalResult verifyABIAttribute(Operation *op, NamedAttribute attr,
       return op->emitOpError()
              << "expects " << name << " on " << where
              << " to be a non-negative integer, found " << attr.getValue();
+  } else if (name == D::kPanelWidthAttrName) {
+    auto width = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!width || width.getInt() < 1)
+      return op->emitOpError()
+             << "expects " << name << " on " << where
+             << " to be a positive integer, found " << attr.getValue();
   } else if (name == D::kDoraScaleAttrName) {
     auto scale = dyn_cast<FloatAttr>(attr.getValue());
     if (!scale || !scale.getType().isF64() ||

@@ -56,6 +56,14 @@ func.func @no_parts(%w: tensor<4x4xf32> {atmoe.tensor = "w", atmoe.parts = [], a
 
 // -----
 
+// Tests the panel width of a repacked GPTQ qweight.
+// expected-error @below {{'func.func' op expects atmoe.panel_width on argument #0 to be a positive integer, found 0 : i64}}
+func.func @zero_panel_width(%w: tensor<4x4x1xi32> {atmoe.tensor = "w", atmoe.file = "w.safetensors", atmoe.source = "w", atmoe.panel_width = 0 : i64}) {
+  return
+}
+
+// -----
+
 // Tests the stacking dimension.
 // expected-error @below {{'func.func' op expects atmoe.concat_dim on argument #0 to be a non-negative integer, found -1 : i64}}
 func.func @negative_concat_dim(%w: tensor<4x4xf32> {atmoe.tensor = "w", atmoe.parts = [{tensor = "w", file = "w.safetensors", source = "w", shape = array<i64: 4, 4>}], atmoe.concat_dim = -1 : i64}) {

@@ -63,6 +63,11 @@ def Atmoe_Dialect : Dialect {
     // along which each process binds only its slice.
     static constexpr ::llvm::StringLiteral kShardDimAttrName =
         "atmoe.shard_dim";
+    // A GPTQ qweight repacked at bind time into panels of this many output
+    // features (atmoe-pack-quantized-weights): the function sees
+    // [out / width, in_words, width], the package stores [in_words, out].
+    static constexpr ::llvm::StringLiteral kPanelWidthAttrName =
+        "atmoe.panel_width";
     // On the module: the processes its layers are split over.
     static constexpr ::llvm::StringLiteral kRanksAttrName = "atmoe.ranks";
     // A weight computed at bind time from its parts (weight, lora_A,

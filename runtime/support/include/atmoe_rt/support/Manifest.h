@@ -77,6 +77,10 @@ struct Argument;
 /// the weight is split over `ranks` processes.
 std::vector<int64_t> localShape(const Argument &arg, int64_t ranks);
 
+/// The rank of the buffer the compiled code reads for `arg`: 3 for a
+/// weight in panels, else the stored rank.
+size_t compiledRank(const Argument &arg);
+
 /// One argument of a layer's entry point.
 struct Argument {
   ArgumentRole role = ArgumentRole::Input;
@@ -102,6 +106,10 @@ struct Argument {
   /// `rank * shape[shardDim] / ranks` ("shard_dim"); `shape` is the whole
   /// stored tensor's.
   int64_t shardDim = -1;
+  /// A GPTQ qweight the compiled code reads in panels of this many output
+  /// features ("panel"): stored [words, n] (`shape`), bound as
+  /// [n / panelWidth, words, panelWidth]; 0: as stored.
+  int64_t panelWidth = 0;
   /// On a GPU model: whether the host code reads the buffer, so it is passed
   /// in host memory ("memory": "host"); every other buffer is on the device.
   bool inHostMemory = false;
