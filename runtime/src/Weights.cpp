@@ -35,7 +35,12 @@ using namespace atmoe_rt;
 
 Result<HeapBuffer> atmoe_rt::allocateBuffer(size_t bytes,
                                             const std::string &what) {
-  HeapBuffer buffer(static_cast<std::byte *>(std::malloc(bytes ? bytes : 1)));
+  // Cache-line aligned: the kernels' vector loads then never straddle two
+  // lines (malloc aligns to 16 bytes only).
+  constexpr size_t kLine = 64;
+  size_t rounded = (std::max<size_t>(bytes, 1) + kLine - 1) / kLine * kLine;
+  HeapBuffer buffer(
+      static_cast<std::byte *>(std::aligned_alloc(kLine, rounded)));
   if (!buffer)
     return fail("cannot allocate " + std::to_string(bytes) + " bytes for " +
                 what + ": out of memory");
