@@ -131,8 +131,11 @@ def time_torch(torch_python, d, tokens, threads, copies, budget):
 
 def report(rows, limits):
     print("\nprecision axis (token granularity; weights from DRAM; medians in us)")
+    # "BW/f32": the base's stored bytes per second over f32's in the same
+    # run, which does not depend on the probe (on a shared machine the probed
+    # bandwidth varies by 2x between runs).
     header = ["d", "T", "thr", "wait", "precision", "moe_us", "base_us", "f32/p base",
-              "f32/p moe", "base %BW", "moe/base", "torch_bf16_us"]
+              "f32/p moe", "base %BW", "BW/f32", "moe/base", "torch_bf16_us"]
     print(" | ".join(header))
     for r in sorted(rows, key=lambda r: (r["d"], r["tokens"], r["threads"], r["wait_policy"])):
         f32 = next(x for x in rows if x["d"] == r["d"] and x["tokens"] == r["tokens"]
@@ -144,7 +147,9 @@ def report(rows, limits):
             str(r["d"]), str(r["tokens"]), str(r["threads"]), r["wait_policy"], r["precision"],
             "%.1f" % r["moe_us"], "%.1f" % r["base_us"],
             "%.2f" % (f32["base_us"] / r["base_us"]), "%.2f" % (f32["moe_us"] / r["moe_us"]),
-            "%.0f%%" % (100 * frac), "%.3f" % (r["moe_us"] / r["base_us"]),
+            "%.0f%%" % (100 * frac),
+            "%.2f" % (r["base_bytes"] / r["base_us"] / (f32["base_bytes"] / f32["base_us"])),
+            "%.3f" % (r["moe_us"] / r["base_us"]),
             "%.1f" % r.get("torch_bf16_us", float("nan"))]))
 
 

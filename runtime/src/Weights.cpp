@@ -524,8 +524,9 @@ Result<const void *> WeightBinder::slice(const void *data,
 
 /// GPTQ qweight `arg` ([words, n] as stored) repacked in panels of
 /// `arg.panelWidth` output features, [n / width, words, width], so that the
-/// tile computing a panel reads it as one stream; the stored pages are
-/// released when nothing reads them as stored.
+/// tile computing a panel reads it as one stream. When nothing reads the
+/// tensor as stored, its pages are released as the rows are copied, so
+/// that the peak resident memory is one copy, not two.
 Result<const void *> WeightBinder::panels(const Layer &layer,
                                           const Argument &arg) {
   const void *&cached = panelData[{arg.file, arg.source, arg.panelWidth}];
@@ -542,13 +543,22 @@ Result<const void *> WeightBinder::panels(const Layer &layer,
   if (!copy)
     return copy.takeError();
   const auto *stored = reinterpret_cast<const std::byte *>(tensor.data);
-  for (int64_t panel = 0; panel < features / width; ++panel)
-    for (int64_t row = 0; row < words; ++row)
-      std::memcpy(*copy + ((panel * words + row) * width) * size,
-                  stored + (row * features + panel * width) * size,
-                  width * size);
-  if (!usedAsStored.count({arg.file, arg.source}))
-    filesByName[arg.file]->release(tensor);
+  const SafeTensorsFile *file = filesByName[arg.file];
+  bool release = !usedAsStored.count({arg.file, arg.source});
+  size_t rowBytes = features * size;
+  int64_t chunk = std::max<int64_t>(1, int64_t((size_t(1) << 20) / rowBytes));
+  for (int64_t first = 0; first < words; first += chunk) {
+    int64_t last = std::min(words, first + chunk);
+    for (int64_t row = first; row < last; ++row)
+      for (int64_t panel = 0; panel < features / width; ++panel)
+        std::memcpy(*copy + ((panel * words + row) * width) * size,
+                    stored + row * rowBytes + panel * width * size,
+                    width * size);
+    if (release)
+      file->release(stored + first * rowBytes, (last - first) * rowBytes);
+  }
+  if (release)
+    file->release(tensor);
   return cached = *copy;
 }
 

@@ -97,6 +97,10 @@ public:
   void release(const TensorInfo &info) const {
     file->release(info.data, info.numBytes());
   }
+  /// The same for `size` bytes at `data` of one of its tensors.
+  void release(const void *data, size_t size) const {
+    file->release(data, size);
+  }
 
   /// True when the tensor is F32 and its data is 4-byte aligned, so callers
   /// may read `data` as `const float *` in place (hosts are little-endian).
