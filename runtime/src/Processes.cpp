@@ -79,11 +79,10 @@ ProcessGroup::join(void *library, int64_t ranks, const std::string &kind,
       (*commSize)(MPI_COMM_WORLD, &group->processes) != MPI_SUCCESS)
     return fail(path + ": cannot query MPI_COMM_WORLD");
   if (group->processes != ranks)
-    return fail(path + ": the model was compiled for " +
-                std::to_string(ranks) + " processes (--parallel=" + kind + ":" +
-                std::to_string(ranks) + "), but this job has " +
-                std::to_string(group->processes) + " (run it with mpiexec -n " +
-                std::to_string(ranks) + ")");
+    return fail(path + ": the model was compiled for " + std::to_string(ranks) +
+                " processes (--parallel=" + kind + ":" + std::to_string(ranks) +
+                "), but this job has " + std::to_string(group->processes) +
+                " (run it with mpiexec -n " + std::to_string(ranks) + ")");
   return group;
 }
 

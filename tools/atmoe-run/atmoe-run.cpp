@@ -589,8 +589,8 @@ Status prepare(const Request &request, LayerInfo &layer, Inputs &inputs) {
   return loadRouterInput(*routerFile, request, layer, inputs);
 }
 
-/// The run with the model open. A process of a model split over processes writes
-/// the outputs and the timing line only on rank 0, where they are whole.
+/// The run with the model open. A process of a model split over processes
+/// writes the outputs and the timing line only on rank 0, where they are whole.
 Status runOpened(const Request &request, atmoe_rt_model_t *model, int rank) {
   Result<LayerInfo> layer = describeLayer(model, request.layerIndex);
   if (!layer)
@@ -628,8 +628,8 @@ Status run(const Request &request) {
   if (opened != ATMOE_RT_OK)
     return runtimeError(opened);
   int rank = 0, processes = 1;
-  if (Status status = check(
-          atmoe_rt_model_get_process(model.get(), &rank, &processes));
+  if (Status status =
+          check(atmoe_rt_model_get_process(model.get(), &rank, &processes));
       !status)
     return status;
   Status status = runOpened(request, model.get(), rank);
@@ -637,8 +637,8 @@ Status run(const Request &request) {
     return status;
   // The other processes may wait for this one in a collective: the message
   // names the rank, and the whole job ends here.
-  std::fprintf(stderr, "atmoe-run: error: rank %d of %d: %s\n", rank,
-               processes, status.error().c_str());
+  std::fprintf(stderr, "atmoe-run: error: rank %d of %d: %s\n", rank, processes,
+               status.error().c_str());
   std::fflush(stderr);
   atmoe_rt_model_abort_job(model.get(), exitCode(status.fault()));
   return status;
