@@ -39,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace atmoe_rt;
@@ -640,6 +641,10 @@ Status run(const Request &request) {
   std::fprintf(stderr, "atmoe-run: error: rank %d of %d: %s\n", rank, processes,
                status.error().c_str());
   std::fflush(stderr);
+  // MPI_Abort makes the launcher kill every process, its own output
+  // forwarders included: give them a moment to pass the message on (without
+  // it, about 1 run in 15 lost it under MPICH's mpiexec).
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   atmoe_rt_model_abort_job(model.get(), exitCode(status.fault()));
   return status;
 }
