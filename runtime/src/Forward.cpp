@@ -41,11 +41,13 @@ public:
   /// One descriptor for `data` of `shape`, kDynamic standing for `rows`;
   /// with `splitDim`, the slice of one of `ranks` processes along it.
   void add(const void *data, const std::vector<int64_t> &shape, int64_t rows,
-           int64_t splitDim = -1, int64_t ranks = 1, int64_t panel = 0) {
-    // A weight in panels: stored [words, n], read as [n / panel, words,
-    // panel].
+           int64_t splitDim = -1, int64_t ranks = 1, int64_t panel = 0,
+           int64_t panelDim = 1) {
+    // A weight in panels: the panels of dimension panelDim, each with the
+    // other dimension as rows.
     if (panel > 0)
-      return add(data, {shape[1] / panel, shape[0], panel}, rows);
+      return add(data, {shape[panelDim] / panel, shape[1 - panelDim], panel},
+                 rows);
     offsets.push_back(words.size());
     int64_t pointer;
     std::memcpy(&pointer, &data, sizeof(pointer));
@@ -336,7 +338,7 @@ atmoe_rt_status_t atmoe_rt_layer_forward(const atmoe_rt_model_t *model,
   for (const Buffer &buffer : buffers)
     descriptors.add(buffer.data, buffer.arg->shape, buffer.rows,
                     buffer.arg->shardDim, model->manifest.ranks,
-                    buffer.arg->panelWidth);
+                    buffer.arg->panelWidth, buffer.arg->panelDim);
   model->entries[layer](descriptors.finish());
   return ATMOE_RT_OK;
 }

@@ -112,8 +112,8 @@ private:
   /// The (file, tensor) pairs some layer reads as stored: the pages of the
   /// others are released once repacked in panels.
   std::set<std::pair<std::string, std::string>> usedAsStored;
-  /// One repacked copy per (file, tensor, panel width).
-  std::map<std::tuple<std::string, std::string, int64_t>, const void *>
+  /// One repacked copy per (file, tensor, panel width, panel dimension).
+  std::map<std::tuple<std::string, std::string, int64_t, int64_t>, const void *>
       panelData;
   /// DoRA's c per (parts, scale): the scale argument and the scaled lora_B
   /// of one adapter need it once.
@@ -522,38 +522,72 @@ Result<const void *> WeightBinder::slice(const void *data,
   return *copy;
 }
 
-/// GPTQ qweight `arg` ([words, n] as stored) repacked in panels of
-/// `arg.panelWidth` output features, [n / width, words, width], so that the
-/// tile computing a panel reads it as one stream. When nothing reads the
-/// tensor as stored, its pages are released as the rows are copied, so
-/// that the peak resident memory is one copy, not two.
+/// to[k * stride] = from[k] for k < count, in elements of type T.
+template <typename T>
+void scatterColumn(const std::byte *from, std::byte *to, int64_t count,
+                   int64_t stride) {
+  for (int64_t k = 0; k < count; ++k) {
+    T value;
+    std::memcpy(&value, from + k * sizeof(T), sizeof(T));
+    std::memcpy(to + k * stride * sizeof(T), &value, sizeof(T));
+  }
+}
+
+/// `arg` repacked in panels of `arg.panelWidth` output features,
+/// [n / width, rows, width] (a GPTQ qweight is stored [words, n], a float
+/// weight [n, k]), so that the tile computing a panel reads it as one
+/// stream. When nothing reads the tensor as stored, its pages are released
+/// as they are copied, so that the peak resident memory is one copy, not
+/// two.
 Result<const void *> WeightBinder::panels(const Layer &layer,
                                           const Argument &arg) {
-  const void *&cached = panelData[{arg.file, arg.source, arg.panelWidth}];
+  const void *&cached =
+      panelData[{arg.file, arg.source, arg.panelWidth, arg.panelDim}];
   if (cached)
     return cached;
   Result<const TensorInfo *> info = find(layer, arg, arg.elementType);
   if (!info)
     return info.takeError();
   const TensorInfo &tensor = **info;
-  int64_t words = arg.shape[0], features = arg.shape[1];
-  int64_t width = arg.panelWidth;
-  size_t size = elementSize(arg.elementType);
   Result<std::byte *> copy = allocate(tensor.numBytes(), arg);
   if (!copy)
     return copy.takeError();
   const auto *stored = reinterpret_cast<const std::byte *>(tensor.data);
   const SafeTensorsFile *file = filesByName[arg.file];
   bool release = !usedAsStored.count({arg.file, arg.source});
-  size_t rowBytes = features * size;
-  int64_t chunk = std::max<int64_t>(1, int64_t((size_t(1) << 20) / rowBytes));
-  for (int64_t first = 0; first < words; first += chunk) {
-    int64_t last = std::min(words, first + chunk);
-    for (int64_t row = first; row < last; ++row)
-      for (int64_t panel = 0; panel < features / width; ++panel)
-        std::memcpy(*copy + ((panel * words + row) * width) * size,
-                    stored + row * rowBytes + panel * width * size,
-                    width * size);
+  int64_t width = arg.panelWidth, columns = arg.shape[1];
+  size_t size = elementSize(arg.elementType), rowBytes = columns * size;
+  // Copies stored rows [first, last) to their places in the panels.
+  auto copyRows = [&](int64_t first, int64_t last) {
+    for (int64_t row = first; row < last; ++row) {
+      const std::byte *from = stored + row * rowBytes;
+      if (arg.panelDim == 1) {
+        for (int64_t panel = 0; panel < columns / width; ++panel)
+          std::memcpy(*copy + ((panel * arg.shape[0] + row) * width) * size,
+                      from + panel * width * size, width * size);
+        continue;
+      }
+      // Row `row` is output feature `row`: lane row % width of every row of
+      // its panel.
+      std::byte *to =
+          *copy + ((row / width) * columns * width + row % width) * size;
+      if (size == 4)
+        scatterColumn<uint32_t>(from, to, columns, width);
+      else if (size == 2)
+        scatterColumn<uint16_t>(from, to, columns, width);
+      else
+        for (int64_t k = 0; k < columns; ++k)
+          std::memcpy(to + k * width * size, from + k * size, size);
+    }
+  };
+  // Whole panels at a time when the panels are rows of the stored tensor.
+  int64_t chunk =
+      arg.panelDim == 0
+          ? width
+          : std::max<int64_t>(1, int64_t((size_t(1) << 20) / rowBytes));
+  for (int64_t first = 0; first < arg.shape[0]; first += chunk) {
+    int64_t last = std::min(arg.shape[0], first + chunk);
+    copyRows(first, last);
     if (release)
       file->release(stored + first * rowBytes, (last - first) * rowBytes);
   }

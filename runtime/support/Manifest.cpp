@@ -121,8 +121,10 @@ OrderedJson writeArgument(const Argument &arg, bool onDevice) {
   }
   if (arg.shardDim >= 0)
     object["shard_dim"] = arg.shardDim;
-  if (arg.panelWidth > 0)
+  if (arg.panelWidth > 0) {
     object["panel"] = arg.panelWidth;
+    object["panel_dim"] = arg.panelDim;
+  }
   if (onDevice)
     object["memory"] = arg.inHostMemory ? "host" : "device";
   return object;
@@ -858,20 +860,30 @@ Result<Argument> ManifestReader::readArgument(const Json &value,
                    "expected a dimension, found " + std::to_string(*dim));
     argument.shardDim = *dim;
   }
+  if (value.contains("panel_dim")) {
+    Result<int64_t> dim = getInteger(value, "panel_dim", path);
+    if (!dim)
+      return dim.takeError();
+    if (*dim != 0 && *dim != 1)
+      return error(path + ".panel_dim",
+                   "expected 0 or 1, found " + std::to_string(*dim));
+    argument.panelDim = *dim;
+  }
   if (value.contains("panel")) {
     Result<int64_t> width = getInteger(value, "panel", path);
     if (!width)
       return width.takeError();
-    bool packable = argument.elementType == ElementType::I32 &&
-                    argument.parts.empty() && argument.shape.size() == 2 &&
+    bool packable = argument.parts.empty() && argument.shape.size() == 2 &&
                     argument.shardDim < 0;
-    if (!packable || *width < 1 || argument.shape[1] % *width != 0)
-      return error(path + ".panel",
-                   "expected a width that divides dimension 1 of an "
-                   "unsplit 2-D i32 weight, found " +
-                       std::to_string(*width) + " for weight '" +
-                       argument.name + "' of shape " +
-                       formatShape(argument.shape));
+    if (!packable || *width < 1 ||
+        argument.shape[argument.panelDim] % *width != 0)
+      return error(path + ".panel", "expected a width that divides dimension " +
+                                        std::to_string(argument.panelDim) +
+                                        " of an unsplit 2-D weight, found " +
+                                        std::to_string(*width) +
+                                        " for weight '" + argument.name +
+                                        "' of shape " +
+                                        formatShape(argument.shape));
     argument.panelWidth = *width;
   }
   return argument;

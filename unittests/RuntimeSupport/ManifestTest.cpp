@@ -464,14 +464,17 @@ TEST(ManifestTest, DeviceAndMemory) {
             "or \"device\", found \"shared\"");
 }
 
-/// A layer whose weight is a GPTQ qweight [2, 8] read in panels of `width`.
-LayerText panelLayer(const std::string &width,
-                     const std::string &dtype = "i32") {
+/// A layer whose weight [2, 8] of `dtype` is read in panels of `width`
+/// along `panelDim` (none: the manifest's default, 1).
+LayerText panelLayer(const std::string &width, const std::string &dtype = "i32",
+                     const std::string &panelDim = "") {
   LayerText layer;
   layer.weights = R"({"role": "weight", "tensor": "qweight",
                       "file": "weights.safetensors", "source": "qweight",
                       "dtype": ")" +
-                  dtype + R"(", "shape": [2, 8], "panel": )" + width + "}";
+                  dtype + R"(", "shape": [2, 8], "panel": )" + width +
+                  (panelDim.empty() ? "" : ", \"panel_dim\": " + panelDim) +
+                  "}";
   return layer;
 }
 
@@ -481,24 +484,46 @@ TEST(ManifestTest, PanelWeight) {
   ASSERT_TRUE(static_cast<bool>(manifest)) << manifest.error();
   const Argument &weight = manifest->layers[0].arguments[2];
   EXPECT_EQ(weight.panelWidth, 4);
+  EXPECT_EQ(weight.panelDim, 1);
   EXPECT_EQ(compiledRank(weight), 3u);
   EXPECT_EQ(weight.shape, (std::vector<int64_t>{2, 8}));
   Result<Manifest> again = readManifest(writeManifest(*manifest), "again.so");
   ASSERT_TRUE(static_cast<bool>(again)) << again.error();
   EXPECT_EQ(again->layers[0].arguments[2].panelWidth, 4);
+  EXPECT_EQ(again->layers[0].arguments[2].panelDim, 1);
+}
+
+TEST(ManifestTest, FloatPanelWeightAlongRows) {
+  Result<Manifest> manifest =
+      readManifest(manifestOf(panelLayer("2", "bf16", "0").str()), "m.so");
+  ASSERT_TRUE(static_cast<bool>(manifest)) << manifest.error();
+  const Argument &weight = manifest->layers[0].arguments[2];
+  EXPECT_EQ(weight.panelWidth, 2);
+  EXPECT_EQ(weight.panelDim, 0);
+  EXPECT_EQ(compiledRank(weight), 3u);
+  Result<Manifest> again = readManifest(writeManifest(*manifest), "again.so");
+  ASSERT_TRUE(static_cast<bool>(again)) << again.error();
+  EXPECT_EQ(again->layers[0].arguments[2].panelDim, 0);
+  EXPECT_EQ(again->layers[0].arguments[2].panelWidth, 2);
 }
 
 TEST(ManifestTest, PanelWeightErrors) {
   for (const char *width : {"3", "0", "-4"})
     EXPECT_NE(errorOf(manifestOf(panelLayer(width).str()))
                   .find("layers[0].arguments[2].panel: expected a width that "
-                        "divides dimension 1 of an unsplit 2-D i32 weight, "
+                        "divides dimension 1 of an unsplit 2-D weight, "
                         "found " +
                         std::string(width) +
                         " for weight 'qweight' of shape [2, 8]"),
               std::string::npos)
         << width;
-  EXPECT_NE(errorOf(manifestOf(panelLayer("4", "f32").str()))
-                .find("layers[0].arguments[2].panel: expected a width"),
+  EXPECT_NE(errorOf(manifestOf(panelLayer("4", "f32", "0").str()))
+                .find("layers[0].arguments[2].panel: expected a width that "
+                      "divides dimension 0 of an unsplit 2-D weight, found 4 "
+                      "for weight 'qweight' of shape [2, 8]"),
+            std::string::npos);
+  EXPECT_NE(errorOf(manifestOf(panelLayer("2", "f32", "2").str()))
+                .find("layers[0].arguments[2].panel_dim: expected 0 or 1, "
+                      "found 2"),
             std::string::npos);
 }

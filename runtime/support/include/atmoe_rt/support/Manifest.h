@@ -106,10 +106,14 @@ struct Argument {
   /// `rank * shape[shardDim] / ranks` ("shard_dim"); `shape` is the whole
   /// stored tensor's.
   int64_t shardDim = -1;
-  /// A GPTQ qweight the compiled code reads in panels of this many output
-  /// features ("panel"): stored [words, n] (`shape`), bound as
-  /// [n / panelWidth, words, panelWidth]; 0: as stored.
+  /// A weight the compiled code reads in panels of this many output
+  /// features ("panel"); 0: as stored. The stored dimension `panelDim`
+  /// ("panel_dim": 1 for a GPTQ qweight [words, n], 0 for a float weight
+  /// [n, k]) is split into panels and the other one becomes each panel's
+  /// rows: bound as [shape[panelDim] / panelWidth, shape[1 - panelDim],
+  /// panelWidth].
   int64_t panelWidth = 0;
+  int64_t panelDim = 1;
   /// On a GPU model: whether the host code reads the buffer, so it is passed
   /// in host memory ("memory": "host"); every other buffer is on the device.
   bool inHostMemory = false;
