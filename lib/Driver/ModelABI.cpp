@@ -94,8 +94,9 @@ void describeShard(DictionaryAttr attrs, int64_t ranks, Argument &info) {
   info.shape[info.shardDim] *= ranks;
 }
 
-/// A GPTQ qweight in panels: the manifest gives the stored [words, n],
-/// which the function sees as [n / width, words, width].
+/// A weight in panels: the function sees [n / width, rows, width], the
+/// manifest gives the stored shape ([rows, n] for a GPTQ qweight, panel
+/// dimension 1; [n, rows] for a float weight, panel dimension 0).
 LogicalResult describePanels(Location loc, DictionaryAttr attrs,
                              const Twine &what, Argument &info) {
   auto width = attrs.getAs<IntegerAttr>(AtmoeDialect::kPanelWidthAttrName);
@@ -104,9 +105,14 @@ LogicalResult describePanels(Location loc, DictionaryAttr attrs,
   if (info.shape.size() != 3 || info.shape[2] != width.getInt())
     return emitError(loc) << what << " (" << info.name << ") has "
                           << AtmoeDialect::kPanelWidthAttrName
-                          << " but is not [n / width, words, width]";
+                          << " but is not [n / width, rows, width]";
+  auto dim = attrs.getAs<IntegerAttr>(AtmoeDialect::kPanelDimAttrName);
   info.panelWidth = width.getInt();
-  info.shape = {info.shape[1], info.shape[0] * info.shape[2]};
+  info.panelDim = dim ? dim.getInt() : 1;
+  int64_t features = info.shape[0] * info.shape[2];
+  info.shape = info.panelDim == 1
+                   ? std::vector<int64_t>{info.shape[1], features}
+                   : std::vector<int64_t>{features, info.shape[1]};
   return success();
 }
 

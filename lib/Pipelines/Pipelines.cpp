@@ -45,10 +45,10 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
   if (options.parallelRanks > 1)
     atmoe::addParallelPasses(pm, options.parallelRanks,
                              options.parallelStrategy);
-  if (options.quantizedPanelWidth > 0) {
-    PackQuantizedWeightsPassOptions pack;
-    pack.panelWidth = options.quantizedPanelWidth;
-    pm.addNestedPass<func::FuncOp>(createPackQuantizedWeightsPass(pack));
+  if (options.weightPanelWidth > 0) {
+    PackWeightPanelsPassOptions pack;
+    pack.panelWidth = options.weightPanelWidth;
+    pm.addNestedPass<func::FuncOp>(createPackWeightPanelsPass(pack));
   }
 }
 

@@ -41,7 +41,7 @@ public:
   /// The built-in schedule's tile of output features, so that each thread's
   /// tile reads one panel as one stream; a custom schedule may tile
   /// differently and reads the stored layout.
-  int64_t getQuantizedPanelWidth(const CodegenOptions &options) const override {
+  int64_t getWeightPanelWidth(const CodegenOptions &options) const override {
     return options.cpuSchedule.empty() ? kScheduleTileWidth : 0;
   }
   void buildCodegenPipeline(OpPassManager &pm, StringRef chip,

@@ -109,36 +109,57 @@ def AllowFPReassociationPass : Pass<"atmoe-allow-fp-reassociation"> {
 // CPU
 //===----------------------------------------------------------------------===//
 
-def PackQuantizedWeightsPass
-    : Pass<"atmoe-pack-quantized-weights", "mlir::func::FuncOp"> {
-  let summary = "Lay GPTQ qweight arguments out in panels of output features";
+def PackWeightPanelsPass
+    : Pass<"atmoe-pack-weight-panels", "mlir::func::FuncOp"> {
+  let summary = "Lay base weights out in panels of output features";
   let description = [{
-    GPTQ stores `qweight` as [in_features * bits / 32, out_features] i32:
-    the words of one packed row run along the output features. A CPU
-    thread's tile of output features then reads a short run of every row,
-    a whole row apart: 256 bytes per 16 KiB at d = 4096 with 64-feature
-    tiles, which DRAM and the hardware prefetchers serve at about half the
-    bandwidth of a stream (docs/performance.md measures both).
+    A CPU thread's tile of `panel-width` output features reads its weights
+    most cheaply as one contiguous block laid out the way its register tile
+    consumes it. The stored layouts are not that:
 
-    This pass gives each `qweight` argument of a layer function whose users
-    are all GPTQ products (`linalg.generic` tagged `atmoe.quantization`,
-    reading it as `(k floordiv (32 / bits), n)`) the layout
-    [out_features / `panel-width`, in_words, `panel-width`]: each panel of
-    `panel-width` output features is one contiguous block, read as one
-    stream by the tile that computes those features. The products read it
-    as `(n floordiv width, k floordiv (32 / bits), n mod width)`, which
-    tiling along n by `panel-width` (the CPU schedule's tile) slices into one
-    panel. The argument gets `atmoe.panel_width`; the manifest records it
-    and the runtime repacks the stored tensor when it binds the weights
-    (docs/RuntimeABI.md, "panel"). Arguments whose out_features
-    `panel-width` does not divide, or that anything else reads, stay as
-    stored.
+    - GPTQ stores `qweight` as [in_features * bits / 32, out_features] i32:
+      the words of one packed row run along the output features, so a tile
+      reads a short run of every row, a whole row apart (256 bytes per
+      16 KiB at d = 4096), which DRAM and the hardware prefetchers serve at
+      about half the bandwidth of a stream (docs/performance.md);
+    - a float (f32, f16, bf16) weight W is stored [out_features,
+      in_features]: a tile reads it along `k`, which forces dot products
+      with horizontal sums (43% of the FMA peak at T = 16, d = 4096).
+
+    This pass gives each such argument of a layer function the layout
+    [out_features / `panel-width`, rows, `panel-width`]: each panel of
+    `panel-width` output features is one contiguous block whose rows run
+    along the features. For a `qweight` whose users are all GPTQ products
+    (`linalg.generic` tagged `atmoe.quantization`, reading it as
+    `(k floordiv (32 / bits), n)`), the rows are its packed words and the
+    products read `(n floordiv width, k floordiv (32 / bits), n mod width)`.
+    For a float weight whose users are all `linalg.matmul`s `y = x W^T`
+    (maps `(t, k)`, `(n, k)`, `(t, n)`), the rows are `k` (the panel is
+    W^T's columns, `atmoe.panel_dim = 0`: cut along dimension 0 of the
+    stored tensor) and the matmuls become `linalg.generic`s reading
+    `(n floordiv width, k, n mod width)`, with their attributes
+    (`atmoe.matmul_role`) and the weight widened in the body; the
+    `--atmoe-lower-cpu-matmuls` outer-product kernel broadcasts tokens over
+    whole panel rows. Tiling along n by `panel-width` (the CPU schedule's
+    tile) slices either into one panel.
+
+    The argument gets `atmoe.panel_width` (and `atmoe.panel_dim` when it is
+    0); the manifest records both and the runtime repacks the stored tensor
+    when it binds the weights (docs/RuntimeABI.md, "panel"). Only one whole
+    stored tensor is packed: stacks of adapters (`atmoe.parts`), weights
+    computed at bind time (DoRA) and shards of a process stay as stored, as
+    do arguments whose out_features `panel-width` does not divide or that
+    anything else reads.
 
     ```mlir
-    func.func @layer0_forward(%qw: tensor<512x4096xi32> {atmoe.tensor = ...})
+    func.func @layer0_forward(%qw: tensor<512x4096xi32> {atmoe.tensor = ...},
+                              %w: tensor<4096x4096xbf16> {atmoe.tensor = ...})
     // becomes
     func.func @layer0_forward(%qw: tensor<64x512x64xi32>
-                              {atmoe.panel_width = 64 : i64, atmoe.tensor = ...})
+                              {atmoe.panel_width = 64 : i64, atmoe.tensor = ...},
+                              %w: tensor<64x4096x64xbf16>
+                              {atmoe.panel_dim = 0 : i64,
+                               atmoe.panel_width = 64 : i64, atmoe.tensor = ...})
     ```
   }];
   let options = [
@@ -251,12 +272,25 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     load of `vector-width` words per vector, then per value a shift, a mask,
     a conversion and an FMA with the group's scale and zero point (loaded
     once per group) give the weights, and broadcast activations multiply
-    them in. A qweight in panels (`--atmoe-pack-quantized-weights`) is read
+    them in. A qweight in panels (`--atmoe-pack-weight-panels`) is read
     through its tile's panel as a 2-D view; its rows are contiguous, so few
     tokens use the register blocks rather than streaming whole rows. Tiles
     whose first output feature does not start a word of zero points, or
     that span two panels (only a custom schedule makes them), and groups
     smaller than a packed word, keep the generic.
+
+    A product with a float weight in panels (`--atmoe-pack-weight-panels`:
+    a `linalg.generic` reading `w[n floordiv width, k, n mod width]`) gets
+    the outer-product micro-kernel when its tile reads exactly one panel
+    (else it keeps the generic, exact for any tiling): blocks of 16 KiB of
+    panel rows stay in L1 while every token tile uses them; a register tile
+    of `rows` tokens x `vectors` vectors of features (the fewest loads per
+    FMA within the registers: 6 x 4 for AVX-512's 32, 6 x 2 for AVX2's 16)
+    loads each panel vector once, widened from f16/bf16 in registers, and
+    multiplies it by `rows` broadcast activations into accumulators that
+    start from and end in `y`, with no horizontal sums. Remainder tokens
+    take power-of-two tiles as wide as the registers allow; full tiles
+    prefetch the next block's rows into L1 as they go.
 
     With `int8-activations` (opt-in, not exact: docs/Numerics.md), fewer
     tokens than a register tile over whole vectors of features take another

@@ -57,11 +57,11 @@ struct LowerToLinalgOptions : public PassPipelineOptions<LowerToLinalgOptions> {
                                   "Megatron-style tensor parallelism"),
                        clEnumValN(ParallelStrategy::Expert, "expert",
                                   "the experts' rank slots divided"))};
-  Option<int64_t> quantizedPanelWidth{
+  Option<int64_t> weightPanelWidth{
       *this, "quantized-panel-width",
       llvm::cl::desc("GPTQ qweight arguments in panels of this many output "
                      "features, repacked at bind time "
-                     "(atmoe-pack-quantized-weights); 0: as stored"),
+                     "(atmoe-pack-weight-panels); 0: as stored"),
       llvm::cl::init(0)};
 };
 

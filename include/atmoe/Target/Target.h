@@ -76,9 +76,9 @@ public:
   virtual void buildCodegenPipeline(OpPassManager &pm, llvm::StringRef chip,
                                     const CodegenOptions &options) const = 0;
   /// Output features per panel in which GPTQ qweights are repacked at bind
-  /// time for this target's kernels (atmoe-pack-quantized-weights); 0: the
+  /// time for this target's kernels (atmoe-pack-weight-panels); 0: the
   /// kernels read the stored layout.
-  virtual int64_t getQuantizedPanelWidth(const CodegenOptions &) const {
+  virtual int64_t getWeightPanelWidth(const CodegenOptions &) const {
     return 0;
   }
   /// The CPU the host code targets; the machine compiling by default.

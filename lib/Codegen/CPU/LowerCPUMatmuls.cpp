@@ -6,6 +6,8 @@
 
 #include "atmoe/Codegen/Passes.h"
 
+#include "KernelBuilding.h"
+#include "PanelKernel.h"
 #include "QuantizedKernel.h"
 
 #include "mlir/IR/PatternMatch.h"
@@ -35,15 +37,7 @@ struct Operands {
 /// Whether `op` is y = x w^T with x and y in f32, w in f32, f16 or bf16 (its
 /// storage type, widened in registers) and both inputs unit-stride along k.
 static bool isSupported(linalg::MatmulOp op) {
-  if (!op.hasPureBufferSemantics())
-    return false;
-  MLIRContext *ctx = op.getContext();
-  AffineExpr t, n, k;
-  bindDims(ctx, t, n, k);
-  SmallVector<AffineMap> expected = {AffineMap::get(3, 0, {t, k}, ctx),
-                                     AffineMap::get(3, 0, {n, k}, ctx),
-                                     AffineMap::get(3, 0, {t, n}, ctx)};
-  if (op.getIndexingMapsArray() != expected)
+  if (!op.hasPureBufferSemantics() || !atmoe::cpu::hasTransposedWeightMaps(op))
     return false;
   for (Value v : op->getOperands()) {
     auto type = dyn_cast<MemRefType>(v.getType());
@@ -336,6 +330,13 @@ struct LowerCPUMatmulsPass
                                        {vectorWidth, quantizedTokenTile,
                                         quantizedFeatureVectors,
                                         quantizedPrefetch, int8Activations});
+    SmallVector<linalg::GenericOp> panels;
+    getOperation()->walk([&](linalg::GenericOp op) {
+      if (atmoe::cpu::isPanelMatmul(op))
+        panels.push_back(op);
+    });
+    for (linalg::GenericOp op : panels)
+      atmoe::cpu::lowerPanelMatmul(rewriter, op, vectorWidth);
   }
 
   void lower(ImplicitLocOpBuilder &b, Operands ops) {

@@ -19,6 +19,8 @@
 
 #include "QuantizedKernel.h"
 
+#include "KernelBuilding.h"
+
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -520,18 +522,12 @@ private:
     return arith::ConstantOp::create(
         b, f32Vector, DenseElementsAttr::get(f32Vector, b.getF32FloatAttr(v)));
   }
-  Value roundDown(Value v, int64_t step) {
-    return arith::MulIOp::create(b, arith::DivUIOp::create(b, v, index(step)),
-                                 index(step));
-  }
+  Value roundDown(Value v, int64_t step) { return cpu::roundDown(b, v, step); }
 
   /// for iv = lo to hi step `step`: body(iv), with `b` inside the loop.
   void forLoop(Value lo, Value hi, int64_t step,
                function_ref<void(Value)> body) {
-    auto loop = scf::ForOp::create(b, lo, hi, index(step));
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(loop.getBody()->getTerminator());
-    body(loop.getInductionVar());
+    cpu::forLoop(b, lo, hi, step, body);
   }
 
   void tokenTiles(Value tokens, function_ref<void(Value, int64_t)> body) {
@@ -764,7 +760,7 @@ private:
   ImplicitLocOpBuilder &b;
   Operands ops;
   GptqAttr quant;
-  /// qweight is one panel (atmoe-pack-quantized-weights): rows contiguous.
+  /// qweight is one panel (atmoe-pack-weight-panels): rows contiguous.
   bool panels;
   int64_t width, vectors, tokenTile, prefetch;
   bool int8Activations;
@@ -787,7 +783,7 @@ bool isRowMajor(Value value, function_ref<bool(Type)> element,
 /// The run-time condition for the kernel: the tile's first output feature
 /// starts a word of zero points and its first packed row is row 0 (whole
 /// groups along k), as the CPU schedule's tiles always are; a qweight in
-/// panels (atmoe-pack-quantized-weights) must also be read within one
+/// panels (atmoe-pack-weight-panels) must also be read within one
 /// panel.
 Value fitsKernel(ImplicitLocOpBuilder &b, Operands ops, GptqAttr quant) {
   auto metadata = memref::ExtractStridedMetadataOp::create(b, ops.qweight);

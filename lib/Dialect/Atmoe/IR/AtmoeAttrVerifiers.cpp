@@ -118,6 +118,11 @@ LogicalResult verifyABIAttribute(Operation *op, NamedAttribute attr,
       return op->emitOpError()
              << "expects " << name << " on " << where
              << " to be a positive integer, found " << attr.getValue();
+  } else if (name == D::kPanelDimAttrName) {
+    auto dim = dyn_cast<IntegerAttr>(attr.getValue());
+    if (!dim || (dim.getInt() != 0 && dim.getInt() != 1))
+      return op->emitOpError() << "expects " << name << " on " << where
+                               << " to be 0 or 1, found " << attr.getValue();
   } else if (name == D::kDoraScaleAttrName) {
     auto scale = dyn_cast<FloatAttr>(attr.getValue());
     if (!scale || !scale.getType().isF64() ||

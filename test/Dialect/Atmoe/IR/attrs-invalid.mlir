@@ -64,6 +64,14 @@ func.func @zero_panel_width(%w: tensor<4x4x1xi32> {atmoe.tensor = "w", atmoe.fil
 
 // -----
 
+// Tests the dimension a weight is cut into panels along.
+// expected-error @below {{'func.func' op expects atmoe.panel_dim on argument #0 to be 0 or 1, found 2 : i64}}
+func.func @panel_dim_out_of_range(%w: tensor<2x4x2xf32> {atmoe.tensor = "w", atmoe.file = "w.safetensors", atmoe.source = "w", atmoe.panel_width = 2 : i64, atmoe.panel_dim = 2 : i64}) {
+  return
+}
+
+// -----
+
 // Tests the stacking dimension.
 // expected-error @below {{'func.func' op expects atmoe.concat_dim on argument #0 to be a non-negative integer, found -1 : i64}}
 func.func @negative_concat_dim(%w: tensor<4x4xf32> {atmoe.tensor = "w", atmoe.parts = [{tensor = "w", file = "w.safetensors", source = "w", shape = array<i64: 4, 4>}], atmoe.concat_dim = -1 : i64}) {

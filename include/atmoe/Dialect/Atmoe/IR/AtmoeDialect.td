@@ -63,11 +63,16 @@ def Atmoe_Dialect : Dialect {
     // along which each process binds only its slice.
     static constexpr ::llvm::StringLiteral kShardDimAttrName =
         "atmoe.shard_dim";
-    // A GPTQ qweight repacked at bind time into panels of this many output
-    // features (atmoe-pack-quantized-weights): the function sees
-    // [out / width, in_words, width], the package stores [in_words, out].
+    // A weight repacked at bind time into panels of this many output
+    // features (atmoe-pack-weight-panels): the function sees
+    // [out / width, rows, width]; the package stores a GPTQ qweight
+    // [in_words, out], a float weight [out, in].
     static constexpr ::llvm::StringLiteral kPanelWidthAttrName =
         "atmoe.panel_width";
+    // Beside atmoe.panel_width: the stored dimension split into panels (1
+    // when absent: a GPTQ qweight; 0: a float weight [out, in]).
+    static constexpr ::llvm::StringLiteral kPanelDimAttrName =
+        "atmoe.panel_dim";
     // On the module: the processes its layers are split over.
     static constexpr ::llvm::StringLiteral kRanksAttrName = "atmoe.ranks";
     // A weight computed at bind time from its parts (weight, lora_A,

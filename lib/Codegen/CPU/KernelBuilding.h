@@ -1,0 +1,51 @@
+//===- KernelBuilding.h - shared pieces of the CPU kernels ------*- C++ -*-===//
+//
+// Part of the atmoe project, licensed under Apache 2.0 with LLVM Exceptions.
+//
+//===----------------------------------------------------------------------===//
+//
+// Loop building and operand matching that the CPU kernel emitters of
+// --atmoe-lower-cpu-matmuls and the panel packing share.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATMOE_LIB_CODEGEN_CPU_KERNELBUILDING_H
+#define ATMOE_LIB_CODEGEN_CPU_KERNELBUILDING_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir::atmoe::cpu {
+
+/// `v` rounded down to a multiple of `step`.
+inline Value roundDown(ImplicitLocOpBuilder &b, Value v, int64_t step) {
+  Value s = arith::ConstantIndexOp::create(b, step);
+  return arith::MulIOp::create(b, arith::DivUIOp::create(b, v, s), s);
+}
+
+/// for iv = lo to hi step `step`: body(iv), with `b` inside the loop.
+inline void forLoop(ImplicitLocOpBuilder &b, Value lo, Value hi, int64_t step,
+                    function_ref<void(Value)> body) {
+  auto loop =
+      scf::ForOp::create(b, lo, hi, arith::ConstantIndexOp::create(b, step));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  body(loop.getInductionVar());
+}
+
+/// Whether `op` reads y[t, n] += x[t, k] * w[n, k]: the maps of y = x w^T.
+inline bool hasTransposedWeightMaps(linalg::LinalgOp op) {
+  MLIRContext *ctx = op.getContext();
+  AffineExpr t, n, k;
+  bindDims(ctx, t, n, k);
+  SmallVector<AffineMap> expected = {AffineMap::get(3, 0, {t, k}, ctx),
+                                     AffineMap::get(3, 0, {n, k}, ctx),
+                                     AffineMap::get(3, 0, {t, n}, ctx)};
+  return op.getIndexingMapsArray() == expected;
+}
+
+} // namespace mlir::atmoe::cpu
+
+#endif // ATMOE_LIB_CODEGEN_CPU_KERNELBUILDING_H
