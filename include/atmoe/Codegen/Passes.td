@@ -278,6 +278,12 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     whose first output feature does not start a word of zero points, or
     that span two panels (only a custom schedule makes them), and groups
     smaller than a packed word, keep the generic.
+    From `quantized-dequantize-tokens` tokens on (64: below it the register
+    tiles, which unpack each weight once per `quantized-token-tile` tokens,
+    measure faster), a tile over one whole panel dequantises each block of
+    up to 16 KiB of f32 values of k (within one group, so its scales are
+    loaded once) into a stack buffer and runs the float panel kernel below
+    on it: the weights are unpacked once for all tokens.
 
     A product with a float weight in panels (`--atmoe-pack-weight-panels`:
     a `linalg.generic` reading `w[n floordiv width, k, n mod width]`) gets
@@ -345,6 +351,11 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
            "product">,
     Option<"quantizedPrefetch", "quantized-prefetch", "int64_t", "16",
            "Packed rows a GPTQ product prefetches ahead (0: off)">,
+    Option<"quantizedDequantizeTokens", "quantized-dequantize-tokens",
+           "int64_t", "64",
+           "From this many tokens on, a GPTQ qweight in panels is dequantised "
+           "once per block into an f32 buffer for the float panel kernel "
+           "(0: never)">,
     Option<"int8Activations", "int8-activations", "bool", "false",
            "GPTQ products with fewer tokens than a register tile round each "
            "block of activations to int8 and use VNNI integer dot products "

@@ -326,10 +326,10 @@ struct LowerCPUMatmulsPass
         quantized.push_back(op);
     });
     for (linalg::GenericOp op : quantized)
-      atmoe::cpu::lowerQuantizedMatmul(rewriter, op,
-                                       {vectorWidth, quantizedTokenTile,
-                                        quantizedFeatureVectors,
-                                        quantizedPrefetch, int8Activations});
+      atmoe::cpu::lowerQuantizedMatmul(
+          rewriter, op,
+          {vectorWidth, quantizedTokenTile, quantizedFeatureVectors,
+           quantizedPrefetch, int8Activations, quantizedDequantizeTokens});
     SmallVector<linalg::GenericOp> panels;
     getOperation()->walk([&](linalg::GenericOp op) {
       if (atmoe::cpu::isPanelMatmul(op))

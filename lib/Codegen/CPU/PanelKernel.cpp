@@ -84,8 +84,8 @@ int64_t vectorRegisters(int64_t vectorWidth) {
 class PanelKernelEmitter {
 public:
   PanelKernelEmitter(ImplicitLocOpBuilder &b, Value x, Value panel, Value y,
-                     int64_t vectorWidth)
-      : b(b), x(x), panel(panel), y(y), width(vectorWidth),
+                     int64_t vectorWidth, bool prefetch)
+      : b(b), x(x), panel(panel), y(y), prefetch(prefetch), width(vectorWidth),
         f32Vector(VectorType::get({vectorWidth}, b.getF32Type())) {
     auto type = cast<MemRefType>(panel.getType());
     panelWidth = type.getDimSize(1);
@@ -165,7 +165,7 @@ private:
     // next block to arrive meanwhile; below that the loop is bound by
     // memory, the hardware prefetcher keeps up and the extra loads of a
     // software prefetch only slow it (measured: docs/performance.md).
-    if (rows == tile.rows)
+    if (prefetch && rows == tile.rows)
       prefetchNextBlock(k, column, vectors);
     SmallVector<Value> weights;
     for (int64_t j = 0; j < vectors; ++j)
@@ -218,6 +218,7 @@ private:
 
   ImplicitLocOpBuilder &b;
   Value x, panel, y;
+  bool prefetch;
   int64_t width, panelWidth, blockRows, lineElements;
   TileShape tile;
   VectorType f32Vector;
@@ -322,6 +323,14 @@ bool cpu::isPanelMatmul(linalg::GenericOp op) {
          op.getIteratorTypesArray() == iterators && isMultiplyAdd(op);
 }
 
+void cpu::emitPanelProduct(ImplicitLocOpBuilder &b, Value x, Value panel,
+                           Value y, int64_t vectorWidth, bool prefetch) {
+  int64_t panelWidth = cast<MemRefType>(panel.getType()).getDimSize(1);
+  if (panelWidth % vectorWidth != 0)
+    vectorWidth = 1;
+  PanelKernelEmitter(b, x, panel, y, vectorWidth, prefetch).emit();
+}
+
 void cpu::lowerPanelMatmul(RewriterBase &rewriter, linalg::GenericOp op,
                            int64_t vectorWidth) {
   rewriter.setInsertionPoint(op);
@@ -334,7 +343,5 @@ void cpu::lowerPanelMatmul(RewriterBase &rewriter, linalg::GenericOp op,
   // The generic itself stays in the else branch: exact for any tiling.
   rewriter.moveOpBefore(op, choice.elseBlock()->getTerminator());
   b.setInsertionPoint(choice.thenBlock()->getTerminator());
-  if (width % vectorWidth != 0)
-    vectorWidth = 1;
-  PanelKernelEmitter(b, x, panelRows(b, w), y, vectorWidth).emit();
+  emitPanelProduct(b, x, panelRows(b, w), y, vectorWidth, /*prefetch=*/true);
 }

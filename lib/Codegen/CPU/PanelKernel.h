@@ -13,6 +13,7 @@
 #define ATMOE_LIB_CODEGEN_CPU_PANELKERNEL_H
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir::atmoe::cpu {
@@ -20,6 +21,13 @@ namespace mlir::atmoe::cpu {
 /// Whether `op` is y[t, n] += x[t, k] * W[n floordiv w, k, n mod w] on
 /// buffers, with x and y in f32 and W in f32, f16 or bf16 (widened).
 bool isPanelMatmul(linalg::GenericOp op);
+
+/// Emits y += x panel at `b`'s point for x [T, K] f32, panel [K, w] (f32,
+/// f16 or bf16; w static) and y [T, w] f32, all unit-stride along their
+/// last dimension: the kernel lowerPanelMatmul uses, with the next block of
+/// panel rows prefetched in full tiles when `prefetch` (a panel in DRAM).
+void emitPanelProduct(ImplicitLocOpBuilder &b, Value x, Value panel, Value y,
+                      int64_t vectorWidth, bool prefetch);
 
 /// Replaces `op` by register tiles of token rows x vectors of one panel's
 /// output features: broadcast activations times rows of the panel, so

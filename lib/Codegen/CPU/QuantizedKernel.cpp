@@ -20,6 +20,7 @@
 #include "QuantizedKernel.h"
 
 #include "KernelBuilding.h"
+#include "PanelKernel.h"
 
 #include "atmoe/Dialect/Atmoe/IR/AtmoeOps.h"
 
@@ -35,6 +36,9 @@ using namespace mlir;
 using namespace mlir::atmoe;
 
 namespace {
+
+/// Bytes of a dequantised block: an L1 block of the float panel kernel.
+constexpr int64_t kDequantizedBlockBytes = 16 * 1024;
 
 /// The buffers of one GPTQ product (zeros may be null).
 struct Operands {
@@ -66,7 +70,7 @@ public:
       : b(b), ops(ops), quant(quant), panels(panels),
         width(options.vectorWidth), vectors(options.featureVectors),
         tokenTile(options.tokenTile), prefetch(options.prefetchRows),
-        int8Activations(options.int8Activations),
+        dequantizeTokens(options.dequantizeTokens),
         f32Vector(VectorType::get({width}, b.getF32Type())),
         i32Vector(VectorType::get({width}, b.getI32Type())) {}
 
@@ -76,6 +80,23 @@ public:
   /// fewer tokens than a tile over whole vectors use VNNI dot products.
   void emit(const RoundedActivations *rounded) {
     Value tokens = memref::DimOp::create(b, ops.x, index(0));
+    int64_t blockRows = dequantizedBlockRows();
+    if (blockRows == 0)
+      return emitByTiles(tokens, rounded);
+    Value many = arith::AndIOp::create(
+        b,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::uge, tokens,
+                              index(dequantizeTokens)),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                              memref::DimOp::create(b, ops.y, 1),
+                              memref::DimOp::create(b, ops.qweight, 1)));
+    ifElse(
+        many, [&] { emitDequantized(tokens, blockRows); },
+        [&] { emitByTiles(tokens, rounded); });
+  }
+
+  /// The register tiles (and, with `rounded`, VNNI rows for few tokens).
+  void emitByTiles(Value tokens, const RoundedActivations *rounded) {
     if (tokenTile == 1)
       return emitBlocks(tokens, vectors, /*tiles=*/true);
     Value few = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, tokens,
@@ -83,6 +104,78 @@ public:
     ifElse(
         few, [&] { emitFewTokens(tokens, rounded); },
         [&] { emitBlocks(tokens, vectors, /*tiles=*/true); });
+  }
+
+  /// Values of k per dequantised block, 0 where the product does not take
+  /// that path: a qweight in panels of a static width, from
+  /// `dequantizeTokens` tokens on. A block lies in one group (its scales
+  /// loaded once) and its f32 buffer fills an L1 block of the panel kernel.
+  int64_t dequantizedBlockRows() const {
+    auto type = cast<MemRefType>(ops.qweight.getType());
+    if (!panels || dequantizeTokens < 1 || type.isDynamicDim(1) ||
+        type.getDimSize(1) % width != 0)
+      return 0;
+    int64_t perWord = quant.getValuesPerWord();
+    int64_t group = quant.getGroupSize();
+    int64_t rows = std::max<int64_t>(perWord, kDequantizedBlockBytes /
+                                                  (type.getDimSize(1) * 4));
+    for (rows -= rows % perWord; rows >= perWord; rows -= perWord)
+      if (group % rows == 0)
+        return rows;
+    return 0;
+  }
+
+  /// Many tokens on one panel: each block of `blockRows` values of k is
+  /// dequantised once into an f32 [blockRows, panel width] stack buffer,
+  /// which the float panel kernel multiplies every token by, instead of
+  /// each tile of `tokenTile` tokens unpacking the weights again.
+  void emitDequantized(Value tokens, int64_t blockRows) {
+    int64_t perWord = quant.getValuesPerWord();
+    int64_t panelWidth = cast<MemRefType>(ops.qweight.getType()).getDimSize(1);
+    int64_t count = panelWidth / width;
+    auto bufferType = MemRefType::get({blockRows, panelWidth}, b.getF32Type());
+    Value buffer =
+        memref::AllocaOp::create(b, bufferType, b.getI64IntegerAttr(64));
+    Value words = memref::DimOp::create(b, ops.qweight, 0);
+    int64_t blockWords = blockRows / perWord;
+    forLoop(index(0), words, blockWords, [&](Value w0) {
+      SmallVector<Value> scales, negZeroScales;
+      Value k0 = arith::MulIOp::create(b, w0, index(perWord));
+      groupConstants(arith::DivUIOp::create(b, k0, index(quant.getGroupSize())),
+                     index(0), count, /*mask=*/{}, scales, negZeroScales);
+      forLoop(w0, arith::AddIOp::create(b, w0, index(blockWords)), 1,
+              [&](Value word) {
+                dequantizeWord(word, w0, count, scales, negZeroScales, buffer);
+              });
+      SmallVector<OpFoldResult> one = {b.getIndexAttr(1), b.getIndexAttr(1)};
+      Value xBlock = memref::SubViewOp::create(
+          b, ops.x, ArrayRef<OpFoldResult>{b.getIndexAttr(0), k0},
+          ArrayRef<OpFoldResult>{tokens, b.getIndexAttr(blockRows)}, one);
+      cpu::emitPanelProduct(b, xBlock, buffer, ops.y, width,
+                            /*prefetch=*/false);
+    });
+  }
+
+  /// Rows (word - w0) * perWord + p of `buffer`: the dequantised values of
+  /// packed row `word` across the panel.
+  void dequantizeWord(Value word, Value w0, int64_t count,
+                      ArrayRef<Value> scales, ArrayRef<Value> negZeroScales,
+                      Value buffer) {
+    int64_t perWord = quant.getValuesPerWord();
+    Value first = arith::MulIOp::create(b, arith::SubIOp::create(b, word, w0),
+                                        index(perWord));
+    for (int64_t j = 0; j < count; ++j) {
+      Value col = index(j * width);
+      Value packed = vector::LoadOp::create(b, i32Vector, ops.qweight,
+                                            ValueRange{word, col});
+      for (int64_t p = 0; p < perWord; ++p) {
+        Value weights = vector::FMAOp::create(b, unpack(packed, p), scales[j],
+                                              negZeroScales[j]);
+        vector::StoreOp::create(
+            b, weights, buffer,
+            ValueRange{arith::AddIOp::create(b, first, index(p)), col});
+      }
+    }
   }
 
   /// Fewer tokens than a tile: one row at a time over twice the features,
@@ -763,7 +856,7 @@ private:
   /// qweight is one panel (atmoe-pack-weight-panels): rows contiguous.
   bool panels;
   int64_t width, vectors, tokenTile, prefetch;
-  bool int8Activations;
+  int64_t dequantizeTokens;
   VectorType f32Vector, i32Vector;
 };
 

@@ -30,6 +30,10 @@ struct QuantizedKernelOptions {
   /// Fewer tokens than a tile: activations rounded to int8 per block and
   /// multiplied with VNNI dot products (not exact; see docs/Numerics.md).
   bool int8Activations = false;
+  /// From this many tokens on, a qweight in panels is dequantised once per
+  /// block of k into an f32 buffer that the float panel kernel multiplies
+  /// every token by (0: never).
+  int64_t dequantizeTokens = 64;
 };
 
 /// Whether `op` is a GPTQ product on buffers: y[t, n] += x[t, k] *

@@ -23,6 +23,16 @@
 // KERNEL: math.roundeven
 // KERNEL: scf.forall
 // KERNEL: memref.subview {{.+}}[0, 0, 0] [1, 32, 64] [1, 1, 1] : memref<1x32x64xi32, strided<[2048, 64, 1], offset: ?>> to memref<32x64xi32, strided<[64, 1], offset: ?>>
+// From 64 tokens on, each block of 64 values of k (within one group of
+// 128) is dequantised once into an f32 stack buffer that the float panel
+// kernel multiplies every token by; fewer tokens take the register tiles.
+// KERNEL: arith.cmpi uge, %{{.+}}, %c64 : index
+// KERNEL: memref.alloca() {alignment = 64 : i64} : memref<64x64xf32>
+// KERNEL: vector.store {{.+}} : memref<64x64xf32>, vector<16xf32>
+// KERNEL: vector.load %alloca[{{.+}}] : memref<64x64xf32>, vector<16xf32>
+// KERNEL: vector.broadcast {{.+}} : f32 to vector<16xf32>
+// KERNEL: vector.fma
+// KERNEL: } else {
 // KERNEL-NOT: math.roundeven
 // KERNEL: memref.load %[[BYTES]]
 // KERNEL: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
