@@ -211,8 +211,7 @@ FaultOr<> Compilation::lowerToLinalg() {
         lower.parallelStrategy = options.parallelStrategy;
         // A split layer's replicated GPTQ base keeps the stored layout.
         if (options.parallelRanks == 1)
-          lower.weightPanelWidth =
-              target.target->getWeightPanelWidth(codegen);
+          lower.weightPanelWidth = target.target->getWeightPanelWidth(codegen);
         buildLowerToLinalgPipeline(pm, lower);
       })))
     // Splitting over processes refuses shapes the processes do not divide.

@@ -14,6 +14,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
@@ -44,6 +45,20 @@ inline bool hasTransposedWeightMaps(linalg::LinalgOp op) {
                                      AffineMap::get(3, 0, {n, k}, ctx),
                                      AffineMap::get(3, 0, {t, n}, ctx)};
   return op.getIndexingMapsArray() == expected;
+}
+
+/// The first panel of `panels` [count, rows, width] as a 2-D [rows, width]
+/// view: a tile's one panel, where its run-time check holds.
+inline Value panelRows(ImplicitLocOpBuilder &b, Value panels) {
+  auto type = cast<MemRefType>(panels.getType());
+  SmallVector<OpFoldResult> offsets(3, b.getIndexAttr(0));
+  SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
+  SmallVector<OpFoldResult> sizes = {
+      b.getIndexAttr(1), memref::getMixedSize(b, b.getLoc(), panels, 1),
+      memref::getMixedSize(b, b.getLoc(), panels, 2)};
+  auto rows = memref::SubViewOp::inferRankReducedResultType(
+      {type.getDimSize(1), type.getDimSize(2)}, type, offsets, sizes, strides);
+  return memref::SubViewOp::create(b, rows, panels, offsets, sizes, strides);
 }
 
 } // namespace mlir::atmoe::cpu

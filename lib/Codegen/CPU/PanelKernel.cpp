@@ -277,19 +277,6 @@ Value readsOnePanel(ImplicitLocOpBuilder &b, Value weights, int64_t width) {
       b, onePanel, arith::AndIOp::create(b, allFeatures, firstFeature));
 }
 
-/// The one panel of `weights` as a 2-D [k, width] view.
-Value panelRows(ImplicitLocOpBuilder &b, Value weights) {
-  auto type = cast<MemRefType>(weights.getType());
-  SmallVector<OpFoldResult> offsets(3, b.getIndexAttr(0));
-  SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
-  SmallVector<OpFoldResult> sizes = {
-      b.getIndexAttr(1), memref::getMixedSize(b, b.getLoc(), weights, 1),
-      b.getIndexAttr(type.getDimSize(2))};
-  auto rows = memref::SubViewOp::inferRankReducedResultType(
-      {type.getDimSize(1), type.getDimSize(2)}, type, offsets, sizes, strides);
-  return memref::SubViewOp::create(b, rows, weights, offsets, sizes, strides);
-}
-
 } // namespace
 
 bool cpu::isPanelMatmul(linalg::GenericOp op) {
@@ -343,5 +330,6 @@ void cpu::lowerPanelMatmul(RewriterBase &rewriter, linalg::GenericOp op,
   // The generic itself stays in the else branch: exact for any tiling.
   rewriter.moveOpBefore(op, choice.elseBlock()->getTerminator());
   b.setInsertionPoint(choice.thenBlock()->getTerminator());
-  emitPanelProduct(b, x, panelRows(b, w), y, vectorWidth, /*prefetch=*/true);
+  emitPanelProduct(b, x, cpu::panelRows(b, w), y, vectorWidth,
+                   /*prefetch=*/true);
 }

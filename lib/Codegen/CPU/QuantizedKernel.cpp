@@ -903,20 +903,6 @@ Value fitsKernel(ImplicitLocOpBuilder &b, Operands ops, GptqAttr quant) {
   return arith::AndIOp::create(b, fits, onePanel);
 }
 
-/// The one panel of a qweight in panels as a 2-D [words, features] view
-/// (only valid where fitsKernel holds).
-Value panelRows(ImplicitLocOpBuilder &b, Value qweight) {
-  auto type = cast<MemRefType>(qweight.getType());
-  SmallVector<OpFoldResult> offsets(3, b.getIndexAttr(0));
-  SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
-  SmallVector<OpFoldResult> sizes = {
-      b.getIndexAttr(1), memref::getMixedSize(b, b.getLoc(), qweight, 1),
-      memref::getMixedSize(b, b.getLoc(), qweight, 2)};
-  auto rows = memref::SubViewOp::inferRankReducedResultType(
-      {type.getDimSize(1), type.getDimSize(2)}, type, offsets, sizes, strides);
-  return memref::SubViewOp::create(b, rows, qweight, offsets, sizes, strides);
-}
-
 } // namespace
 
 /// The rows of x to round: its tokens when fewer than a register tile
@@ -1006,7 +992,7 @@ void cpu::lowerQuantizedMatmul(RewriterBase &rewriter, linalg::GenericOp op,
   b.setInsertionPoint(choice.thenBlock()->getTerminator());
   bool panels = cast<MemRefType>(ops.qweight.getType()).getRank() == 3;
   if (panels)
-    ops.qweight = panelRows(b, ops.qweight);
+    ops.qweight = cpu::panelRows(b, ops.qweight);
   QuantizedKernelEmitter emitter(b, ops, quant, options, panels);
   std::optional<RoundedActivations> rounded;
   if (options.int8Activations)
