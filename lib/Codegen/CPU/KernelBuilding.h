@@ -36,15 +36,34 @@ inline void forLoop(ImplicitLocOpBuilder &b, Value lo, Value hi, int64_t step,
   body(loop.getInductionVar());
 }
 
-/// Whether `op` reads y[t, n] += x[t, k] * w[n, k]: the maps of y = x w^T.
-inline bool hasTransposedWeightMaps(linalg::LinalgOp op) {
+/// Whether `op` reads y[t, n] += x[t, k] * w[n, k] (the maps of y = x w^T)
+/// or, with `transposed` false, y[t, n] += x[t, k] * w[k, n].
+inline bool hasWeightMaps(linalg::LinalgOp op, bool transposed) {
   MLIRContext *ctx = op.getContext();
   AffineExpr t, n, k;
   bindDims(ctx, t, n, k);
+  SmallVector<AffineExpr> weight = {n, k};
+  if (!transposed)
+    std::swap(weight[0], weight[1]);
   SmallVector<AffineMap> expected = {AffineMap::get(3, 0, {t, k}, ctx),
-                                     AffineMap::get(3, 0, {n, k}, ctx),
+                                     AffineMap::get(3, 0, weight, ctx),
                                      AffineMap::get(3, 0, {t, n}, ctx)};
   return op.getIndexingMapsArray() == expected;
+}
+
+/// Whether `value` is a memref of `rank` whose last dimension is contiguous.
+inline bool hasUnitInnerStride(Value value, int64_t rank) {
+  auto type = dyn_cast<MemRefType>(value.getType());
+  if (!type || type.getRank() != rank)
+    return false;
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(type.getStridesAndOffset(strides, offset)) &&
+         strides.back() == 1;
+}
+
+inline bool hasTransposedWeightMaps(linalg::LinalgOp op) {
+  return hasWeightMaps(op, /*transposed=*/true);
 }
 
 /// The first panel of `panels` [count, rows, width] as a 2-D [rows, width]

@@ -60,6 +60,24 @@ static bool isSupported(linalg::MatmulOp op) {
   return true;
 }
 
+/// Whether `op` is y[t, n] += x[t, k] * w[k, n] with w not transposed (the
+/// B A product of a merged segment's W') and a static, unit-stride tile of n:
+/// the panel kernel's outer products compute it with w's rows as the panel.
+static bool isOuterProductMatmul(linalg::MatmulOp op) {
+  if (!op.hasPureBufferSemantics() ||
+      !atmoe::cpu::hasWeightMaps(op, /*transposed=*/false))
+    return false;
+  Value x = op.getDpsInputs()[0], w = op.getDpsInputs()[1],
+        y = op.getDpsInits()[0];
+  Type element = getElementTypeOrSelf(w);
+  using atmoe::cpu::hasUnitInnerStride;
+  return hasUnitInnerStride(x, 2) && hasUnitInnerStride(w, 2) &&
+         hasUnitInnerStride(y, 2) && getElementTypeOrSelf(x).isF32() &&
+         getElementTypeOrSelf(y).isF32() &&
+         (element.isF32() || element.isF16() || element.isBF16()) &&
+         !ShapedType::isDynamic(cast<MemRefType>(w.getType()).getDimSize(1));
+}
+
 class KernelEmitter {
 public:
   KernelEmitter(ImplicitLocOpBuilder &b, Operands ops, int64_t width)
@@ -318,6 +336,19 @@ struct LowerCPUMatmulsPass
       ImplicitLocOpBuilder b(op.getLoc(), rewriter);
       lower(b,
             {op.getDpsInputs()[0], op.getDpsInputs()[1], op.getDpsInits()[0]});
+      rewriter.eraseOp(op);
+    }
+    SmallVector<linalg::MatmulOp> outerProducts;
+    getOperation()->walk([&](linalg::MatmulOp op) {
+      if (isOuterProductMatmul(op))
+        outerProducts.push_back(op);
+    });
+    for (linalg::MatmulOp op : outerProducts) {
+      rewriter.setInsertionPoint(op);
+      ImplicitLocOpBuilder b(op.getLoc(), rewriter);
+      atmoe::cpu::emitPanelProduct(b, op.getDpsInputs()[0],
+                                   op.getDpsInputs()[1], op.getDpsInits()[0],
+                                   vectorWidth, /*prefetch=*/false);
       rewriter.eraseOp(op);
     }
     SmallVector<linalg::GenericOp> quantized;

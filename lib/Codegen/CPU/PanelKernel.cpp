@@ -224,16 +224,6 @@ private:
   VectorType f32Vector;
 };
 
-bool hasUnitInnerStride(Value value, int64_t rank) {
-  auto type = dyn_cast<MemRefType>(value.getType());
-  if (!type || type.getRank() != rank)
-    return false;
-  SmallVector<int64_t> strides;
-  int64_t offset;
-  return succeeded(type.getStridesAndOffset(strides, offset)) &&
-         strides.back() == 1;
-}
-
 /// Whether `value` is block argument `index` of `block`, possibly widened
 /// by arith.extf.
 bool isArgument(Value value, Block &block, unsigned index) {
@@ -286,8 +276,8 @@ bool cpu::isPanelMatmul(linalg::GenericOp op) {
     return false;
   Value x = op.getDpsInputs()[0], w = op.getDpsInputs()[1],
         y = op.getDpsInits()[0];
-  if (!hasUnitInnerStride(x, 2) || !hasUnitInnerStride(y, 2) ||
-      !hasUnitInnerStride(w, 3))
+  if (!cpu::hasUnitInnerStride(x, 2) || !cpu::hasUnitInnerStride(y, 2) ||
+      !cpu::hasUnitInnerStride(w, 3))
     return false;
   auto wType = cast<MemRefType>(w.getType());
   Type element = wType.getElementType();

@@ -88,20 +88,49 @@ func.func @subview(%x: memref<?x64xf32>,
 
 // -----
 
+// Tests that y = x w with w not transposed (a merged segment's B A, tiled
+// by output columns) gets the panel kernel's outer products: broadcast x
+// times rows of w (strided: a column tile of a wider matrix), accumulated
+// in y's tile, no horizontal sums and no prefetch (w is cache-resident).
+// CHECK-LABEL: func.func @outer_product
+// CHECK-NOT: linalg.matmul
+// CHECK-NOT: memref.prefetch
+// CHECK: memref.load %{{.+}} : memref<?x8xf32>
+// CHECK: vector.broadcast %{{.+}} : f32 to vector<16xf32>
+// CHECK: vector.fma
+// CHECK: vector.store %{{.+}} : memref<?x64xf32, strided<[256, 1], offset: ?>>, vector<16xf32>
+// CHECK-NOT: vector.reduction
+// DEFAULT-LABEL: func.func @outer_product
+// DEFAULT-NOT: linalg.matmul
+// DEFAULT: vector.load %{{.+}} : memref<8x64xbf16, strided<[256, 1], offset: ?>>, vector<16xbf16>
+// DEFAULT: arith.extf %{{.+}} : vector<16xbf16> to vector<16xf32>
+func.func @outer_product(%b: memref<?x8xf32>,
+                         %a: memref<8x64xf32, strided<[256, 1], offset: ?>>,
+                         %w: memref<?x64xf32, strided<[256, 1], offset: ?>>,
+                         %h: memref<8x64xbf16, strided<[256, 1], offset: ?>>) {
+  linalg.matmul ins(%b, %a : memref<?x8xf32>, memref<8x64xf32, strided<[256, 1], offset: ?>>)
+    outs(%w : memref<?x64xf32, strided<[256, 1], offset: ?>>)
+  linalg.matmul ins(%b, %h : memref<?x8xf32>, memref<8x64xbf16, strided<[256, 1], offset: ?>>)
+    outs(%w : memref<?x64xf32, strided<[256, 1], offset: ?>>)
+  return
+}
+
+// -----
+
 // Tests that other layouts, element types, non-unit inner strides and
-// tensors are left alone.
+// tensors are left alone; y = x w needs a static width of w.
 // CHECK-LABEL: func.func @untouched
 // CHECK-COUNT-4: linalg.matmul
 // CHECK-NOT: vector.
-func.func @untouched(%a: memref<?x8xf32>, %b: memref<8x128xf32>,
-                     %c: memref<?x128xf32>, %h: memref<4x8xf16>,
+func.func @untouched(%a: memref<?x8xf32>, %b: memref<8x?xf32>,
+                     %c: memref<?x?xf32>, %h: memref<4x8xf16>,
                      %hw: memref<2x8xf16>, %hy: memref<4x2xf16>,
                      %s: memref<2x8xf32, strided<[1, 2]>>,
                      %sy: memref<?x2xf32>, %t: tensor<4x8xf32>,
                      %tw: tensor<2x8xf32>, %ty: tensor<4x2xf32>)
     -> tensor<4x2xf32> {
-  linalg.matmul ins(%a, %b : memref<?x8xf32>, memref<8x128xf32>)
-    outs(%c : memref<?x128xf32>)
+  linalg.matmul ins(%a, %b : memref<?x8xf32>, memref<8x?xf32>)
+    outs(%c : memref<?x?xf32>)
   linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
                                  affine_map<(t, n, k) -> (n, k)>,
                                  affine_map<(t, n, k) -> (t, n)>]
