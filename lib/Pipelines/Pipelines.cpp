@@ -32,6 +32,7 @@ void atmoe::buildLowerToLinalgPipeline(OpPassManager &pm,
   MergeSequenceAdaptersPassOptions merge;
   merge.policy = options.sequenceMerge;
   merge.mergeThreshold = options.sequenceMergeThreshold;
+  merge.panelWidth = options.weightPanelWidth;
   pm.addPass(createMergeSequenceAdaptersPass(merge));
   pm.addPass(createExpandSegmentsPass());
   pm.addPass(createFuseRouterPass());

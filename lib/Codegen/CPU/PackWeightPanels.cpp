@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir::atmoe {
@@ -49,6 +50,20 @@ linalg::MatmulOp transposedWeightProduct(OpOperand &use) {
       !isa<RankedTensorType>(matmul.getDpsInputs()[0].getType()))
     return nullptr;
   return cpu::hasTransposedWeightMaps(matmul) ? matmul : nullptr;
+}
+
+/// The elementwise op reading all of `use` as W [n, k] through the identity
+/// (the copy of W that a merged segment adds B A to, widened if need be),
+/// or null.
+linalg::LinalgOp elementwiseRead(OpOperand &use) {
+  auto op = dyn_cast<linalg::LinalgOp>(use.getOwner());
+  if (!op || !isa<linalg::CopyOp, linalg::GenericOp>(op.getOperation()) ||
+      !op.isDpsInput(&use) || op.getNumLoops() != 2 ||
+      op.getNumReductionLoops() != 0 ||
+      !op.getMatchingIndexingMap(&use).isIdentity() ||
+      !isa<RankedTensorType>(use.get().getType()))
+    return nullptr;
+  return op;
 }
 
 /// The ops `match` finds at the uses of `arg`, or none if a use has none.
@@ -114,19 +129,55 @@ struct PackWeightPanelsPass
     }
   }
 
-  /// A float weight [n, k] read only as the W of y = x W^T: panels of its
-  /// dimension 0, each [k, width], so that a tile broadcasts x and
-  /// multiplies whole rows of the panel; the products become generics
-  /// reading it as (n floordiv width, k, n mod width).
+  /// A float weight [n, k] read only as the W of y = x W^T, or else only
+  /// copied whole (a merged segment's W'): panels of its dimension 0, each
+  /// [k, width], so that a tile broadcasts x and multiplies whole rows of
+  /// the panel; the products become generics reading it as
+  /// (n floordiv width, k, n mod width), and the copies read it back into
+  /// the stored layout, once per merged segment.
   void packFloat(func::FuncOp func, BlockArgument arg) {
     auto type = cast<RankedTensorType>(arg.getType());
-    auto products = matchAllUses(arg, transposedWeightProduct);
-    if (type.getDimSize(0) % panelWidth != 0 || !products)
+    if (type.getDimSize(0) % panelWidth != 0)
+      return;
+    SmallVector<linalg::MatmulOp> products;
+    SmallVector<linalg::LinalgOp> copies;
+    for (OpOperand &use : arg.getUses()) {
+      if (linalg::MatmulOp product = transposedWeightProduct(use))
+        products.push_back(product);
+      else if (linalg::LinalgOp copy = elementwiseRead(use))
+        copies.push_back(copy);
+      else
+        return;
+    }
+    if (products.empty())
       return;
     retype(func, arg, /*panelDim=*/0);
     IRRewriter rewriter(&getContext());
-    for (linalg::MatmulOp product : *products)
+    for (linalg::MatmulOp product : products)
       setWeightMap(toGeneric(rewriter, product), /*valuesPerRow=*/1);
+    for (linalg::LinalgOp copy : copies)
+      readFromPanels(rewriter, copy, arg);
+  }
+
+  /// `op` reading `arg` [n, k] at (n floordiv width, k, n mod width).
+  void readFromPanels(IRRewriter &rewriter, linalg::LinalgOp op,
+                      BlockArgument arg) {
+    auto generic = dyn_cast<linalg::GenericOp>(op.getOperation());
+    if (!generic) {
+      rewriter.setInsertionPoint(op);
+      generic = *linalg::generalizeNamedOp(rewriter, op);
+    }
+    MLIRContext *context = &getContext();
+    AffineExpr n = getAffineDimExpr(0, context),
+               k = getAffineDimExpr(1, context);
+    AffineMap panelMap = AffineMap::get(
+        2, 0, {n.floorDiv(panelWidth), k, n % panelWidth}, context);
+    SmallVector<Attribute> maps;
+    for (OpOperand &operand : generic->getOpOperands())
+      maps.push_back(AffineMapAttr::get(
+          operand.get() == arg ? panelMap
+                               : generic.getMatchingIndexingMap(&operand)));
+    generic.setIndexingMapsAttr(ArrayAttr::get(context, maps));
   }
 
   /// `arg` as [shape[panelDim] / width, shape[1 - panelDim], width], with

@@ -194,3 +194,48 @@ func.func @float_stored(%x: tensor<4x256xf32>,
       ins(%x, %s : tensor<4x256xf32>, tensor<128x256xbf16>) outs(%y1 : tensor<4x128xf32>) -> tensor<4x128xf32>
   return %r0, %r1, %b, %r2, %r3 : tensor<4x96xf32>, tensor<4x128xf32>, tensor<128x256xf32>, tensor<4x128xf32>, tensor<4x128xf32>
 }
+
+// -----
+
+// A weight read as the W of y = x W^T and also copied whole (the W' of a
+// merged segment, --sequence-merge=merge next to the unmerged path; f32
+// through linalg.copy, bf16 widened by a generic): packed, and each copy
+// reads the panels back into the stored layout. A weight that is only
+// copied has no product to gain and stays stored.
+// CHECK-DAG: #[[$FROM:.+]] = affine_map<(d0, d1) -> (d0 floordiv 64, d1, d0 mod 64)>
+// CHECK-DAG: #[[$TO:.+]] = affine_map<(d0, d1) -> (d0, d1)>
+// CHECK-LABEL: func.func @copied(
+// CHECK-SAME: %{{.+}}: tensor<2x256x64xf32> {atmoe.file = "w", atmoe.panel_dim = 0 : i64, atmoe.panel_width = 64 : i64, atmoe.source = "a", atmoe.tensor = "a"}
+// CHECK-SAME: %{{.+}}: tensor<2x256x64xbf16> {atmoe.file = "w", atmoe.panel_dim = 0 : i64, atmoe.panel_width = 64 : i64, atmoe.source = "b", atmoe.tensor = "b"}
+// CHECK-SAME: %{{.+}}: tensor<128x256xf32> {atmoe.file = "w", atmoe.source = "c", atmoe.tensor = "c"}
+// CHECK-NOT: linalg.copy ins(%{{.+}} : tensor<2x256x64xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[$FROM]], #[[$TO]]], iterator_types = ["parallel", "parallel"]} ins(%{{.+}} : tensor<2x256x64xf32>) outs(%{{.+}} : tensor<128x256xf32>)
+// CHECK: linalg.generic {indexing_maps = [#[[$FROM]], #[[$TO]]], iterator_types = ["parallel", "parallel"]} ins(%{{.+}} : tensor<2x256x64xbf16>) outs(%{{.+}} : tensor<128x256xf32>)
+// CHECK: arith.extf
+// CHECK: linalg.copy ins(%{{.+}} : tensor<128x256xf32>)
+func.func @copied(%x: tensor<4x256xf32>,
+                  %a: tensor<128x256xf32> {atmoe.tensor = "a", atmoe.file = "w", atmoe.source = "a"},
+                  %b: tensor<128x256xbf16> {atmoe.tensor = "b", atmoe.file = "w", atmoe.source = "b"},
+                  %c: tensor<128x256xf32> {atmoe.tensor = "c", atmoe.file = "w", atmoe.source = "c"},
+                  %y: tensor<4x128xf32>)
+    -> (tensor<4x128xf32>, tensor<128x256xf32>, tensor<4x128xf32>, tensor<128x256xf32>, tensor<128x256xf32>) {
+  %e = tensor.empty() : tensor<128x256xf32>
+  %r0 = linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                       affine_map<(t, n, k) -> (n, k)>,
+                                       affine_map<(t, n, k) -> (t, n)>]
+      ins(%x, %a : tensor<4x256xf32>, tensor<128x256xf32>) outs(%y : tensor<4x128xf32>) -> tensor<4x128xf32>
+  %ca = linalg.copy ins(%a : tensor<128x256xf32>) outs(%e : tensor<128x256xf32>) -> tensor<128x256xf32>
+  %r1 = linalg.matmul indexing_maps = [affine_map<(t, n, k) -> (t, k)>,
+                                       affine_map<(t, n, k) -> (n, k)>,
+                                       affine_map<(t, n, k) -> (t, n)>]
+      ins(%x, %b : tensor<4x256xf32>, tensor<128x256xbf16>) outs(%y : tensor<4x128xf32>) -> tensor<4x128xf32>
+  %cb = linalg.generic {indexing_maps = [affine_map<(n, k) -> (n, k)>, affine_map<(n, k) -> (n, k)>],
+                        iterator_types = ["parallel", "parallel"]}
+      ins(%b : tensor<128x256xbf16>) outs(%e : tensor<128x256xf32>) {
+  ^bb0(%in: bf16, %out: f32):
+    %w = arith.extf %in : bf16 to f32
+    linalg.yield %w : f32
+  } -> tensor<128x256xf32>
+  %cc = linalg.copy ins(%c : tensor<128x256xf32>) outs(%e : tensor<128x256xf32>) -> tensor<128x256xf32>
+  return %r0, %ca, %r1, %cb, %cc : tensor<4x128xf32>, tensor<128x256xf32>, tensor<4x128xf32>, tensor<128x256xf32>, tensor<128x256xf32>
+}

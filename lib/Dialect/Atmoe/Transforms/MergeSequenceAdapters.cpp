@@ -269,9 +269,9 @@ private:
 /// policy and the cost model say so.
 struct MergeSegments : OpRewritePattern<LoraLinearOp> {
   MergeSegments(MLIRContext *context, SequenceMergePolicy policy,
-                int64_t mergeThreshold)
+                int64_t mergeThreshold, int64_t panelWidth)
       : OpRewritePattern(context), policy(policy),
-        mergeThreshold(mergeThreshold) {}
+        mergeThreshold(mergeThreshold), panelWidth(panelWidth) {}
 
   LogicalResult matchAndRewrite(LoraLinearOp op,
                                 PatternRewriter &rewriter) const override {
@@ -309,6 +309,11 @@ private:
       return 1;
     int64_t dIn = op.getInput().getType().getDimSize(1);
     int64_t dOut = op.getType().getDimSize(1);
+    // W in panels runs a faster kernel than a merged W' in the stored
+    // layout could: merging does not pay (see the pass description).
+    if (panelWidth > 0 && !ShapedType::isDynamic(dOut) &&
+        dOut % panelWidth == 0)
+      return std::nullopt;
     int64_t threshold = mergeThreshold;
     if (threshold < 0 &&
         (ShapedType::isDynamic(dIn) || ShapedType::isDynamic(dOut)))
@@ -324,6 +329,7 @@ private:
 
   SequenceMergePolicy policy;
   int64_t mergeThreshold;
+  int64_t panelWidth;
 };
 
 struct MergeSequenceAdaptersPass
@@ -338,7 +344,8 @@ struct MergeSequenceAdaptersPass
       return signalPassFailure();
     }
     RewritePatternSet patterns(&getContext());
-    populateMergeSequenceAdaptersPatterns(patterns, policy, mergeThreshold);
+    populateMergeSequenceAdaptersPatterns(patterns, policy, mergeThreshold,
+                                          panelWidth);
     // One visit per op, no folding: the ops the merge builds stay as built.
     walkAndApplyPatterns(getOperation(), std::move(patterns));
   }
@@ -348,6 +355,7 @@ struct MergeSequenceAdaptersPass
 
 void mlir::atmoe::populateMergeSequenceAdaptersPatterns(
     RewritePatternSet &patterns, SequenceMergePolicy policy,
-    int64_t mergeThreshold) {
-  patterns.add<MergeSegments>(patterns.getContext(), policy, mergeThreshold);
+    int64_t mergeThreshold, int64_t panelWidth) {
+  patterns.add<MergeSegments>(patterns.getContext(), policy, mergeThreshold,
+                              panelWidth);
 }

@@ -2,6 +2,13 @@
 // RUN: atmoe-opt %s --split-input-file --atmoe-merge-sequence-adapters=policy=merge | FileCheck %s --check-prefixes=CHECK,MERGE
 // RUN: atmoe-opt %s --split-input-file --atmoe-merge-sequence-adapters=policy=unmerged | FileCheck %s --check-prefixes=CHECK,UNMERGED
 // RUN: atmoe-opt %s --split-input-file --atmoe-merge-sequence-adapters=merge-threshold=4 | FileCheck %s --check-prefixes=CHECK,THRESHOLD
+// Output widths a target's weight panels divide (4 here) stay unmerged under
+// auto: the panels' kernel beats a merged W' in the stored layout. Widths
+// they do not divide (3) keep the cost model; policy=merge still merges.
+// RUN: atmoe-opt %s --split-input-file --atmoe-merge-sequence-adapters=panel-width=4 | FileCheck %s --check-prefix=PANELS
+// RUN: atmoe-opt %s --split-input-file --atmoe-merge-sequence-adapters=panel-width=3 | FileCheck %s --check-prefixes=CHECK,AUTO
+// RUN: atmoe-opt %s --split-input-file --atmoe-merge-sequence-adapters="policy=merge panel-width=4" | FileCheck %s --check-prefixes=CHECK,MERGE
+// PANELS-NOT: atmoe.merge_lora
 // RUN: atmoe-opt %s --split-input-file --atmoe-lower-to-linalg-pipeline=sequence-merge=unmerged | FileCheck %s --check-prefix=PIPELINE-UNMERGED
 // RUN: atmoe-opt %s --split-input-file --atmoe-lower-to-linalg-pipeline="sequence-merge=auto sequence-merge-threshold=1" | FileCheck %s --check-prefix=PIPELINE-MERGE
 

@@ -235,6 +235,14 @@ def MergeSequenceAdaptersPass : Pass<"atmoe-merge-sequence-adapters"> {
       build a merged weight. `policy=merge` (or `N <= 1`) merges every
       non-empty segment and skips empty ones, without the test.
 
+    The cost model assumes that the projection runs the same kernel on W
+    and on a merged W'. With `panel-width` (the CPU targets'
+    `--atmoe-pack-weight-panels` width), a W whose output features it
+    divides is packed into panels with a faster kernel, while W' stays in
+    the stored layout; merging then loses at any segment length (measured
+    at d = 2048, one segment of 2048 tokens: 103 ms merged, 78 ms
+    unmerged), so `policy=auto` leaves such projections unmerged.
+
     Both paths share one stacked down- and up-projection, so
     `--atmoe-hoist-weight-concat` still stacks the adapters at bind time.
     Projections whose adapters are all shared (no routing weights) merge
@@ -292,7 +300,10 @@ def MergeSequenceAdaptersPass : Pass<"atmoe-merge-sequence-adapters"> {
                         "never (leave the ops to --atmoe-expand-segments)"))}]>,
     Option<"mergeThreshold", "merge-threshold", "int64_t", "-1",
            "With policy=auto: merge segments of at least this many tokens "
-           "instead of the cost model's threshold (-1)">
+           "instead of the cost model's threshold (-1)">,
+    Option<"panelWidth", "panel-width", "int64_t", "0",
+           "With policy=auto: the width of the target's weight panels (0: "
+           "none); projections whose W they would pack stay unmerged">
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::scf::SCFDialect",

@@ -70,10 +70,13 @@ void populateFuseLoraPatterns(RewritePatternSet &patterns);
 
 /// Sequence-granularity projections merge their segments' experts into the
 /// base weight where `policy` says so (--atmoe-merge-sequence-adapters);
-/// `mergeThreshold` >= 0 replaces the cost model's threshold.
+/// `mergeThreshold` >= 0 replaces the cost model's threshold; with
+/// `panelWidth` > 0, projections whose W that width packs stay unmerged
+/// under policy auto.
 void populateMergeSequenceAdaptersPatterns(RewritePatternSet &patterns,
                                            SequenceMergePolicy policy,
-                                           int64_t mergeThreshold);
+                                           int64_t mergeThreshold,
+                                           int64_t panelWidth = 0);
 
 } // namespace mlir::atmoe
 
