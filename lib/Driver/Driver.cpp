@@ -274,6 +274,7 @@ FaultOr<> Compilation::emitLLVM() {
   }
   if (failed(addEntryPoints(loc, *llvmModule, manifest)))
     return Fault::Internal;
+  addAllocatorHooks(*llvmModule);
   addManifest(*llvmModule, manifest);
   optimize(*llvmModule, *machine);
   return FaultOr<>::success();

@@ -79,6 +79,12 @@ LogicalResult markHostArguments(ModuleOp module, atmoe_rt::Manifest &manifest);
 LogicalResult addEntryPoints(Location loc, llvm::Module &module,
                              const atmoe_rt::Manifest &manifest);
 
+/// Defines the heap functions the lowered code calls
+/// (_mlir_memref_to_llvm_alloc/free) to go through the allocator the runtime
+/// installs with the exported atmoe_model_set_allocator (malloc and free
+/// until then).
+void addAllocatorHooks(llvm::Module &module);
+
 /// Embeds the manifest (its own section, and the exported symbol).
 void addManifest(llvm::Module &module, const atmoe_rt::Manifest &manifest);
 

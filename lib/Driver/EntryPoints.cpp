@@ -84,6 +84,71 @@ LogicalResult driver::addEntryPoints(Location loc, llvm::Module &module,
   return success();
 }
 
+/// Defines `name` (declared by the lowered code, which calls it) as a call
+/// through the hook in `slot` with the context in `context`, or of
+/// `fallback` while the hook is null.
+static void defineThroughHook(llvm::Module &module, StringRef name,
+                              llvm::GlobalVariable *slot,
+                              llvm::GlobalVariable *context,
+                              llvm::FunctionCallee fallback) {
+  llvm::Function *function = module.getFunction(name);
+  if (!function || !function->isDeclaration())
+    return;
+  llvm::LLVMContext &ctx = module.getContext();
+  llvm::Type *ptr = llvm::PointerType::get(ctx, 0);
+  function->setLinkage(llvm::GlobalValue::InternalLinkage);
+  auto *entry = llvm::BasicBlock::Create(ctx, "entry", function);
+  auto *viaHook = llvm::BasicBlock::Create(ctx, "hook", function);
+  auto *direct = llvm::BasicBlock::Create(ctx, "direct", function);
+  llvm::IRBuilder<> b(entry);
+  llvm::Value *hook = b.CreateLoad(ptr, slot);
+  b.CreateCondBr(b.CreateIsNull(hook), direct, viaHook);
+  llvm::Value *argument = function->getArg(0);
+  llvm::FunctionType *type = function->getFunctionType();
+  auto finish = [&](llvm::Value *result) {
+    if (type->getReturnType()->isVoidTy())
+      b.CreateRetVoid();
+    else
+      b.CreateRet(result);
+  };
+  b.SetInsertPoint(direct);
+  finish(b.CreateCall(fallback, {argument}));
+  b.SetInsertPoint(viaHook);
+  auto *hookType = llvm::FunctionType::get(type->getReturnType(),
+                                           {ptr, argument->getType()}, false);
+  finish(b.CreateCall(hookType, hook, {b.CreateLoad(ptr, context), argument}));
+}
+
+void driver::addAllocatorHooks(llvm::Module &module) {
+  llvm::LLVMContext &ctx = module.getContext();
+  llvm::Type *ptr = llvm::PointerType::get(ctx, 0);
+  llvm::Type *i64 = llvm::Type::getInt64Ty(ctx);
+  auto slot = [&](StringRef name) {
+    return new llvm::GlobalVariable(
+        module, ptr, /*isConstant=*/false, llvm::GlobalValue::InternalLinkage,
+        llvm::ConstantPointerNull::get(llvm::PointerType::get(ctx, 0)), name);
+  };
+  llvm::GlobalVariable *context = slot("atmoe.allocator.context");
+  llvm::GlobalVariable *allocate = slot("atmoe.allocator.allocate");
+  llvm::GlobalVariable *release = slot("atmoe.allocator.release");
+  defineThroughHook(module, "_mlir_memref_to_llvm_alloc", allocate, context,
+                    module.getOrInsertFunction("malloc", ptr, i64));
+  defineThroughHook(
+      module, "_mlir_memref_to_llvm_free", release, context,
+      module.getOrInsertFunction("free", llvm::Type::getVoidTy(ctx), ptr));
+
+  auto *setterType = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx),
+                                             {ptr, ptr, ptr}, false);
+  auto *setter = llvm::Function::Create(
+      setterType, llvm::GlobalValue::ExternalLinkage,
+      llvm::StringRef(atmoe_rt::kSetAllocatorSymbol), module);
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", setter));
+  b.CreateStore(setter->getArg(0), context);
+  b.CreateStore(setter->getArg(1), allocate);
+  b.CreateStore(setter->getArg(2), release);
+  b.CreateRetVoid();
+}
+
 void driver::addManifest(llvm::Module &module,
                          const atmoe_rt::Manifest &manifest) {
   llvm::Constant *text = llvm::ConstantDataArray::getString(

@@ -134,7 +134,12 @@ void atmoe::buildCPUCodegenPipeline(OpPassManager &pm,
   // a single block when memrefs are lowered: lower memrefs before scf.
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  // Heap buffers through _mlir_memref_to_llvm_alloc/free, which the driver
+  // defines to call the runtime's allocator: it keeps a call's temporaries
+  // for the next call instead of mapping and faulting them in again.
+  FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+  memrefToLLVM.useGenericFunctions = true;
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertVectorToLLVMPass());
   pm.addPass(createConvertMathToLLVMPass());

@@ -12,6 +12,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "Model.h"
+
+#include "CallBuffers.h"
 #include "Status.h"
 
 #include "atmoe_rt/support/ElfSection.h"
@@ -237,6 +239,7 @@ atmoe_rt_status_t atmoe_rt_model_open(const char *path,
     return fail(ATMOE_RT_INPUT_ERROR, status.takeError());
   if (Status status = resolveEntryPoints(*model); !status)
     return fail(ATMOE_RT_INPUT_ERROR, status.takeError());
+  CallBufferCache::installIn(model->library);
   if (model->manifest.ranks > 1) {
     Result<std::unique_ptr<ProcessGroup>> group =
         ProcessGroup::join(model->library, model->manifest.ranks,

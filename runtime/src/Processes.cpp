@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
-#include <malloc.h>
 // The C API only: MPICH's C++ bindings are deprecated and warn.
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
@@ -28,20 +27,6 @@ Result<Fn> lookup(void *library, const char *name, const std::string &path) {
   static_assert(sizeof(function) == sizeof(symbol));
   std::memcpy(&function, &symbol, sizeof(function));
   return function;
-}
-
-/// A split layer allocates its collectives' buffers on every call (T x d
-/// floats: MiBs at large T). glibc maps such blocks fresh and trims the heap
-/// after them, so every call page-faults them in again and MPICH's transport
-/// registers new pages: measured, that doubled a d = 4096, T = 128 call.
-/// Keeping them in the heap makes the process reuse them. Settings the user
-/// made through glibc's environment variables are left alone.
-void keepCallBuffersInHeap() {
-  constexpr int kThreshold = 64 << 20;
-  if (!std::getenv("MALLOC_MMAP_THRESHOLD_"))
-    mallopt(M_MMAP_THRESHOLD, kThreshold);
-  if (!std::getenv("MALLOC_TRIM_THRESHOLD_"))
-    mallopt(M_TRIM_THRESHOLD, 2 * kThreshold);
 }
 
 } // namespace
@@ -71,7 +56,6 @@ ProcessGroup::join(void *library, int64_t ranks, const std::string &kind,
       return fail(path + ": MPI_Init failed");
     group->initialisedHere = true;
   }
-  keepCallBuffersInHeap();
   group->finalized = *finalized;
   group->finalize = *finalize;
   group->abortJob = *abortJob;

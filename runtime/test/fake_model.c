@@ -207,6 +207,34 @@ static void routeRow(const memref2_f32 *h, int64_t row, const memref2_f32 *we,
 }
 
 /*===----------------------------------------------------------------------===*\
+|* The heap hook (runtime/src/CallBuffers.h)                                  *|
+\*===----------------------------------------------------------------------===*/
+
+static void *allocatorContext;
+static void *(*allocateHook)(void *, uint64_t);
+static void (*releaseHook)(void *, void *);
+
+EXPORT void atmoe_model_set_allocator(void *context,
+                                      void *(*allocate)(void *, uint64_t),
+                                      void (*release)(void *, void *)) {
+  allocatorContext = context;
+  allocateHook = allocate;
+  releaseHook = release;
+}
+
+/* 0 without a hook; else 2 if a released 1 MiB buffer came back for the
+   next request of that size, 1 if not. */
+EXPORT int atmoe_fake_reuses_buffers(void) {
+  if (!allocateHook || !releaseHook)
+    return 0;
+  void *first = allocateHook(allocatorContext, 1 << 20);
+  releaseHook(allocatorContext, first);
+  void *second = allocateHook(allocatorContext, 1 << 20);
+  releaseHook(allocatorContext, second);
+  return first && first == second ? 2 : 1;
+}
+
+/*===----------------------------------------------------------------------===*\
 |* Entry points                                                               *|
 \*===----------------------------------------------------------------------===*/
 

@@ -34,6 +34,7 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <dlfcn.h>
 #include <optional>
 #include <string>
 #include <thread>
@@ -500,6 +501,20 @@ void expectOpenFails(const std::string &path, atmoe_rt_status_t status,
   EXPECT_TRUE(message.starts_with(path)) << message.str();
   EXPECT_TRUE(message.contains(substring)) << message.str();
   EXPECT_FALSE(message.contains('\n')) << message.str();
+}
+
+/// Opening a model installs the runtime's heap buffers (CallBuffers.h):
+/// the model's temporaries are kept from one call to the next.
+TEST(RuntimeOpenTest, InstallsCallBuffers) {
+  ModelPtr model = openModel(ATMOE_FAKE_MODEL_PATH);
+  ASSERT_TRUE(model);
+  void *library = dlopen(ATMOE_FAKE_MODEL_PATH, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(library, nullptr);
+  auto *reuses =
+      reinterpret_cast<int (*)()>(dlsym(library, "atmoe_fake_reuses_buffers"));
+  ASSERT_NE(reuses, nullptr);
+  EXPECT_EQ(reuses(), 2);
+  dlclose(library);
 }
 
 TEST(RuntimeOpenTest, MissingFile) {

@@ -45,6 +45,13 @@ std::string manifestFormatId(int version = kManifestVersion);
 /// and exports it under this symbol, for tools such as nm.
 constexpr std::string_view kManifestSection = ".atmoe_manifest";
 constexpr std::string_view kManifestSymbol = "atmoe_manifest";
+
+/// `void atmoe_model_set_allocator(void *context, AllocateFn, ReleaseFn)`,
+/// exported by a compiled model: its heap buffers come from `allocate` and
+/// go back to `release` from then on (malloc and free before).
+constexpr std::string_view kSetAllocatorSymbol = "atmoe_model_set_allocator";
+using AllocateFn = void *(*)(void *context, uint64_t bytes);
+using ReleaseFn = void (*)(void *context, void *pointer);
 /// Layer entry points are "atmoe_entry_<function>": `void (void **args)`.
 constexpr std::string_view kEntryPointPrefix = "atmoe_entry_";
 
