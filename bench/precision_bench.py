@@ -72,12 +72,13 @@ def stored_bytes(d, precision, lora):
     return base + small * (4 if precision == "f32" else 2)
 
 
-def make_package(work, d, copies, precision, quantize_tool):
-    description = os.path.join(work, "d%d.json" % d)
+def make_package(work, d, copies, precision, quantize_tool, granularity="token"):
+    description = os.path.join(work, "d%d-%s.json" % (d, granularity))
     subprocess.run([sys.executable, os.path.join(rb.HERE, "workload.py"), "--d", str(d),
-                    "--copies", str(copies), description], check=True)
+                    "--granularity", granularity, "--copies", str(copies), description],
+                   check=True)
     gen_args, quantize, _ = PRECISIONS[precision]
-    package = os.path.join(work, "d%d-%s" % (d, precision))
+    package = os.path.join(work, "d%d-%s-%s" % (d, granularity, precision))
     subprocess.run([sys.executable, os.path.join(rb.ROOT, "test", "helpers",
                                                  "model_package.py"),
                     "--desc", description] + gen_args + [package + ("-float" if quantize else "")],
