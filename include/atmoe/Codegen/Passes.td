@@ -289,7 +289,9 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     a `linalg.generic` reading `w[n floordiv width, k, n mod width]`) gets
     the outer-product micro-kernel when its tile reads exactly one panel
     (else it keeps the generic, exact for any tiling): blocks of 16 KiB of
-    panel rows stay in L1 while every token tile uses them; a register tile
+    panel rows stay in L1 while the token tiles of a block of tokens use
+    them (as many tokens as keep their rows of `y` and of `x` within 128
+    KiB, so in L2: 252 for f32 panels); a register tile
     of `rows` tokens x `vectors` vectors of features (the fewest loads per
     FMA within the registers: 6 x 4 for AVX-512's 32, 6 x 2 for AVX2's 16)
     loads each panel vector once, widened from f16/bf16 in registers, and
@@ -309,6 +311,11 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     (`vpdpbusd` through `llvm.call_intrinsic`: one per vector of 8-bit
     words, two per vector of 4-bit ones) accumulate i32 register sums that
     are scaled into f32 register sums once per block.
+
+    `y[t, n] += x[t, k] * w[k, n]` with `w` untransposed (a merged
+    segment's `B A`, tiled by columns of `W'`) and a static width of `w`
+    runs the same outer-product kernel with the rows of `w` as the panel
+    (no prefetch: `w` is small).
 
     Other matmuls (other layouts, element types, non-unit inner strides)
     are left to `convert-linalg-to-loops`.
