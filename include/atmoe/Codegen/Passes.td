@@ -297,8 +297,10 @@ def LowerCPUMatmulsPass : Pass<"atmoe-lower-cpu-matmuls"> {
     loads each panel vector once, widened from f16/bf16 in registers, and
     multiplies it by `rows` broadcast activations into accumulators that
     start from and end in `y`, with no horizontal sums. Remainder tokens
-    take power-of-two tiles as wide as the registers allow; full tiles
-    prefetch the next block's rows into L1 as they go.
+    take power-of-two tiles as wide as the registers allow; tiles of 4
+    accumulators or fewer (one token) send even and odd panel rows to two
+    sets, so that 8 FMA chains hide the latency; full tiles prefetch the
+    next block's rows into L1 as they go.
 
     With `int8-activations` (opt-in, not exact: docs/Numerics.md), fewer
     tokens than a register tile over whole vectors of features take another
